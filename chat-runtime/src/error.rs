@@ -1,0 +1,54 @@
+//! The core's error: a stable [`ErrorCode`] plus a message for humans.
+//!
+//! Everything the core refuses (sessions, sequencing, REST) is one of these;
+//! the WebSocket shell turns it into an `error` frame and the REST shell into
+//! an HTTP status with the same code.
+
+use crate::protocol::ErrorCode;
+use crate::store::StoreError;
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For `rate_limited`: when the client may try again.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn not_member() -> Self {
+        Self::new(ErrorCode::NotMember, "you are not a member of this chat")
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Invalid, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => {
+                Self::new(ErrorCode::Conflict, format!("{what} already exists"))
+            }
+            StoreError::Backend(m) => {
+                tracing::error!(error = %m, "store failure");
+                Self::new(ErrorCode::Internal, "storage failure; retry the request")
+            }
+        }
+    }
+}

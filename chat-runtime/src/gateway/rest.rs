@@ -1,0 +1,447 @@
+//! REST API under `/v1`: the same operations as the WebSocket, for clients
+//! that prefer request/response (documented in `docs/protocol.md`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::Claims;
+use crate::error::ApiError;
+use crate::model::Seq;
+use crate::node::Node;
+use crate::protocol::{ErrorCode, MAX_BODY_BYTES, ServerFrame};
+use crate::shard::{Command, Reply as ShardReply};
+
+/// Largest JSON body accepted by the REST API.
+const MAX_BODY: u64 = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    phone: String,
+    display_name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    phone: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Session {
+    token: String,
+    user_id: Uuid,
+    expires_at: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    client_msg_id: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watermark {
+    #[serde(default)]
+    delivered: Option<Seq>,
+    #[serde(default)]
+    read: Option<Seq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    phone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Group {
+    title: String,
+    #[serde(default)]
+    members: Vec<Uuid>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    user_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    before: Option<Seq>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ErrorBody {
+        code: e.code,
+        message: &e.message,
+        retry_after_ms: e.retry_after_ms,
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+fn respond<T: Serialize>(node: &Node, status: StatusCode, r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => warp::reply::with_status(warp::reply::json(&v), status).into_response(),
+        Err(e) => {
+            node.metrics.error(e.code);
+            error_response(&e)
+        }
+    }
+}
+
+fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Infallible> + Clone {
+    warp::any().map(move || node.clone())
+}
+
+fn json<T: serde::de::DeserializeOwned + Send>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY).and(warp::body::json())
+}
+
+/// A request from an authenticated user, or an error to answer with.
+type Authed = Result<Claims, ApiError>;
+
+fn authed(node: Arc<Node>) -> impl Filter<Extract = (Authed,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").then(move |h: Option<String>| {
+        let node = node.clone();
+        async move {
+            let token = h
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "send Authorization: Bearer <token>",
+                    )
+                })?;
+            node.authenticate(token).await
+        }
+    })
+}
+
+pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let n = || with_node(node.clone());
+    let a = || authed(node.clone());
+    let register = warp::path!("v1" / "register")
+        .and(warp::post())
+        .and(n())
+        .and(json::<Register>())
+        .then(|node: Arc<Node>, b: Register| async move {
+            let r = node.register(&b.phone, &b.display_name, &b.password).await;
+            respond(&node, StatusCode::CREATED, r)
+        });
+    let login = warp::path!("v1" / "login")
+        .and(warp::post())
+        .and(n())
+        .and(json::<Login>())
+        .then(|node: Arc<Node>, b: Login| async move {
+            let r = node
+                .login(&b.phone, &b.password)
+                .await
+                .map(|(token, c)| Session {
+                    token,
+                    user_id: c.sub,
+                    expires_at: c.exp,
+                });
+            respond(&node, StatusCode::OK, r)
+        });
+    let logout = warp::path!("v1" / "logout")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .then(|node: Arc<Node>, c: Authed| async move {
+            let r = async { node.logout(&c?).await }.await;
+            match r {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
+            }
+        });
+    let chats = warp::path!("v1" / "chats")
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .then(|node: Arc<Node>, c: Authed| async move {
+            let r = async { node.chats(c?.sub).await }.await;
+            respond(&node, StatusCode::OK, r)
+        });
+    let chat = warp::path!("v1" / "chats" / Uuid)
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
+            let r = async { node.chat_view(c?.sub, id).await }.await;
+            respond(&node, StatusCode::OK, r)
+        });
+    let history = warp::path!("v1" / "chats" / Uuid / "messages")
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .and(warp::query::<Page>())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed, p: Page| async move {
+            let r = async {
+                let (messages, next_before) = node.history(c?.sub, id, p.before, p.limit).await?;
+                Ok(serde_json::json!({ "messages": messages, "next_before": next_before }))
+            }
+            .await;
+            respond(&node, StatusCode::OK, r)
+        });
+    let send = warp::path!("v1" / "chats" / Uuid / "messages")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .and(json::<SendBody>())
+        .then(
+            |id: Uuid, node: Arc<Node>, c: Authed, b: SendBody| async move {
+                let r = send_message(&node, c, id, b).await;
+                respond(&node, StatusCode::CREATED, r)
+            },
+        );
+    let receipts = warp::path!("v1" / "chats" / Uuid / "receipts")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .and(json::<Watermark>())
+        .then(
+            |id: Uuid, node: Arc<Node>, c: Authed, b: Watermark| async move {
+                let r = async {
+                    let user = c?.sub;
+                    let read = b.read.unwrap_or(0);
+                    let delivered = b.delivered.unwrap_or(0).max(read);
+                    node.command(Command::Watermark {
+                        user,
+                        chat: id,
+                        delivered,
+                        read,
+                    })
+                    .await?;
+                    node.chat_view(user, id).await
+                }
+                .await;
+                respond(&node, StatusCode::OK, r)
+            },
+        );
+    let direct = warp::path!("v1" / "direct")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .and(json::<Direct>())
+        .then(|node: Arc<Node>, c: Authed, b: Direct| async move {
+            let r = async { node.open_direct(c?.sub, &b.phone).await }.await;
+            respond(&node, StatusCode::OK, r)
+        });
+    let groups = warp::path!("v1" / "groups")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .and(json::<Group>())
+        .then(|node: Arc<Node>, c: Authed, b: Group| async move {
+            let r = async {
+                let user = c?.sub;
+                if b.title.trim().is_empty() || b.title.len() > 128 {
+                    return Err(ApiError::invalid("title must be 1 to 128 bytes"));
+                }
+                let command = Command::CreateGroup {
+                    user,
+                    title: b.title,
+                    members: b.members,
+                };
+                node.chat_command(user, command).await
+            }
+            .await;
+            respond(&node, StatusCode::CREATED, r)
+        });
+    let join = warp::path!("v1" / "groups" / Uuid / "join")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
+            let r = async {
+                let user = c?.sub;
+                node.chat_command(user, Command::Join { user, chat: id })
+                    .await
+            }
+            .await;
+            respond(&node, StatusCode::OK, r)
+        });
+    let leave = warp::path!("v1" / "groups" / Uuid / "leave")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
+            let r = async {
+                let user = c?.sub;
+                node.command(Command::Leave { user, chat: id })
+                    .await
+                    .map(|_| ())
+            }
+            .await;
+            match r {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
+            }
+        });
+    let add = warp::path!("v1" / "groups" / Uuid / "members")
+        .and(warp::post())
+        .and(n())
+        .and(a())
+        .and(json::<AddMember>())
+        .then(
+            |id: Uuid, node: Arc<Node>, c: Authed, b: AddMember| async move {
+                let r = async {
+                    let user = c?.sub;
+                    let command = Command::AddMember {
+                        user,
+                        chat: id,
+                        target: b.user_id,
+                    };
+                    node.chat_command(user, command).await
+                }
+                .await;
+                respond(&node, StatusCode::OK, r)
+            },
+        );
+    let remove = warp::path!("v1" / "groups" / Uuid / "members" / Uuid)
+        .and(warp::delete())
+        .and(n())
+        .and(a())
+        .then(
+            |id: Uuid, target: Uuid, node: Arc<Node>, c: Authed| async move {
+                let r = async {
+                    let user = c?.sub;
+                    let command = Command::RemoveMember {
+                        user,
+                        chat: id,
+                        target,
+                    };
+                    node.command(command).await.map(|_| ())
+                }
+                .await;
+                match r {
+                    Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                    Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
+                }
+            },
+        );
+    let presence = warp::path!("v1" / "users" / Uuid / "presence")
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
+            let r = async { node.presence.query(c?.sub, id, None).await }.await;
+            respond(&node, StatusCode::OK, r)
+        });
+    register
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(chats)
+        .unify()
+        .or(chat)
+        .unify()
+        .or(history)
+        .unify()
+        .or(send)
+        .unify()
+        .or(receipts)
+        .unify()
+        .or(direct)
+        .unify()
+        .or(groups)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(add)
+        .unify()
+        .or(remove)
+        .unify()
+        .or(presence)
+        .unify()
+}
+
+async fn send_message(
+    node: &Node,
+    claims: Authed,
+    chat: Uuid,
+    b: SendBody,
+) -> Result<ServerFrame, ApiError> {
+    let user = claims?.sub;
+    node.check_rate(user)?;
+    if b.client_msg_id.is_empty() || b.client_msg_id.len() > 64 {
+        return Err(ApiError::invalid("client_msg_id must be 1 to 64 bytes"));
+    }
+    if b.body.is_empty() || b.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::invalid("body must be 1 to 16384 bytes"));
+    }
+    let command = Command::Send {
+        user,
+        chat,
+        client_msg_id: b.client_msg_id.clone(),
+        body: b.body,
+    };
+    match node.command(command).await? {
+        ShardReply::Sent {
+            seq,
+            sent_at,
+            duplicate,
+        } => Ok(ServerFrame::Sent {
+            chat_id: chat,
+            client_msg_id: b.client_msg_id,
+            seq,
+            sent_at,
+            duplicate,
+        }),
+        other => Err(ApiError::new(ErrorCode::Internal, format!("{other:?}"))),
+    }
+}
+
+/// Turns warp's rejections into the API's typed error bodies.
+pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let e = if r.is_not_found() {
+        ApiError::new(ErrorCode::NotFound, "no such endpoint")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("bodies are limited to {MAX_BODY} bytes"),
+        )
+    } else if let Some(b) = r.find::<warp::body::BodyDeserializeError>() {
+        ApiError::invalid(b.to_string())
+    } else if let Some(q) = r.find::<warp::reject::InvalidQuery>() {
+        ApiError::invalid(q.to_string())
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(ErrorCode::NotFound, "method not allowed for this endpoint")
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some()
+        || r.find::<warp::reject::LengthRequired>().is_some()
+    {
+        ApiError::invalid("send a JSON body with Content-Type: application/json")
+    } else {
+        ApiError::new(ErrorCode::Invalid, format!("{r:?}"))
+    };
+    Ok(error_response(&e))
+}

@@ -1,0 +1,32 @@
+//! chat-runtime: Confab's chat server.
+//!
+//! # Layout
+//! - [`model`]: users, chats, members, messages — plain data.
+//! - [`protocol`]: WebSocket protocol v1, typed frames and codes; no I/O.
+//! - [`store`]: the `Store` seam and its embedded (redb) implementation.
+//! - [`bus`]: the `Bus` seam (per-user event fan-out) and its in-process implementation.
+//! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
+//!   `ShardClient` seam.
+//! - [`auth`]: password hashes and signed tokens.
+//! - [`presence`]: online / last seen, visible to contacts only.
+//! - [`node`]: what a gateway needs to serve a request: seams + policies.
+//! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
+//! - [`gateway`]: the warp shell — WebSocket, REST, health and metrics.
+//! - [`standalone`]: everything in one process.
+//!
+//! The core (`shard`, `session`, `presence`, `node`) imports neither warp nor
+//! any network client; it talks to the `Store`, `Bus` and `ShardClient` traits.
+
+pub mod auth;
+pub mod bus;
+pub mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod model;
+pub mod node;
+pub mod presence;
+pub mod protocol;
+pub mod session;
+pub mod shard;
+pub mod standalone;
+pub mod store;

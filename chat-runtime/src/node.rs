@@ -1,0 +1,330 @@
+//! The node: everything a gateway needs to serve one user request, shared by
+//! the WebSocket sessions and the REST API so both behave the same.
+//!
+//! Holds the seams (store, bus, shard client) and the policies (auth, rate
+//! limits, connection cap). Knows nothing of warp or sockets.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::watch;
+
+use crate::auth::{self, AuthError, Claims, TokenKeys};
+use crate::bus::Bus;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::model::{ChatId, Seq, User, UserId, now_ms};
+use crate::presence::Presence;
+use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView};
+use crate::shard::{Command, Reply, ShardClient};
+use crate::store::{Store, StoreError};
+
+/// Bounds that protect the server. Defaults suit one machine.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open WebSocket sessions at most; more are closed with "try again later".
+    pub max_connections: usize,
+    /// Sustained frames per second per user (all devices together).
+    pub rate_per_sec: u32,
+    /// Frames a user may send in a burst above the sustained rate.
+    pub burst: u32,
+    /// Events queued for one session before it is cut off as a slow consumer.
+    pub session_queue: usize,
+    /// Clients ping at least this often; twice this without a frame closes.
+    pub heartbeat_ms: u64,
+    /// Time allowed between upgrade and `hello`.
+    pub hello_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 19_000,
+            rate_per_sec: 100,
+            burst: 200,
+            session_queue: 4096,
+            heartbeat_ms: 25_000,
+            hello_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A gateway's view of the system.
+pub struct Node {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub shards: Arc<dyn ShardClient>,
+    pub keys: TokenKeys,
+    pub presence: Presence,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    limiter: DefaultKeyedRateLimiter<UserId>,
+    connections: AtomicUsize,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A held connection slot; released on drop.
+pub struct ConnectionSlot(Arc<Node>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.connections.dec();
+    }
+}
+
+fn valid_phone(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or("");
+    (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Node {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        shards: Arc<dyn ShardClient>,
+        keys: TokenKeys,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let quota = Quota::per_second(NonZeroU32::new(limits.rate_per_sec.max(1)).expect("> 0"))
+            .allow_burst(NonZeroU32::new(limits.burst.max(1)).expect("> 0"));
+        Self {
+            presence: Presence::new(store.clone(), bus.clone()),
+            store,
+            bus,
+            shards,
+            keys,
+            metrics,
+            limits,
+            limiter: RateLimiter::keyed(quota),
+            connections: AtomicUsize::new(0),
+            shutdown,
+        }
+    }
+
+    /// A receiver that changes to `true` when the server shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Takes a connection slot, or `None` at the connection cap.
+    pub fn admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let n = self.connections.fetch_add(1, Ordering::SeqCst);
+        self.metrics.connections.inc();
+        let slot = ConnectionSlot(self.clone());
+        (n < self.limits.max_connections).then_some(slot)
+    }
+
+    /// Charges one frame to `user`'s rate limit.
+    pub fn check_rate(&self, user: UserId) -> Result<(), ApiError> {
+        self.limiter.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError {
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                ..ApiError::new(ErrorCode::RateLimited, "too many requests")
+            }
+        })
+    }
+
+    pub async fn register(
+        &self,
+        phone: &str,
+        display_name: &str,
+        password: &str,
+    ) -> Result<User, ApiError> {
+        if !valid_phone(phone) {
+            return Err(ApiError::invalid(
+                "phone must be + followed by 6 to 15 digits",
+            ));
+        }
+        let name = display_name.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(ApiError::invalid("display_name must be 1 to 64 bytes"));
+        }
+        if password.len() < 8 || password.len() > 256 {
+            return Err(ApiError::invalid("password must be 8 to 256 bytes"));
+        }
+        let password = password.to_owned();
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?;
+        let user = User {
+            id: uuid::Uuid::now_v7(),
+            phone: phone.to_owned(),
+            display_name: name.to_owned(),
+            password_hash,
+            created_at: now_ms(),
+        };
+        match self.store.create_user(&user).await {
+            Err(StoreError::Conflict(_)) => Err(ApiError::new(
+                ErrorCode::Conflict,
+                "this phone number is already registered",
+            )),
+            other => other.map_err(ApiError::from),
+        }?;
+        Ok(User {
+            password_hash: String::new(),
+            ..user
+        })
+    }
+
+    /// Checks credentials and issues a token.
+    pub async fn login(&self, phone: &str, password: &str) -> Result<(String, Claims), ApiError> {
+        let bad = || ApiError::new(ErrorCode::BadCredentials, "wrong phone number or password");
+        let user = self.store.user_by_phone(phone).await?.ok_or_else(bad)?;
+        let (password, hash) = (password.to_owned(), user.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Err(bad());
+        }
+        Ok(self.keys.issue(user.id))
+    }
+
+    /// Verifies a token: signature, expiry and revocation.
+    pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = self.keys.verify(token).map_err(|e| match e {
+            AuthError::Expired => ApiError::new(ErrorCode::TokenExpired, e.to_string()),
+            AuthError::Invalid => ApiError::new(ErrorCode::Unauthenticated, e.to_string()),
+        })?;
+        if self.store.is_revoked(&claims.jti).await? {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "this token was revoked",
+            ));
+        }
+        Ok(claims)
+    }
+
+    pub async fn logout(&self, claims: &Claims) -> Result<(), ApiError> {
+        Ok(self.store.revoke_token(&claims.jti, claims.exp).await?)
+    }
+
+    pub async fn command(&self, command: Command) -> Result<Reply, ApiError> {
+        self.shards.call(command).await
+    }
+
+    /// Runs a command that answers with a chat, and returns that chat's view.
+    pub async fn chat_command(&self, user: UserId, command: Command) -> Result<ChatView, ApiError> {
+        match self.command(command).await? {
+            Reply::Chat(id) => self.chat_view(user, id).await,
+            other => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("unexpected shard reply {other:?}"),
+            )),
+        }
+    }
+
+    /// The direct chat with the user registered under `phone`, created on first use.
+    pub async fn open_direct(&self, user: UserId, phone: &str) -> Result<ChatView, ApiError> {
+        let peer = self
+            .store
+            .user_by_phone(phone)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        self.chat_command(
+            user,
+            Command::OpenDirect {
+                user,
+                peer: peer.id,
+            },
+        )
+        .await
+    }
+
+    /// getAll: the user's chats, most recently active first.
+    pub async fn chats(&self, user: UserId) -> Result<Vec<ChatView>, ApiError> {
+        let mut out = Vec::new();
+        for id in self.store.user_chats(user).await? {
+            match self.chat_view(user, id).await {
+                Ok(v) => out.push(v),
+                Err(e) if e.code == ErrorCode::NotMember => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.last_message.as_ref().map_or(0, |m| m.sent_at)));
+        Ok(out)
+    }
+
+    /// One chat as `user` sees it; `not_member` unless they belong to it.
+    pub async fn chat_view(&self, user: UserId, chat: ChatId) -> Result<ChatView, ApiError> {
+        let meta = self
+            .store
+            .chat(chat)
+            .await?
+            .ok_or_else(|| ApiError::not_found("chat"))?;
+        let members = self.store.members(chat).await?;
+        let me = members
+            .iter()
+            .find(|m| m.user_id == user)
+            .cloned()
+            .ok_or_else(ApiError::not_member)?;
+        let last_message = self
+            .store
+            .messages_before(chat, None, 1)
+            .await?
+            .into_iter()
+            .next();
+        let last_seq = last_message.as_ref().map_or(0, |m| m.seq);
+        let mut views = Vec::with_capacity(members.len());
+        for m in &members {
+            let (name, phone) = match self.store.user(m.user_id).await? {
+                Some(u) => (u.display_name, u.phone),
+                None => (String::new(), String::new()),
+            };
+            views.push(MemberView::new(m, name, phone));
+        }
+        Ok(ChatView {
+            chat_id: chat,
+            kind: meta.kind,
+            title: meta.title,
+            members: views,
+            last_seq,
+            last_message,
+            unread: last_seq.saturating_sub(me.read_seq),
+            delivered_seq: me.delivered_seq,
+            read_seq: me.read_seq,
+        })
+    }
+
+    /// getMessages: a page of history, newest first, and the cursor for the next page.
+    pub async fn history(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        before: Option<Seq>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<crate::model::Message>, Option<Seq>), ApiError> {
+        self.require_member(user, chat).await?;
+        let limit = limit.unwrap_or(50).clamp(1, MAX_PAGE) as usize;
+        let page = self.store.messages_before(chat, before, limit).await?;
+        let next = match page.last() {
+            Some(m) if page.len() == limit && m.seq > 1 => Some(m.seq),
+            _ => None,
+        };
+        Ok((page, next))
+    }
+
+    /// `not_found` for a missing chat, `not_member` for someone else's.
+    pub async fn require_member(&self, user: UserId, chat: ChatId) -> Result<(), ApiError> {
+        if self.store.chat(chat).await?.is_none() {
+            return Err(ApiError::not_found("chat"));
+        }
+        if !self
+            .store
+            .members(chat)
+            .await?
+            .iter()
+            .any(|m| m.user_id == user)
+        {
+            return Err(ApiError::not_member());
+        }
+        Ok(())
+    }
+}

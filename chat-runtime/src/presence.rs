@@ -1,0 +1,152 @@
+//! Presence: who is online, and when a user was last seen.
+//!
+//! Online = at least one live session. Going online or offline is announced
+//! to the user's contacts (users who share a chat with them) and never to
+//! anyone else; last seen is stored when the last session ends. Announcing is
+//! best effort and never blocks the message path.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::bus::{Bus, Envelope};
+use crate::error::ApiError;
+use crate::model::{UserId, now_ms};
+use crate::protocol::{self, ServerFrame};
+use crate::store::Store;
+
+/// Live session counts per user, and the announcements that follow changes.
+pub struct Presence {
+    sessions: Mutex<HashMap<UserId, usize>>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+}
+
+impl Presence {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            store,
+            bus,
+        }
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.sessions
+            .lock()
+            .expect("presence lock")
+            .contains_key(&user)
+    }
+
+    /// A session of `user` started.
+    pub async fn connected(&self, user: UserId) {
+        let first = {
+            let mut s = self.sessions.lock().expect("presence lock");
+            let n = s.entry(user).or_default();
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            self.announce(user, true, None).await;
+        }
+    }
+
+    /// A session of `user` ended.
+    pub async fn disconnected(&self, user: UserId) {
+        let last = {
+            let mut s = self.sessions.lock().expect("presence lock");
+            match s.get_mut(&user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    s.remove(&user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            let at = now_ms();
+            if let Err(e) = self.store.set_last_seen(user, at).await {
+                tracing::warn!(error = %e, "cannot store last seen");
+            }
+            self.announce(user, false, Some(at)).await;
+        }
+    }
+
+    /// Users who share at least one chat with `user`.
+    pub async fn contacts(&self, user: UserId) -> Result<BTreeSet<UserId>, ApiError> {
+        let mut out = BTreeSet::new();
+        for chat in self.store.user_chats(user).await? {
+            for m in self.store.members(chat).await? {
+                out.insert(m.user_id);
+            }
+        }
+        out.remove(&user);
+        Ok(out)
+    }
+
+    /// Whether `viewer` may see `subject`'s presence: only if they share a chat.
+    pub async fn visible(&self, viewer: UserId, subject: UserId) -> Result<bool, ApiError> {
+        if viewer == subject {
+            return Ok(true);
+        }
+        let theirs: BTreeSet<_> = self.store.user_chats(subject).await?.into_iter().collect();
+        Ok(self
+            .store
+            .user_chats(viewer)
+            .await?
+            .iter()
+            .any(|c| theirs.contains(c)))
+    }
+
+    /// The presence frame for `subject`, as `viewer` may see it.
+    pub async fn query(
+        &self,
+        viewer: UserId,
+        subject: UserId,
+        req_id: Option<String>,
+    ) -> Result<ServerFrame, ApiError> {
+        if !self.visible(viewer, subject).await? {
+            // Same answer as for a user that does not exist: reveals nothing.
+            return Err(ApiError::not_found("user"));
+        }
+        let online = self.is_online(subject);
+        let last_seen = if online {
+            None
+        } else {
+            self.store.last_seen(subject).await?
+        };
+        Ok(ServerFrame::Presence {
+            req_id,
+            user_id: subject,
+            online,
+            last_seen,
+        })
+    }
+
+    async fn announce(&self, user: UserId, online: bool, last_seen: Option<i64>) {
+        let contacts = match self.contacts(user).await {
+            Ok(c) => c.into_iter().collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list contacts for presence");
+                return;
+            }
+        };
+        let frame = ServerFrame::Presence {
+            req_id: None,
+            user_id: user,
+            online,
+            last_seen,
+        };
+        let envelope = Envelope {
+            chat: None,
+            seq: 0,
+            frame: Bytes::from(protocol::encode(&frame)),
+        };
+        let _ = self.bus.publish_many(&contacts, envelope).await;
+    }
+}

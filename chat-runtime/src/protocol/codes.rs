@@ -1,0 +1,170 @@
+//! Stable client-facing codes: error codes carried in `error` frames and HTTP
+//! bodies, and WebSocket close codes that say "reconnect" or "terminal".
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. The string form is stable and documented in
+/// `docs/protocol.md`; clients switch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not a JSON object with a string `type`.
+    BadFrame,
+    /// The frame's `type` is not one this server knows.
+    UnknownType,
+    /// A field is missing or has the wrong type or an invalid value.
+    Invalid,
+    /// The frame or body is larger than the server accepts.
+    TooLarge,
+    /// No valid token was presented.
+    Unauthenticated,
+    /// The token has expired; log in again.
+    TokenExpired,
+    /// The token was revoked by a logout.
+    TokenRevoked,
+    /// Wrong phone number or password.
+    BadCredentials,
+    /// The chat or user does not exist.
+    NotFound,
+    /// The user is not a member of the chat.
+    NotMember,
+    /// The user may not do this (for example: not a group admin).
+    Forbidden,
+    /// The group already has the maximum of 100 members.
+    GroupFull,
+    /// The phone number is already registered.
+    Conflict,
+    /// Too many requests; retry after `retry_after_ms`.
+    RateLimited,
+    /// The server is at capacity or shutting down; retry later.
+    Unavailable,
+    /// An unexpected server failure; the request may be retried.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status the REST API answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadFrame | Self::UnknownType | Self::Invalid => 400,
+            Self::TooLarge => 413,
+            Self::Unauthenticated | Self::TokenExpired | Self::TokenRevoked => 401,
+            Self::BadCredentials => 401,
+            Self::NotFound => 404,
+            Self::NotMember | Self::Forbidden => 403,
+            Self::GroupFull | Self::Conflict => 409,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The code's stable string form.
+    pub fn as_str(self) -> &'static str {
+        ALL_CODES
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("internal")
+    }
+}
+
+const ALL_CODES: &[(ErrorCode, &str)] = &[
+    (ErrorCode::BadFrame, "bad_frame"),
+    (ErrorCode::UnknownType, "unknown_type"),
+    (ErrorCode::Invalid, "invalid"),
+    (ErrorCode::TooLarge, "too_large"),
+    (ErrorCode::Unauthenticated, "unauthenticated"),
+    (ErrorCode::TokenExpired, "token_expired"),
+    (ErrorCode::TokenRevoked, "token_revoked"),
+    (ErrorCode::BadCredentials, "bad_credentials"),
+    (ErrorCode::NotFound, "not_found"),
+    (ErrorCode::NotMember, "not_member"),
+    (ErrorCode::Forbidden, "forbidden"),
+    (ErrorCode::GroupFull, "group_full"),
+    (ErrorCode::Conflict, "conflict"),
+    (ErrorCode::RateLimited, "rate_limited"),
+    (ErrorCode::Unavailable, "unavailable"),
+    (ErrorCode::Internal, "internal"),
+];
+
+/// WebSocket close codes. 4000–4099 (and 1012) mean "reconnect and resume";
+/// 4100–4199 (and 1000) mean "terminal: do not reconnect without user action".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1000: the client logged out or asked to close.
+    Normal,
+    /// 1012: the server is restarting; reconnect (to any gateway) and resume.
+    ServerRestart,
+    /// 4000: the connection fell too far behind; reconnect and resume.
+    SlowConsumer,
+    /// 4001: the server is at its connection limit; reconnect later.
+    TryAgainLater,
+    /// 4002: no heartbeat within the allowed time; reconnect and resume.
+    HeartbeatTimeout,
+    /// 4100: the token is missing, invalid or expired; log in again.
+    Unauthenticated,
+    /// 4101: no `hello` frame arrived in time.
+    AuthTimeout,
+    /// 4102: the client broke the protocol (e.g. a second `hello`, or too many bad frames).
+    ProtocolViolation,
+    /// 4103: the session's token was revoked (logout).
+    TokenRevoked,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::ServerRestart => 1012,
+            Self::SlowConsumer => 4000,
+            Self::TryAgainLater => 4001,
+            Self::HeartbeatTimeout => 4002,
+            Self::Unauthenticated => 4100,
+            Self::AuthTimeout => 4101,
+            Self::ProtocolViolation => 4102,
+            Self::TokenRevoked => 4103,
+        }
+    }
+
+    /// Short reason sent in the close frame.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Normal => "bye",
+            Self::ServerRestart => "server restart",
+            Self::SlowConsumer => "slow consumer",
+            Self::TryAgainLater => "try again later",
+            Self::HeartbeatTimeout => "heartbeat timeout",
+            Self::Unauthenticated => "unauthenticated",
+            Self::AuthTimeout => "auth timeout",
+            Self::ProtocolViolation => "protocol violation",
+            Self::TokenRevoked => "token revoked",
+        }
+    }
+
+    /// Whether a client should reconnect (and resume) after this close.
+    pub fn should_reconnect(self) -> bool {
+        matches!(self.code(), 1012 | 4000..=4099)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_strings_match_serde() {
+        for (code, s) in ALL_CODES {
+            assert_eq!(serde_json::to_value(code).unwrap(), *s);
+            assert_eq!(code.as_str(), *s);
+        }
+    }
+
+    #[test]
+    fn close_code_classes() {
+        assert!(CloseCode::SlowConsumer.should_reconnect());
+        assert!(CloseCode::ServerRestart.should_reconnect());
+        assert!(!CloseCode::Unauthenticated.should_reconnect());
+        assert!(!CloseCode::Normal.should_reconnect());
+    }
+}

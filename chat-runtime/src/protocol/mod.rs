@@ -1,0 +1,356 @@
+//! WebSocket protocol v1: typed frames and their JSON encoding. No I/O.
+//!
+//! Every frame is one JSON object in one WebSocket text message, tagged by
+//! `type`. [`decode`] turns bytes into a [`ClientFrame`] or a typed
+//! [`ProtocolError`] (never a panic); [`encode`] turns a [`ServerFrame`] into
+//! the text that goes on the wire. `docs/protocol.md` documents every frame;
+//! a test round-trips each example there.
+
+pub mod codes;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use codes::{CloseCode, ErrorCode};
+
+use crate::model::{ChatId, ChatKind, Member, Message, Role, Seq, UserId};
+
+/// Largest frame the server decodes; larger ones get a `too_large` error.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest text body of a message, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest page of history a client may ask for.
+pub const MAX_PAGE: u32 = 200;
+
+/// Kinds of message a client may send. Media kinds follow with the media API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendKind {
+    #[default]
+    Text,
+}
+
+/// Frames a device sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// First frame of every connection: authenticates and resumes.
+    Hello {
+        token: String,
+        /// Highest seq this device holds per chat; the server sends what is
+        /// newer before live events.
+        #[serde(default)]
+        watermarks: BTreeMap<ChatId, Seq>,
+    },
+    Send {
+        chat_id: ChatId,
+        client_msg_id: String,
+        #[serde(default)]
+        kind: SendKind,
+        body: String,
+    },
+    Delivered {
+        chat_id: ChatId,
+        seq: Seq,
+    },
+    Read {
+        chat_id: ChatId,
+        seq: Seq,
+    },
+    Typing {
+        chat_id: ChatId,
+    },
+    Ping {},
+    Chats {
+        req_id: String,
+    },
+    History {
+        req_id: String,
+        chat_id: ChatId,
+        #[serde(default)]
+        before: Option<Seq>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    OpenDirect {
+        req_id: String,
+        phone: String,
+    },
+    CreateGroup {
+        req_id: String,
+        title: String,
+        #[serde(default)]
+        members: Vec<UserId>,
+    },
+    Join {
+        req_id: String,
+        chat_id: ChatId,
+    },
+    Leave {
+        req_id: String,
+        chat_id: ChatId,
+    },
+    AddMember {
+        req_id: String,
+        chat_id: ChatId,
+        user_id: UserId,
+    },
+    RemoveMember {
+        req_id: String,
+        chat_id: ChatId,
+        user_id: UserId,
+    },
+    Presence {
+        req_id: String,
+        user_id: UserId,
+    },
+}
+
+/// The frame types a client may send, for telling "unknown type" from "invalid".
+const CLIENT_TYPES: &[&str] = &[
+    "hello",
+    "send",
+    "delivered",
+    "read",
+    "typing",
+    "ping",
+    "chats",
+    "history",
+    "open_direct",
+    "create_group",
+    "join",
+    "leave",
+    "add_member",
+    "remove_member",
+    "presence",
+];
+
+/// A chat as listed by `chats` (getAll) and returned by chat operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatView {
+    pub chat_id: ChatId,
+    pub kind: ChatKind,
+    pub title: String,
+    pub members: Vec<MemberView>,
+    /// Highest seq in the chat.
+    pub last_seq: Seq,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<Message>,
+    /// Messages after the user's read watermark.
+    pub unread: u64,
+    pub delivered_seq: Seq,
+    pub read_seq: Seq,
+}
+
+/// A member as shown to other members.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub phone: String,
+    pub role: Role,
+    pub delivered_seq: Seq,
+    pub read_seq: Seq,
+}
+
+impl MemberView {
+    pub fn new(m: &Member, display_name: String, phone: String) -> Self {
+        Self {
+            user_id: m.user_id,
+            display_name,
+            phone,
+            role: m.role,
+            delivered_seq: m.delivered_seq,
+            read_seq: m.read_seq,
+        }
+    }
+}
+
+/// Frames the server sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        user_id: UserId,
+        session_id: String,
+        /// Send a `ping` at least this often; silence for twice as long closes.
+        heartbeat_ms: u64,
+        max_frame_bytes: usize,
+    },
+    /// The backlog after `hello` is complete; live events follow.
+    Synced {
+        /// Highest seq per chat at the time of sync.
+        chats: BTreeMap<ChatId, Seq>,
+    },
+    /// The message is durably stored at `seq`.
+    Sent {
+        chat_id: ChatId,
+        client_msg_id: String,
+        seq: Seq,
+        sent_at: i64,
+        /// True when this `client_msg_id` was stored before (a retry).
+        duplicate: bool,
+    },
+    Message {
+        message: Message,
+    },
+    Receipt {
+        chat_id: ChatId,
+        user_id: UserId,
+        delivered_seq: Seq,
+        read_seq: Seq,
+        /// Every member other than the sender holds messages up to here.
+        delivered_all_seq: Seq,
+        /// Every member other than the sender has read up to here.
+        read_all_seq: Seq,
+    },
+    Typing {
+        chat_id: ChatId,
+        user_id: UserId,
+    },
+    Presence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req_id: Option<String>,
+        user_id: UserId,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<i64>,
+    },
+    Pong {},
+    Chats {
+        req_id: String,
+        chats: Vec<ChatView>,
+    },
+    History {
+        req_id: String,
+        chat_id: ChatId,
+        /// Newest first.
+        messages: Vec<Message>,
+        /// Pass as `before` for the next (older) page; absent at the start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_before: Option<Seq>,
+    },
+    Chat {
+        req_id: String,
+        chat: ChatView,
+    },
+    Ok {
+        req_id: String,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    /// An error frame with no request attached.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            req_id: None,
+            client_msg_id: None,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_BYTES}")]
+    TooLarge(usize),
+    #[error("frame is not a JSON object with a string `type`: {0}")]
+    BadFrame(String),
+    #[error("unknown frame type `{0}`")]
+    UnknownType(String),
+    #[error("invalid `{kind}` frame: {reason}")]
+    Invalid { kind: String, reason: String },
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::BadFrame(_) => ErrorCode::BadFrame,
+            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::Invalid { .. } => ErrorCode::Invalid,
+        }
+    }
+}
+
+/// Decodes one client frame.
+pub fn decode(bytes: &[u8]) -> Result<ClientFrame, ProtocolError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::TooLarge(bytes.len()));
+    }
+    match serde_json::from_slice::<ClientFrame>(bytes) {
+        Ok(frame) => validate(frame),
+        Err(e) => Err(classify(bytes, e)),
+    }
+}
+
+/// Explains a failed decode: not JSON, unknown type, or invalid fields.
+fn classify(bytes: &[u8], err: serde_json::Error) -> ProtocolError {
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return ProtocolError::BadFrame(e.to_string()),
+    };
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => ProtocolError::BadFrame("missing string field `type`".into()),
+        Some(t) if !CLIENT_TYPES.contains(&t) => ProtocolError::UnknownType(t.to_owned()),
+        Some(t) => ProtocolError::Invalid {
+            kind: t.to_owned(),
+            reason: err.to_string(),
+        },
+    }
+}
+
+fn invalid(kind: &str, reason: &str) -> ProtocolError {
+    ProtocolError::Invalid {
+        kind: kind.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks the limits serde cannot express.
+fn validate(frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
+    match &frame {
+        ClientFrame::Send {
+            client_msg_id,
+            body,
+            ..
+        } => {
+            if client_msg_id.is_empty() || client_msg_id.len() > 64 {
+                return Err(invalid("send", "client_msg_id must be 1 to 64 bytes"));
+            }
+            if body.is_empty() || body.len() > MAX_BODY_BYTES {
+                return Err(invalid("send", "body must be 1 to 16384 bytes"));
+            }
+        }
+        ClientFrame::History { limit: Some(l), .. } if *l == 0 || *l > MAX_PAGE => {
+            return Err(invalid("history", "limit must be 1 to 200"));
+        }
+        ClientFrame::CreateGroup { title, .. } if title.trim().is_empty() || title.len() > 128 => {
+            return Err(invalid("create_group", "title must be 1 to 128 bytes"));
+        }
+        _ => {}
+    }
+    Ok(frame)
+}
+
+/// Encodes a server frame as the text of one WebSocket message.
+pub fn encode(frame: &ServerFrame) -> String {
+    serde_json::to_string(frame).expect("server frames always serialize")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Decoder tests: every class of bad input, and every split of valid input.
+
+use super::*;
+
+const SEND: &str = r#"{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"c-1","body":"héllo ✓"}"#;
+
+#[test]
+fn decodes_send() {
+    let f = decode(SEND.as_bytes()).unwrap();
+    assert!(
+        matches!(f, ClientFrame::Send { kind: SendKind::Text, ref body, .. } if body == "héllo ✓")
+    );
+}
+
+#[test]
+fn every_split_point_is_a_typed_error_then_the_whole_frame() {
+    let bytes = SEND.as_bytes();
+    let whole = decode(bytes).unwrap();
+    for cut in 0..bytes.len() {
+        let (head, tail) = bytes.split_at(cut);
+        // A prefix alone is never a frame and never panics.
+        let err = decode(head).unwrap_err();
+        assert!(
+            matches!(
+                err.code(),
+                ErrorCode::BadFrame | ErrorCode::Invalid | ErrorCode::UnknownType
+            ),
+            "cut {cut}: {err:?}"
+        );
+        // Reassembled, the two halves give the same frame.
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(tail);
+        assert_eq!(decode(&joined).unwrap(), whole, "cut {cut}");
+    }
+}
+
+#[test]
+fn classifies_bad_input() {
+    let cases: &[(&str, ErrorCode)] = &[
+        ("", ErrorCode::BadFrame),
+        ("not json", ErrorCode::BadFrame),
+        ("[1,2]", ErrorCode::BadFrame),
+        (r#"{"no_type":1}"#, ErrorCode::BadFrame),
+        (r#"{"type":7}"#, ErrorCode::BadFrame),
+        (r#"{"type":"launch_rockets"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"send"}"#, ErrorCode::Invalid),
+        (
+            r#"{"type":"read","chat_id":"not-a-uuid","seq":1}"#,
+            ErrorCode::Invalid,
+        ),
+        (
+            r#"{"type":"read","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","seq":-1}"#,
+            ErrorCode::Invalid,
+        ),
+        (r#"{"type":"ping","extra":true}"#, ErrorCode::Invalid),
+        (
+            r#"{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"","body":"x"}"#,
+            ErrorCode::Invalid,
+        ),
+        (
+            r#"{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"a","body":"x","kind":"hologram"}"#,
+            ErrorCode::Invalid,
+        ),
+        (
+            r#"{"type":"history","req_id":"1","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","limit":100000}"#,
+            ErrorCode::Invalid,
+        ),
+    ];
+    for (input, code) in cases {
+        let err = decode(input.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), *code, "{input}: {err}");
+    }
+}
+
+#[test]
+fn rejects_oversize_frames_before_parsing() {
+    let big = vec![b' '; MAX_FRAME_BYTES + 1];
+    assert_eq!(decode(&big).unwrap_err().code(), ErrorCode::TooLarge);
+    let body = "x".repeat(MAX_BODY_BYTES + 1);
+    let frame = format!(
+        r#"{{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"a","body":"{body}"}}"#
+    );
+    assert_eq!(
+        decode(frame.as_bytes()).unwrap_err().code(),
+        ErrorCode::Invalid
+    );
+}
+
+#[test]
+fn invalid_utf8_is_a_bad_frame() {
+    let err = decode(b"{\"type\":\"ping\xff\"}").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadFrame);
+}
+
+#[test]
+fn server_frames_round_trip() {
+    let f = ServerFrame::error(ErrorCode::NotMember, "you are not a member of this chat");
+    let text = encode(&f);
+    assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), f);
+    assert!(text.contains(r#""code":"not_member""#));
+}

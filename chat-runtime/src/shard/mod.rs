@@ -1,0 +1,92 @@
+//! Sequencing: the one writer of each chat's message sequence.
+//!
+//! A [`Command`] that changes a chat goes to the chat's shard through the
+//! [`ShardClient`] seam (an in-process call in standalone; NATS request/reply
+//! in clusters). The shard assigns gapless seqs, stores before it answers,
+//! then fans the event out on the bus.
+
+mod sequencer;
+
+use async_trait::async_trait;
+
+pub use sequencer::Shard;
+
+use crate::error::ApiError;
+use crate::model::{ChatId, Seq, UserId};
+
+/// A change to a chat, on behalf of `user`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Send {
+        user: UserId,
+        chat: ChatId,
+        client_msg_id: String,
+        body: String,
+    },
+    /// Raise the user's delivered and/or read watermark.
+    Watermark {
+        user: UserId,
+        chat: ChatId,
+        delivered: Seq,
+        read: Seq,
+    },
+    Typing {
+        user: UserId,
+        chat: ChatId,
+    },
+    CreateGroup {
+        user: UserId,
+        title: String,
+        members: Vec<UserId>,
+    },
+    OpenDirect {
+        user: UserId,
+        peer: UserId,
+    },
+    Join {
+        user: UserId,
+        chat: ChatId,
+    },
+    Leave {
+        user: UserId,
+        chat: ChatId,
+    },
+    AddMember {
+        user: UserId,
+        chat: ChatId,
+        target: UserId,
+    },
+    RemoveMember {
+        user: UserId,
+        chat: ChatId,
+        target: UserId,
+    },
+}
+
+/// The shard's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Sent {
+        seq: Seq,
+        sent_at: i64,
+        duplicate: bool,
+    },
+    Chat(ChatId),
+    Done,
+}
+
+/// How a gateway reaches the shard that owns a chat.
+#[async_trait]
+pub trait ShardClient: Send + Sync + 'static {
+    async fn call(&self, command: Command) -> Result<Reply, ApiError>;
+}
+
+/// Standalone: the one shard lives in this process.
+pub struct LocalShardClient(pub std::sync::Arc<Shard>);
+
+#[async_trait]
+impl ShardClient for LocalShardClient {
+    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
+        self.0.handle(command).await
+    }
+}

@@ -1,0 +1,465 @@
+//! The shard: per-chat state behind a per-chat lock, so one chat's commands
+//! are applied one at a time (gapless seqs) while different chats proceed in
+//! parallel and share the store's group commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::{Command, Reply};
+use crate::bus::{Bus, Envelope};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::model::{
+    Chat, ChatId, ChatKind, Content, MAX_GROUP_MEMBERS, Member, Message, Role, Seq, SystemEvent,
+    UserId, now_ms,
+};
+use crate::protocol::{self, ErrorCode, ServerFrame};
+use crate::store::{MemberChange, Store, StoreError};
+
+/// What the shard keeps of a chat it sequences.
+struct ChatState {
+    chat: Chat,
+    head: Seq,
+    members: BTreeMap<UserId, Member>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<ChatState>>>;
+
+/// The sequencer for the chats it owns.
+pub struct Shard {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    chats: Mutex<HashMap<ChatId, Slot>>,
+}
+
+fn group_full() -> ApiError {
+    ApiError::new(
+        ErrorCode::GroupFull,
+        format!("a group holds at most {MAX_GROUP_MEMBERS} members"),
+    )
+}
+
+fn frame_bytes(frame: &ServerFrame) -> Bytes {
+    Bytes::from(protocol::encode(frame))
+}
+
+impl ChatState {
+    fn member(&self, user: UserId) -> Result<&Member, ApiError> {
+        self.members.get(&user).ok_or_else(ApiError::not_member)
+    }
+
+    fn admin(&self, user: UserId) -> Result<(), ApiError> {
+        match self.member(user)?.role {
+            Role::Admin => Ok(()),
+            Role::Member => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only group admins may do this",
+            )),
+        }
+    }
+
+    fn group(&self) -> Result<(), ApiError> {
+        match self.chat.kind {
+            ChatKind::Group => Ok(()),
+            ChatKind::Direct => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "membership of a direct chat cannot change",
+            )),
+        }
+    }
+
+    fn member_ids(&self) -> Vec<UserId> {
+        self.members.keys().copied().collect()
+    }
+
+    fn receipt(&self, user: UserId) -> ServerFrame {
+        let m = &self.members[&user];
+        ServerFrame::Receipt {
+            chat_id: self.chat.id,
+            user_id: user,
+            delivered_seq: m.delivered_seq,
+            read_seq: m.read_seq,
+            delivered_all_seq: self
+                .members
+                .values()
+                .map(|m| m.delivered_seq)
+                .min()
+                .unwrap_or(0),
+            read_all_seq: self.members.values().map(|m| m.read_seq).min().unwrap_or(0),
+        }
+    }
+}
+
+impl Shard {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            bus,
+            metrics,
+            chats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Applies one command.
+    pub async fn handle(&self, command: Command) -> Result<Reply, ApiError> {
+        match command {
+            Command::Send {
+                user,
+                chat,
+                client_msg_id,
+                body,
+            } => self.send(user, chat, client_msg_id, body).await,
+            Command::Watermark {
+                user,
+                chat,
+                delivered,
+                read,
+            } => self.watermark(user, chat, delivered, read).await,
+            Command::Typing { user, chat } => self.typing(user, chat).await,
+            Command::CreateGroup {
+                user,
+                title,
+                members,
+            } => self.create_group(user, title, members).await,
+            Command::OpenDirect { user, peer } => self.open_direct(user, peer).await,
+            Command::Join { user, chat } => {
+                self.change_membership(user, chat, user, SystemEvent::Joined)
+                    .await
+            }
+            Command::Leave { user, chat } => {
+                self.change_membership(user, chat, user, SystemEvent::Left)
+                    .await
+            }
+            Command::AddMember { user, chat, target } => {
+                self.change_membership(user, chat, target, SystemEvent::Added)
+                    .await
+            }
+            Command::RemoveMember { user, chat, target } => {
+                self.change_membership(user, chat, target, SystemEvent::Removed)
+                    .await
+            }
+        }
+    }
+
+    fn slot(&self, chat: ChatId) -> Slot {
+        self.chats
+            .lock()
+            .expect("shard map lock")
+            .entry(chat)
+            .or_default()
+            .clone()
+    }
+
+    /// Locks a chat, loading it from the store on first use.
+    async fn lock(
+        &self,
+        chat: ChatId,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Option<ChatState>>, ApiError> {
+        let mut guard = self.slot(chat).lock_owned().await;
+        if guard.is_none() {
+            let Some(meta) = self.store.chat(chat).await? else {
+                return Err(ApiError::not_found("chat"));
+            };
+            let head = self.store.head(chat).await?;
+            let members = self.store.members(chat).await?;
+            *guard = Some(ChatState {
+                chat: meta,
+                head,
+                members: members.into_iter().map(|m| (m.user_id, m)).collect(),
+            });
+        }
+        Ok(guard)
+    }
+
+    /// Stores `msg` as the chat's next seq, then fans it out.
+    async fn append(
+        &self,
+        st: &mut ChatState,
+        msg: Message,
+        change: Option<MemberChange>,
+    ) -> Result<(), ApiError> {
+        match self.store.append(&msg, change.clone()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                // Someone else wrote this seq: our view is stale. Reload next time.
+                st.head = self.store.head(st.chat.id).await?;
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "chat moved; retry the request",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        st.head = msg.seq;
+        let mut audience = st.member_ids();
+        match change {
+            Some(MemberChange::Put(m)) => {
+                st.members.insert(m.user_id, m);
+            }
+            Some(MemberChange::Remove(u)) => {
+                st.members.remove(&u);
+                audience.push(u); // the removed user sees their removal
+            }
+            None => {}
+        }
+        audience.sort_unstable();
+        audience.dedup();
+        let frame = frame_bytes(&ServerFrame::Message { message: msg });
+        let envelope = Envelope {
+            chat: Some(st.chat.id),
+            seq: st.head,
+            frame,
+        };
+        self.metrics.messages.inc();
+        // The bus is at-most-once; a session that misses this reads it back.
+        if let Err(e) = self.bus.publish_many(&audience, envelope).await {
+            tracing::warn!(error = %e, chat = %st.chat.id, "fan-out failed");
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        client_msg_id: String,
+        body: String,
+    ) -> Result<Reply, ApiError> {
+        let mut guard = self.lock(chat).await?;
+        let st = guard.as_mut().expect("loaded");
+        let sender = st.member(user)?.clone();
+        if let Some(seq) = self.store.dedup(chat, user, &client_msg_id).await? {
+            let sent_at = self
+                .store
+                .messages_after(chat, seq - 1, 1)
+                .await?
+                .first()
+                .map_or(0, |m| m.sent_at);
+            return Ok(Reply::Sent {
+                seq,
+                sent_at,
+                duplicate: true,
+            });
+        }
+        let seq = st.head + 1;
+        let sent_at = now_ms();
+        let msg = Message {
+            chat_id: chat,
+            seq,
+            sender: user,
+            client_msg_id,
+            content: Content::Text { body },
+            sent_at,
+        };
+        // The sender holds and has read their own message.
+        let me = Member {
+            delivered_seq: seq,
+            read_seq: seq,
+            ..sender
+        };
+        self.append(st, msg, Some(MemberChange::Put(me))).await?;
+        Ok(Reply::Sent {
+            seq,
+            sent_at,
+            duplicate: false,
+        })
+    }
+
+    async fn watermark(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        delivered: Seq,
+        read: Seq,
+    ) -> Result<Reply, ApiError> {
+        let mut guard = self.lock(chat).await?;
+        let st = guard.as_mut().expect("loaded");
+        let m = st.member(user)?;
+        let (delivered, read) = (delivered.min(st.head), read.min(st.head));
+        if delivered <= m.delivered_seq && read <= m.read_seq {
+            return Ok(Reply::Done);
+        }
+        let Some(updated) = self
+            .store
+            .advance_watermarks(chat, user, delivered, read)
+            .await?
+        else {
+            return Err(ApiError::not_member());
+        };
+        st.members.insert(user, updated);
+        let envelope = Envelope {
+            chat: Some(chat),
+            seq: 0,
+            frame: frame_bytes(&st.receipt(user)),
+        };
+        if let Err(e) = self.bus.publish_many(&st.member_ids(), envelope).await {
+            tracing::warn!(error = %e, "receipt fan-out failed");
+        }
+        Ok(Reply::Done)
+    }
+
+    async fn typing(&self, user: UserId, chat: ChatId) -> Result<Reply, ApiError> {
+        let guard = self.lock(chat).await?;
+        let st = guard.as_ref().expect("loaded");
+        st.member(user)?;
+        let others: Vec<_> = st.members.keys().copied().filter(|u| *u != user).collect();
+        let envelope = Envelope {
+            chat: Some(chat),
+            seq: 0,
+            frame: frame_bytes(&ServerFrame::Typing {
+                chat_id: chat,
+                user_id: user,
+            }),
+        };
+        let _ = self.bus.publish_many(&others, envelope).await;
+        Ok(Reply::Done)
+    }
+
+    async fn create_group(
+        &self,
+        user: UserId,
+        title: String,
+        invited: Vec<UserId>,
+    ) -> Result<Reply, ApiError> {
+        let mut ids = vec![user];
+        for u in invited {
+            if !ids.contains(&u) {
+                ids.push(u);
+            }
+        }
+        if ids.len() > MAX_GROUP_MEMBERS {
+            return Err(group_full());
+        }
+        for u in &ids[1..] {
+            if self.store.user(*u).await?.is_none() {
+                return Err(ApiError::not_found(&format!("user {u}")));
+            }
+        }
+        let now = now_ms();
+        let chat = Chat {
+            id: Uuid::now_v7(),
+            kind: ChatKind::Group,
+            title,
+            created_by: user,
+            created_at: now,
+        };
+        let members: Vec<Member> = ids
+            .iter()
+            .map(|u| {
+                let role = if *u == user {
+                    Role::Admin
+                } else {
+                    Role::Member
+                };
+                Member::new(*u, role, now)
+            })
+            .collect();
+        let first = system_message(chat.id, 1, user, SystemEvent::Created, user);
+        let mut guard = self.slot(chat.id).lock_owned().await;
+        self.store.create_chat(&chat, &members, &first).await?;
+        let st = guard.insert(ChatState {
+            chat: chat.clone(),
+            head: 1,
+            members: members.into_iter().map(|m| (m.user_id, m)).collect(),
+        });
+        let envelope = Envelope {
+            chat: Some(chat.id),
+            seq: 1,
+            frame: frame_bytes(&ServerFrame::Message { message: first }),
+        };
+        let _ = self.bus.publish_many(&st.member_ids(), envelope).await;
+        Ok(Reply::Chat(chat.id))
+    }
+
+    async fn open_direct(&self, user: UserId, peer: UserId) -> Result<Reply, ApiError> {
+        if user == peer {
+            return Err(ApiError::invalid("a direct chat needs two different users"));
+        }
+        if let Some(id) = self.store.direct_chat(user, peer).await? {
+            return Ok(Reply::Chat(id));
+        }
+        if self.store.user(peer).await?.is_none() {
+            return Err(ApiError::not_found("user"));
+        }
+        let now = now_ms();
+        let chat = Chat {
+            id: Uuid::now_v7(),
+            kind: ChatKind::Direct,
+            title: String::new(),
+            created_by: user,
+            created_at: now,
+        };
+        let members = [
+            Member::new(user, Role::Member, now),
+            Member::new(peer, Role::Member, now),
+        ];
+        let (id, _) = self.store.create_direct(&chat, members).await?;
+        Ok(Reply::Chat(id))
+    }
+
+    /// Join, leave, add or remove: checks the rules, then records the change
+    /// as a system message in the chat's sequence.
+    async fn change_membership(
+        &self,
+        actor: UserId,
+        chat: ChatId,
+        target: UserId,
+        event: SystemEvent,
+    ) -> Result<Reply, ApiError> {
+        let mut guard = self.lock(chat).await?;
+        let st = guard.as_mut().expect("loaded");
+        st.group()?;
+        let is_member = st.members.contains_key(&target);
+        let change = match event {
+            SystemEvent::Joined | SystemEvent::Added => {
+                if event == SystemEvent::Added {
+                    st.admin(actor)?;
+                    if self.store.user(target).await?.is_none() {
+                        return Err(ApiError::not_found("user"));
+                    }
+                }
+                if is_member {
+                    return Ok(Reply::Chat(chat));
+                }
+                if st.members.len() >= MAX_GROUP_MEMBERS {
+                    return Err(group_full());
+                }
+                MemberChange::Put(Member::new(target, Role::Member, now_ms()))
+            }
+            SystemEvent::Left | SystemEvent::Removed => {
+                if event == SystemEvent::Removed {
+                    st.admin(actor)?;
+                }
+                if !is_member {
+                    return Err(ApiError::not_member());
+                }
+                MemberChange::Remove(target)
+            }
+            SystemEvent::Created => return Err(ApiError::invalid("not a membership change")),
+        };
+        let msg = system_message(chat, st.head + 1, actor, event, target);
+        self.append(st, msg, Some(change)).await?;
+        Ok(Reply::Chat(chat))
+    }
+}
+
+fn system_message(
+    chat: ChatId,
+    seq: Seq,
+    actor: UserId,
+    event: SystemEvent,
+    user_id: UserId,
+) -> Message {
+    Message {
+        chat_id: chat,
+        seq,
+        sender: actor,
+        client_msg_id: String::new(),
+        content: Content::System { event, user_id },
+        sent_at: now_ms(),
+    }
+}

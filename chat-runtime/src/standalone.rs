@@ -1,0 +1,102 @@
+//! `chat-runtime standalone`: every role in one process — embedded store,
+//! in-process bus, one shard owning every chat.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::TokenKeys;
+use crate::bus::local::LocalBus;
+use crate::gateway;
+use crate::metrics::Metrics;
+use crate::node::{Limits, Node};
+use crate::shard::{LocalShardClient, Shard};
+use crate::store::embedded::EmbeddedStore;
+
+/// Everything standalone needs besides its listener.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Holds the store and the signing key.
+    pub data_dir: PathBuf,
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: i64,
+    pub limits: Limits,
+}
+
+/// Reads the token signing key from `dir/signing.key`, creating it on first run.
+pub fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let path = dir.join("signing.key");
+    match std::fs::read_to_string(&path) {
+        Ok(hex) => decode_hex(hex.trim()).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a hex key of at least 32 bytes", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let key: [u8; 32] = rand::random();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let tmp = dir.join("signing.key.tmp");
+            std::fs::write(&tmp, hex)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(key.to_vec())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() < 64 || s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Serves on `listener` until `shutdown` resolves; then tells every session
+/// to reconnect (close 1012) and drains.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+    let key = signing_key(&config.data_dir)?;
+    let bus = Arc::new(LocalBus::new());
+    let metrics = Arc::new(Metrics::new());
+    let shard = Arc::new(Shard::new(store.clone(), bus.clone(), metrics.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let node = Arc::new(Node::new(
+        store,
+        bus,
+        Arc::new(LocalShardClient(shard)),
+        TokenKeys::new(&key, config.token_ttl_secs),
+        metrics,
+        config.limits,
+        stop_rx.clone(),
+    ));
+    let mut drained = stop_rx;
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        // Keep the sender alive so sessions see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    tracing::info!(addr = %listener.local_addr()?, "standalone serving");
+    warp::serve(gateway::routes(node))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = drained.wait_for(|stop| *stop).await;
+            // Give sessions a moment to send their close frames.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        })
+        .run()
+        .await;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The `Store` seam: durable truth for users, chats, members and messages.
+//!
+//! Two implementations share one contract and one conformance suite:
+//! [`embedded`] (one data directory, used by `standalone`) and, in clusters,
+//! ScyllaDB. The sequencing shard is the only writer of a chat's messages, so
+//! the store does not assign seqs; it records them and refuses a seq twice.
+
+pub mod embedded;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
+
+use async_trait::async_trait;
+
+use crate::model::{Chat, ChatId, Member, Message, Seq, User, UserId};
+
+/// Failures of a store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is already taken (phone number, message seq).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The backend failed; the operation may or may not have been applied.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// A membership change written atomically with the system message that records it.
+#[derive(Clone, Debug)]
+pub enum MemberChange {
+    Put(Member),
+    Remove(UserId),
+}
+
+/// Durable storage. Every write has completed durably when its future resolves.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a new user; `Conflict("phone")` when the phone number is taken.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    async fn user_by_phone(&self, phone: &str) -> Result<Option<User>, StoreError>;
+
+    /// Records a chat with its first members and its first (system) message.
+    async fn create_chat(
+        &self,
+        chat: &Chat,
+        members: &[Member],
+        first: &Message,
+    ) -> Result<(), StoreError>;
+    /// The direct chat of a pair, if it exists (order of `a`, `b` is irrelevant).
+    async fn direct_chat(&self, a: UserId, b: UserId) -> Result<Option<ChatId>, StoreError>;
+    /// Records `chat` as the pair's direct chat unless one exists; returns the
+    /// pair's chat either way, and whether it was created now.
+    async fn create_direct(
+        &self,
+        chat: &Chat,
+        members: [Member; 2],
+    ) -> Result<(ChatId, bool), StoreError>;
+    async fn chat(&self, id: ChatId) -> Result<Option<Chat>, StoreError>;
+    async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError>;
+    /// Ids of the chats `user` belongs to.
+    async fn user_chats(&self, user: UserId) -> Result<Vec<ChatId>, StoreError>;
+
+    /// Appends `msg` (with its seq already assigned) and, atomically with it,
+    /// an optional membership change and the sender's dedup entry.
+    /// `Conflict("seq")` when the chat already holds that seq.
+    async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError>;
+    /// The seq stored for a sender's `client_msg_id` in a chat, if any.
+    async fn dedup(
+        &self,
+        chat: ChatId,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<Seq>, StoreError>;
+    /// Highest stored seq of a chat (0 when empty).
+    async fn head(&self, chat: ChatId) -> Result<Seq, StoreError>;
+    /// Up to `limit` messages with seq < `before` (all when `None`), newest first.
+    async fn messages_before(
+        &self,
+        chat: ChatId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Up to `limit` messages with seq > `after`, oldest first.
+    async fn messages_after(
+        &self,
+        chat: ChatId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Raises a member's watermarks (never lowers them; `read` also raises
+    /// `delivered`). Returns the member after the change, or `None` when
+    /// `user` is not a member.
+    async fn advance_watermarks(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        delivered: Seq,
+        read: Seq,
+    ) -> Result<Option<Member>, StoreError>;
+
+    async fn set_last_seen(&self, user: UserId, at: i64) -> Result<(), StoreError>;
+    async fn last_seen(&self, user: UserId) -> Result<Option<i64>, StoreError>;
+
+    /// Remembers a revoked token id until it expires.
+    async fn revoke_token(&self, token_id: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,60 @@
+# Shared helpers for the service scripts in this folder. Source it; do not run it.
+#
+# Layout on disk (both outside the repository):
+#   $CONFAB_CACHE/<service>-<version>/  built or downloaded binaries, kept between runs
+#   $CONFAB_RUN/<service>/              data, logs and pid of a running service
+#   $CONFAB_RUN/<service>.env           `export VAR=...` lines that tests read
+#
+# Each service script answers `install` (idempotent, cached), `start`
+# (free loopback port, waits until ready, writes its .env) and `stop`.
+
+set -euo pipefail
+
+: "${CONFAB_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/confab}"
+: "${CONFAB_RUN:=$CONFAB_CACHE/run}"
+export CONFAB_CACHE CONFAB_RUN
+mkdir -p "$CONFAB_CACHE" "$CONFAB_RUN"
+
+# Go builds share one module and build cache outside the repo.
+export GOPATH="${GOPATH:-$CONFAB_CACHE/go}"
+export GOMODCACHE="${GOMODCACHE:-$GOPATH/pkg/mod}"
+export GOCACHE="${GOCACHE:-$CONFAB_CACHE/go-build}"
+export GOFLAGS="${GOFLAGS:--mod=mod}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND once a second until it succeeds.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  local i
+  for ((i = 0; i < secs; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  log "$what not ready after ${secs}s"
+  return 1
+}
+
+# stop_pidfile FILE: stops the process whose pid FILE holds, if it runs.
+stop_pidfile() {
+  local f=$1
+  [ -f "$f" ] || return 0
+  local pid; pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# show_log_tail FILE: prints the end of a service log to help diagnose a failure.
+show_log_tail() {
+  [ -f "$1" ] && { log "--- last lines of $1 ---"; tail -n 40 "$1" >&2; } || true
+}

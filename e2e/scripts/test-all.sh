@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs Confab's whole test suite on this machine: checks, unit and integration
+# tests, then the smoke and end-to-end tests against real services that this
+# script installs (first run builds them; later runs reuse the cache) and starts.
+#
+# Usage: e2e/scripts/test-all.sh
+# Logs of every service stay under $CONFAB_RUN (default ~/.cache/confab/run).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+cd "$repo"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+services=(nats cassandra kube helm)
+started=()
+t0=$(date +%s)
+phase() { log "== $* (+$(( $(date +%s) - t0 ))s)"; }
+
+cleanup() {
+  local rc=$?
+  for s in "${started[@]}"; do "$here/$s.sh" stop || true; done
+  if [ $rc -ne 0 ]; then log "FAILED (exit $rc); service logs are under $CONFAB_RUN"; fi
+  phase "done"
+  exit $rc
+}
+trap cleanup EXIT
+
+phase "toolchain"
+"$here/toolchain.sh"
+
+phase "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+phase "CRD drift"
+"$here/check-crds.sh"
+
+phase "unit and integration tests (no external services)"
+cargo test --workspace --locked
+
+phase "install services"
+for s in "${services[@]}"; do
+  phase "install $s"
+  "$here/$s.sh" install
+done
+
+phase "start services"
+for s in "${services[@]}"; do
+  "$here/$s.sh" start
+  started+=("$s")
+  # shellcheck disable=SC1090
+  source "$CONFAB_RUN/$s.env"
+done
+
+phase "smoke and end-to-end tests against real services"
+cargo test -p confab-e2e --locked --features services -- --test-threads 2

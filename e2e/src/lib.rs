@@ -1,0 +1,27 @@
+//! Harness for tests against real services.
+//!
+//! `e2e/scripts/test-all.sh` installs and starts each service and exports its
+//! address in an environment variable; tests read it with [`service_env`],
+//! which fails loudly when the service is missing instead of skipping.
+
+/// Reads the environment variable a service script exported.
+///
+/// # Panics
+/// When it is unset: the test needs a service that is not running. Start the
+/// suite through `e2e/scripts/test-all.sh` (or source `$CONFAB_RUN/<svc>.env`).
+pub fn service_env(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: this test needs a real service. \
+             Run e2e/scripts/test-all.sh, or start the service with \
+             e2e/scripts/<service>.sh start and source its .env file"
+        ),
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring). Call first in every
+/// test that opens a TLS client (kube); calling it twice is harmless.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

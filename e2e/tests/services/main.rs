@@ -1,0 +1,9 @@
+//! Smoke tests: each real service works from our code.
+//!
+//! Run by `e2e/scripts/test-all.sh`, which starts the services and exports
+//! their addresses. A missing service fails its tests loudly.
+
+mod cql;
+mod helm;
+mod kube;
+mod nats;

@@ -1,0 +1,5 @@
+//! confab-operator entry point.
+
+fn main() {
+    println!("confab-operator: not yet implemented");
+}
