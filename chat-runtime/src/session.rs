@@ -30,6 +30,8 @@ const MAX_BAD_FRAMES: u32 = 16;
 pub enum Inbound {
     Text(Bytes),
     Binary,
+    /// A message beyond what the WebSocket layer accepts; the socket is unusable.
+    TooBig,
 }
 
 /// What the socket should write.
@@ -255,6 +257,7 @@ impl Session {
                     let Some(frame) = frame else { break None };
                     last_frame = Instant::now();
                     let decoded = match frame {
+                        Inbound::TooBig => break Some(CloseCode::MessageTooBig),
                         Inbound::Text(b) => protocol::decode(&b).map_err(|e| ApiError::new(e.code(), e.to_string())),
                         Inbound::Binary => Err(ApiError::new(ErrorCode::BadFrame, "binary frames are not supported; send JSON text")),
                     };

@@ -30,7 +30,7 @@ pub struct Config {
 pub fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
     let path = dir.join("signing.key");
     match std::fs::read_to_string(&path) {
-        Ok(hex) => decode_hex(hex.trim()).ok_or_else(|| {
+        Ok(text) => decode_key(text.trim()).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{} is not a hex key of at least 32 bytes", path.display()),
@@ -39,9 +39,8 @@ pub fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir)?;
             let key: [u8; 32] = rand::random();
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             let tmp = dir.join("signing.key.tmp");
-            std::fs::write(&tmp, hex)?;
+            std::fs::write(&tmp, hex::encode(key))?;
             std::fs::rename(&tmp, &path)?;
             Ok(key.to_vec())
         }
@@ -49,14 +48,8 @@ pub fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() < 64 || s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+fn decode_key(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s).ok().filter(|k| k.len() >= 32)
 }
 
 /// Serves on `listener` until `shutdown` resolves; then tells every session

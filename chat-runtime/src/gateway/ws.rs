@@ -30,13 +30,31 @@ pub fn route(
     })
 }
 
+/// Whether a read failed because the message exceeded `MAX_WS_MESSAGE`.
+fn too_big(e: &warp::Error) -> bool {
+    use std::error::Error;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    e.source()
+        .and_then(|s| s.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
 async fn serve(node: Arc<Node>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(WRITE_QUEUE);
     let session = tokio::spawn(session::run(node, in_rx, out_tx));
     let reader = tokio::spawn(async move {
-        while let Some(Ok(msg)) = stream.next().await {
+        while let Some(item) = stream.next().await {
+            let msg = match item {
+                Ok(msg) => msg,
+                Err(e) => {
+                    if too_big(&e) {
+                        let _ = in_tx.send(Inbound::TooBig).await;
+                    }
+                    break;
+                }
+            };
             let inbound = if msg.is_text() {
                 Inbound::Text(bytes::Bytes::copy_from_slice(msg.as_bytes()))
             } else if msg.is_binary() {

@@ -94,6 +94,8 @@ const ALL_CODES: &[(ErrorCode, &str)] = &[
 pub enum CloseCode {
     /// 1000: the client logged out or asked to close.
     Normal,
+    /// 1009: a message beyond the WebSocket layer's limit.
+    MessageTooBig,
     /// 1012: the server is restarting; reconnect (to any gateway) and resume.
     ServerRestart,
     /// 4000: the connection fell too far behind; reconnect and resume.
@@ -116,6 +118,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::Normal => 1000,
+            Self::MessageTooBig => 1009,
             Self::ServerRestart => 1012,
             Self::SlowConsumer => 4000,
             Self::TryAgainLater => 4001,
@@ -131,6 +134,7 @@ impl CloseCode {
     pub fn reason(self) -> &'static str {
         match self {
             Self::Normal => "bye",
+            Self::MessageTooBig => "message too big",
             Self::ServerRestart => "server restart",
             Self::SlowConsumer => "slow consumer",
             Self::TryAgainLater => "try again later",

@@ -143,7 +143,7 @@ impl EmbeddedStore {
 fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let outcome = db.begin_write().map_err(|e| e.to_string()).and_then(|txn| {
+        let outcome = db.begin_write().map_err(|e| e.to_string()).map(|txn| {
             let mut completers = Vec::with_capacity(batch.len());
             let mut poisoned = false;
             for job in batch.drain(..) {
@@ -157,7 +157,7 @@ fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
             } else {
                 txn.commit().map_err(|e| e.to_string())
             };
-            Ok((completers, committed))
+            (completers, committed)
         });
         match outcome {
             Ok((completers, committed)) => {

@@ -1,0 +1,238 @@
+//! Bad input gets a typed error or a close code, never a panic or a lost message.
+
+use chat_runtime::auth::TokenKeys;
+use chat_runtime::node::Limits;
+use chat_runtime::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerFrame};
+use chat_runtime::standalone::signing_key;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{Client, Server};
+
+async fn error_code(c: &mut Client) -> ErrorCode {
+    c.until(|f| match f {
+        ServerFrame::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn malformed_unknown_invalid_and_oversize_frames() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000101", "Alice").await;
+    let bob = server.user("+15550000102", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    let cases = [
+        (Message::text("{not json"), ErrorCode::BadFrame),
+        (
+            Message::text(r#"{"type":"warp_drive"}"#),
+            ErrorCode::UnknownType,
+        ),
+        (
+            Message::text(r#"{"type":"send","chat_id":"nope"}"#),
+            ErrorCode::Invalid,
+        ),
+        (Message::binary(vec![1u8, 2, 3]), ErrorCode::BadFrame),
+        (
+            Message::text(" ".repeat(MAX_FRAME_BYTES + 1)),
+            ErrorCode::TooLarge,
+        ),
+    ];
+    for (msg, code) in cases {
+        a.send_raw(msg).await;
+        assert_eq!(error_code(&mut a).await, code);
+    }
+    // Unknown chat.
+    let unknown = uuid::Uuid::new_v4();
+    a.send(json!({"type":"send","chat_id":unknown,"client_msg_id":"u","body":"x"}))
+        .await;
+    assert_eq!(error_code(&mut a).await, ErrorCode::NotFound);
+    // The connection still works and nothing was lost.
+    assert_eq!(a.say(chat, "after", "still fine").await, 1);
+    // Far beyond the limit, the WebSocket layer closes with 1009 (message too big).
+    a.send_raw(Message::text("x".repeat(8 * MAX_FRAME_BYTES)))
+        .await;
+    assert_eq!(a.closed().await, 1009);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_expired_and_revoked_tokens() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000111", "Alice").await;
+    // Garbage token: error frame then terminal close 4100.
+    let mut c = Client::open(server.addr).await;
+    c.send(json!({"type":"hello","token":"garbage"})).await;
+    assert_eq!(error_code(&mut c).await, ErrorCode::Unauthenticated);
+    assert_eq!(c.closed().await, 4100);
+    // Expired token, signed with the server's own key.
+    let key = signing_key(server.data_dir()).unwrap();
+    let (expired, _) = TokenKeys::new(&key, -60).issue(alice.id);
+    let mut c = Client::open(server.addr).await;
+    c.send(json!({"type":"hello","token":expired})).await;
+    assert_eq!(error_code(&mut c).await, ErrorCode::TokenExpired);
+    assert_eq!(c.closed().await, 4100);
+    let (status, body) = server.get("/v1/chats", &expired).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+    // A first frame other than hello.
+    let mut c = Client::open(server.addr).await;
+    c.send(json!({"type":"ping"})).await;
+    assert_eq!(error_code(&mut c).await, ErrorCode::Unauthenticated);
+    assert_eq!(c.closed().await, 4100);
+    // Logout revokes the token for REST and WebSocket.
+    let (status, _) = server
+        .post("/v1/logout", Some(&alice.token), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = server.get("/v1/chats", &alice.token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_revoked"))
+    );
+    let mut c = Client::open(server.addr).await;
+    c.send(json!({"type":"hello","token":alice.token})).await;
+    assert_eq!(error_code(&mut c).await, ErrorCode::TokenRevoked);
+    assert_eq!(c.closed().await, 4103);
+    // Wrong password and duplicate registration.
+    let (status, body) = server
+        .post(
+            "/v1/login",
+            None,
+            json!({"phone": alice.phone, "password": "wrong-pass"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
+    let (status, body) = server
+        .post(
+            "/v1/register",
+            None,
+            json!({"phone": alice.phone, "display_name": "Again", "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conflict")));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rest_rejects_bad_bodies_with_typed_errors() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000121", "Alice").await;
+    let (status, body) = server
+        .post(
+            "/v1/register",
+            None,
+            json!({"phone": "12", "display_name": "x", "password": "longenough"}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    let (status, body) = server
+        .post(
+            "/v1/groups",
+            Some(&alice.token),
+            json!({"title": "t", "bogus": 1}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    let resp = server
+        .http
+        .post(server.url("/v1/groups"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let big = "x".repeat(200 * 1024);
+    let (status, body) = server
+        .post("/v1/groups", Some(&alice.token), json!({"title": big}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")));
+    let (status, body) = server.get("/v1/chats", "not-a-token").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_and_lose_nothing() {
+    let limits = Limits {
+        rate_per_sec: 20,
+        burst: 10,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000131", "Alice").await;
+    let bob = server.user("+15550000132", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    for i in 0..40 {
+        a.send(
+            json!({"type":"send","chat_id":chat,"client_msg_id":format!("f{i}"),"body":"flood"}),
+        )
+        .await;
+    }
+    let (mut acked, mut limited) = (Vec::new(), Vec::new());
+    while acked.len() + limited.len() < 40 {
+        match a.next().await {
+            ServerFrame::Sent { client_msg_id, .. } => acked.push(client_msg_id),
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                client_msg_id: Some(id),
+                retry_after_ms,
+                ..
+            } => {
+                assert!(retry_after_ms.unwrap() > 0);
+                limited.push(id);
+            }
+            _ => {}
+        }
+    }
+    assert!(!limited.is_empty(), "a flood must be limited");
+    // The client retries what was refused; every message ends up stored once.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for id in &limited {
+        a.say(chat, id, "flood").await;
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    let (_, page) = server
+        .get(&format!("/v1/chats/{chat}/messages?limit=100"), &bob.token)
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 40);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connection_cap_hello_timeout_and_garbage_floods_close_with_codes() {
+    let limits = Limits {
+        max_connections: 2,
+        hello_timeout_ms: 300,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000141", "Alice").await;
+    let mut one = server.connect(&alice).await;
+    let _two = server.connect(&alice).await;
+    let mut three = Client::open(server.addr).await;
+    assert_eq!(three.closed().await, 4001, "over the cap: try again later");
+    // Too many undecodable frames in a row: protocol violation.
+    for _ in 0..40 {
+        one.send_raw(Message::text("garbage")).await;
+    }
+    assert_eq!(one.closed().await, 4102);
+    // A connection that never says hello.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut silent = Client::open(server.addr).await;
+    assert_eq!(silent.closed().await, 4101);
+    server.stop().await;
+}

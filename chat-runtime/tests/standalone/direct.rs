@@ -1,0 +1,195 @@
+//! 1:1 chats: ticks, idempotent sends, history paging, access control.
+
+use chat_runtime::protocol::{ErrorCode, ServerFrame};
+use serde_json::json;
+
+use crate::harness::Server;
+
+#[tokio::test]
+async fn one_to_one_with_sent_delivered_read_ticks() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000001", "Alice").await;
+    let bob = server.user("+15550000002", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    assert_eq!(
+        server.direct(&bob, &alice).await,
+        chat,
+        "exactly one 1:1 chat per pair"
+    );
+
+    let mut a = server.connect(&alice).await;
+    let mut b = server.connect(&bob).await;
+    // sent: the ack carries the chat's seq.
+    let seq = a.say(chat, "m-1", "hi bob").await;
+    assert_eq!(seq, 1);
+    // Bob's device gets the message live.
+    let got = b
+        .until(|f| match f {
+            ServerFrame::Message { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!((got.chat_id, got.seq, got.sender), (chat, 1, alice.id));
+
+    // delivered: Alice sees Bob's receipt.
+    b.send(json!({"type": "delivered", "chat_id": chat, "seq": 1}))
+        .await;
+    let (d, r) = a
+        .until(|f| match f {
+            ServerFrame::Receipt {
+                user_id,
+                delivered_seq,
+                read_seq,
+                ..
+            } if *user_id == bob.id => Some((*delivered_seq, *read_seq)),
+            _ => None,
+        })
+        .await;
+    assert_eq!((d, r), (1, 0));
+
+    // read: the watermark moves and "read by all" follows.
+    b.send(json!({"type": "read", "chat_id": chat, "seq": 1}))
+        .await;
+    let (r, read_all) = a
+        .until(|f| match f {
+            ServerFrame::Receipt {
+                user_id,
+                read_seq,
+                read_all_seq,
+                ..
+            } if *user_id == bob.id && *read_seq == 1 => Some((*read_seq, *read_all_seq)),
+            _ => None,
+        })
+        .await;
+    assert_eq!((r, read_all), (1, 1));
+
+    // getAll reflects watermarks and unread counts.
+    let (status, chats) = server.get("/v1/chats", &bob.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(chats[0]["unread"], 0);
+    assert_eq!(chats[0]["last_message"]["body"], "hi bob");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_client_msg_id_returns_the_original_seq() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000011", "Alice").await;
+    let bob = server.user("+15550000012", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    assert_eq!(a.say(chat, "same", "first").await, 1);
+    assert_eq!(a.say(chat, "other", "second").await, 2);
+    a.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "same", "body": "retry"}))
+        .await;
+    let (seq, duplicate) = a
+        .until(|f| match f {
+            ServerFrame::Sent {
+                client_msg_id,
+                seq,
+                duplicate,
+                ..
+            } if client_msg_id == "same" => Some((*seq, *duplicate)),
+            _ => None,
+        })
+        .await;
+    assert_eq!((seq, duplicate), (1, true));
+    // The same through REST.
+    let (status, body) = server
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&alice.token),
+            json!({"client_msg_id": "other", "body": "again"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        (body["seq"].as_u64(), body["duplicate"].as_bool()),
+        (Some(2), Some(true))
+    );
+    let (_, page) = server
+        .get(&format!("/v1/chats/{chat}/messages"), &bob.token)
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "stored once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_with_a_cursor() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000021", "Alice").await;
+    let bob = server.user("+15550000022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    for i in 1..=25 {
+        a.say(chat, &format!("h{i}"), &format!("n{i}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let mut req = json!({"type": "history", "chat_id": chat, "limit": 10});
+        if let Some(b) = before {
+            req["before"] = json!(b);
+        }
+        let ServerFrame::History {
+            messages,
+            next_before,
+            ..
+        } = a.request(req).await
+        else {
+            panic!("history reply expected")
+        };
+        seen.extend(messages.iter().map(|m| m.seq));
+        match next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=25).rev().collect::<Vec<_>>());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn non_member_is_denied_everywhere() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000031", "Alice").await;
+    let bob = server.user("+15550000032", "Bob").await;
+    let eve = server.user("+15550000033", "Eve").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut e = server.connect(&eve).await;
+    e.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "body": "let me in"}))
+        .await;
+    let code = e
+        .until(|f| match f {
+            ServerFrame::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::NotMember);
+    let reply = e.request(json!({"type": "history", "chat_id": chat})).await;
+    assert!(
+        matches!(
+            reply,
+            ServerFrame::Error {
+                code: ErrorCode::NotMember,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    let (status, body) = server
+        .get(&format!("/v1/chats/{chat}/messages"), &eve.token)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_member")));
+    let unknown = uuid::Uuid::new_v4();
+    let (status, body) = server
+        .get(&format!("/v1/chats/{unknown}/messages"), &eve.token)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    // Nothing was stored by the attempts.
+    let (_, page) = server
+        .get(&format!("/v1/chats/{chat}/messages"), &alice.token)
+        .await;
+    assert!(page["messages"].as_array().unwrap().is_empty());
+    server.stop().await;
+}

@@ -1,0 +1,175 @@
+//! Groups: 100 members at most, fan-out to every member, admin rules.
+
+use chat_runtime::protocol::{ErrorCode, ServerFrame};
+use serde_json::json;
+
+use crate::harness::{Server, TestUser};
+
+async fn many_users(server: &Server, n: usize, prefix: u64) -> Vec<TestUser> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let phone = format!("+1{}", prefix + i as u64);
+        let http = server.http.clone();
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let s = Server::client_only(addr, http);
+            s.user(&phone, &format!("u{i}")).await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn hundred_member_group_and_the_rejected_101st() {
+    let server = Server::start().await;
+    let users = many_users(&server, 101, 5551000000).await;
+    let (admin, rest) = users.split_first().unwrap();
+    let members: Vec<_> = rest[..99].iter().map(|u| u.id).collect();
+    let (status, group) = server
+        .post(
+            "/v1/groups",
+            Some(&admin.token),
+            json!({"title": "hundred", "members": members}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(group["members"].as_array().unwrap().len(), 100);
+    let chat: uuid::Uuid = group["chat_id"].as_str().unwrap().parse().unwrap();
+
+    // The 101st: through add_member and through join, both typed errors.
+    let last = &rest[99];
+    let (status, body) = server
+        .post(
+            &format!("/v1/groups/{chat}/members"),
+            Some(&admin.token),
+            json!({"user_id": last.id}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("group_full")));
+    let mut l = server.connect(last).await;
+    let reply = l.request(json!({"type": "join", "chat_id": chat})).await;
+    assert!(
+        matches!(
+            reply,
+            ServerFrame::Error {
+                code: ErrorCode::GroupFull,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    // Creating a group of 101 fails too.
+    let all: Vec<_> = rest.iter().map(|u| u.id).collect();
+    let (status, body) = server
+        .post(
+            "/v1/groups",
+            Some(&admin.token),
+            json!({"title": "too big", "members": all}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("group_full")));
+
+    // Every member's device gets a message; some members have two devices.
+    let mut devices = Vec::new();
+    for u in &rest[..99] {
+        devices.push(server.connect(u).await);
+    }
+    devices.push(server.connect(&rest[0]).await);
+    let mut a = server.connect(admin).await;
+    let seq = a.say(chat, "hello-all", "hello everyone").await;
+    for d in &mut devices {
+        let got = d
+            .until(|f| match f {
+                ServerFrame::Message { message } if message.seq == seq => Some(message.sender),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, admin.id);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn membership_rules() {
+    let server = Server::start().await;
+    let users = many_users(&server, 3, 5552000000).await;
+    let (admin, bob, carol) = (&users[0], &users[1], &users[2]);
+    let (_, group) = server
+        .post(
+            "/v1/groups",
+            Some(&admin.token),
+            json!({"title": "g", "members": [bob.id]}),
+        )
+        .await;
+    let chat: uuid::Uuid = group["chat_id"].as_str().unwrap().parse().unwrap();
+    // A member who is not an admin may not add or remove.
+    let (status, body) = server
+        .post(
+            &format!("/v1/groups/{chat}/members"),
+            Some(&bob.token),
+            json!({"user_id": carol.id}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    // Carol joins by id; everyone sees the change in order.
+    let mut b = server.connect(bob).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/groups/{chat}/join"),
+            Some(&carol.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let event = b
+        .until(|f| match f {
+            ServerFrame::Message { message } if message.seq == 2 => Some(message.content.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        serde_json::to_value(&event).unwrap(),
+        json!({"kind": "system", "event": "joined", "user_id": carol.id})
+    );
+    // The admin removes Bob; Bob sees his removal and can no longer send.
+    let resp = server
+        .http
+        .delete(server.url(&format!("/v1/groups/{chat}/members/{}", bob.id)))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let removed = b
+        .until(|f| match f {
+            ServerFrame::Message { message } if message.seq == 3 => Some(message.content.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(serde_json::to_value(&removed).unwrap()["event"], "removed");
+    b.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "z", "body": "still here?"}))
+        .await;
+    let code = b
+        .until(|f| match f {
+            ServerFrame::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::NotMember);
+    // Carol leaves.
+    let (status, _) = server
+        .post(
+            &format!("/v1/groups/{chat}/leave"),
+            Some(&carol.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, chats) = server.get("/v1/chats", &carol.token).await;
+    assert!(chats.as_array().unwrap().is_empty());
+    server.stop().await;
+}

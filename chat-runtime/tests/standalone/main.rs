@@ -1,0 +1,11 @@
+//! Integration tests: a real standalone server on port 0, real WebSocket and
+//! HTTP clients, real data directories.
+
+mod bad_input;
+mod crash;
+mod direct;
+mod docs;
+mod groups;
+mod harness;
+mod presence;
+mod resume;
