@@ -1,1 +1,580 @@
-fn main() {}
+//! `confab-bench`: drives real WebSocket clients against a chat-runtime and
+//! prints throughput, latency percentiles and server memory.
+//!
+//! By default it starts `chat-runtime standalone` (the binary next to this
+//! one) on a fresh data directory, so it knows the server's pid for RSS;
+//! `--url` targets a running server instead (RSS then needs `--pid`).
+//!
+//! Scenarios:
+//! - `direct`: P pairs of users; each sender sends at a share of the target
+//!   rate; receivers acknowledge `delivered` every 16 messages.
+//! - `group`: G groups of M members (M ≤ 100); one sender per group.
+//! - `idle`: N authenticated, idle connections from several 127.0.0.x
+//!   source addresses; reports server RSS per connection.
+//! - `store`: embedded store append throughput at several concurrencies
+//!   (group commit), no network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+#[command(about = "Load generator and benchmark for chat-runtime")]
+struct Args {
+    /// A running server (http://host:port); default: start a standalone one.
+    #[arg(long)]
+    url: Option<String>,
+    /// Pid of the running server given by --url, for RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Clone)]
+enum Scenario {
+    /// 1:1 chats at a target total rate.
+    Direct {
+        #[arg(long, default_value_t = 200)]
+        pairs: usize,
+        /// Target messages per second in total.
+        #[arg(long, default_value_t = 30_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Group fan-out.
+    Group {
+        #[arg(long, default_value_t = 4)]
+        groups: usize,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Target messages per second in total (deliveries = rate × members).
+        #[arg(long, default_value_t = 3_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Idle authenticated connections.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Source addresses 127.0.0.2 … 127.0.0.(1+N).
+        #[arg(long, default_value_t = 4)]
+        sources: u8,
+    },
+    /// Embedded store append throughput (group commit), no network.
+    Store {
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+    },
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+struct User {
+    id: String,
+    token: String,
+    phone: String,
+}
+
+struct Target {
+    addr: SocketAddr,
+    pid: Option<u32>,
+    http: reqwest::Client,
+    _child: Option<ChildGuard>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+struct ChildGuard(std::process::Child);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn start_target(url: Option<String>, pid: Option<u32>) -> Result<Target> {
+    let http = reqwest::Client::new();
+    if let Some(url) = url {
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()?;
+        return Ok(Target {
+            addr,
+            pid,
+            http,
+            _child: None,
+            _dir: None,
+        });
+    }
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let exe: PathBuf = std::env::current_exe()?.with_file_name("chat-runtime");
+    let child = std::process::Command::new(&exe)
+        .args(["standalone", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+            "--max-connections",
+            "200000",
+        ])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .with_context(|| format!("start {}", exe.display()))?;
+    let pid = Some(child.id());
+    let target = Target {
+        addr: format!("127.0.0.1:{port}").parse()?,
+        pid,
+        http,
+        _child: Some(ChildGuard(child)),
+        _dir: Some(dir),
+    };
+    for _ in 0..100 {
+        if target
+            .http
+            .get(format!("http://{}/healthz", target.addr))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(target);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("server did not start")
+}
+
+impl Target {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
+        let mut req = self
+            .http
+            .post(format!("http://{}{path}", self.addr))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// Registers and logs in a user.
+    async fn user(&self, phone: String) -> Result<User> {
+        let body = json!({"phone": phone, "display_name": "bench", "password": "bench-pass"});
+        self.post("/v1/register", None, body).await?;
+        let v = self
+            .post(
+                "/v1/login",
+                None,
+                json!({"phone": phone, "password": "bench-pass"}),
+            )
+            .await?;
+        Ok(User {
+            id: v["user_id"].as_str().unwrap_or_default().into(),
+            token: v["token"].as_str().unwrap_or_default().into(),
+            phone,
+        })
+    }
+
+    async fn users(&self, n: usize) -> Result<Vec<User>> {
+        let base = rand::random::<u32>() as u64 % 1_000_000 * 1000;
+        let mut out = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+            let futs = chunk
+                .iter()
+                .map(|i| self.user(format!("+1{:010}", base + *i as u64)));
+            for r in futures::future::join_all(futs).await {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn connect(&self, token: &str, source: Option<std::net::IpAddr>) -> Result<Ws> {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(self.addr).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::client_async(format!("ws://{}/v1/ws", self.addr), stream).await?;
+        ws.send(Message::text(
+            json!({"type":"hello","token":token}).to_string(),
+        ))
+        .await?;
+        // Wait for `synced`.
+        while let Some(msg) = ws.next().await {
+            if let Message::Text(t) = msg?
+                && t.contains("\"synced\"")
+            {
+                return Ok(ws);
+            }
+        }
+        bail!("closed before synced")
+    }
+}
+
+fn now_us(t0: Instant) -> u64 {
+    t0.elapsed().as_micros() as u64
+}
+
+/// Shared latency recorder.
+struct Stats {
+    t0: Instant,
+    delivered: AtomicU64,
+    deliver: Mutex<Histogram<u64>>,
+    ack: Mutex<Histogram<u64>>,
+}
+
+impl Stats {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            t0: Instant::now(),
+            delivered: AtomicU64::new(0),
+            deliver: Mutex::new(Histogram::new(3).expect("histogram")),
+            ack: Mutex::new(Histogram::new(3).expect("histogram")),
+        })
+    }
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> String {
+    format!("{:.2} ms", h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+/// Receives message events, records send→deliver latency (send time is in
+/// the body), acknowledges `delivered` every 16 messages.
+async fn receiver(mut ws: Ws, stats: Arc<Stats>, until: Instant) {
+    let mut local = Histogram::<u64>::new(3).expect("histogram");
+    let mut count = 0u64;
+    while Instant::now() < until {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+        else {
+            continue;
+        };
+        let Message::Text(t) = msg else { continue };
+        if !t.starts_with("{\"type\":\"message\"") {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&t) else {
+            continue;
+        };
+        let m = &v["message"];
+        if let Some(sent) = m["body"].as_str().and_then(|b| b.parse::<u64>().ok()) {
+            let _ = local.record(now_us(stats.t0).saturating_sub(sent));
+            count += 1;
+            if count.is_multiple_of(16) {
+                let ack = json!({"type":"delivered","chat_id":m["chat_id"],"seq":m["seq"]});
+                let _ = ws.send(Message::text(ack.to_string())).await;
+            }
+        }
+    }
+    stats.delivered.fetch_add(count, Ordering::Relaxed);
+    let _ = stats.deliver.lock().await.add(&local);
+}
+
+/// Sends to `chat` at `rate` msgs/s until `until`; records send→ack latency.
+async fn sender(mut ws: Ws, chat: String, rate: f64, stats: Arc<Stats>, until: Instant) -> u64 {
+    let mut local = Histogram::<u64>::new(3).expect("histogram");
+    let mut pending = std::collections::HashMap::new();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n = 0u64;
+    let mut acked = 0u64;
+    while Instant::now() < until {
+        tokio::select! {
+            _ = tick.tick() => {
+                let sent = now_us(stats.t0);
+                let id = format!("b{n}");
+                n += 1;
+                pending.insert(id.clone(), sent);
+                let f = json!({"type":"send","chat_id":chat,"client_msg_id":id,"body":sent.to_string()});
+                if ws.send(Message::text(f.to_string())).await.is_err() { break }
+            }
+            msg = ws.next() => {
+                let Some(Ok(Message::Text(t))) = msg else { break };
+                if t.starts_with("{\"type\":\"sent\"")
+                    && let Ok(v) = serde_json::from_str::<Value>(&t)
+                    && let Some(sent) = v["client_msg_id"].as_str().and_then(|id| pending.remove(id))
+                {
+                    let _ = local.record(now_us(stats.t0).saturating_sub(sent));
+                    acked += 1;
+                }
+            }
+        }
+    }
+    let _ = stats.ack.lock().await.add(&local);
+    acked
+}
+
+async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64) {
+    let delivered = stats.delivered.load(Ordering::Relaxed);
+    let d = stats.deliver.lock().await;
+    let a = stats.ack.lock().await;
+    println!("scenario            {name}");
+    println!(
+        "acked sends         {sent} ({:.0} msgs/s)",
+        sent as f64 / secs
+    );
+    println!(
+        "deliveries          {delivered} ({:.0} /s)",
+        delivered as f64 / secs
+    );
+    println!(
+        "send→ack    p50 {} p99 {} p999 {}",
+        pct(&a, 0.5),
+        pct(&a, 0.99),
+        pct(&a, 0.999)
+    );
+    println!(
+        "send→deliver p50 {} p99 {} p999 {}",
+        pct(&d, 0.5),
+        pct(&d, 0.99),
+        pct(&d, 0.999)
+    );
+    if let Some(rss) = target.pid.and_then(rss_kib) {
+        println!("server RSS          {:.1} MiB", rss as f64 / 1024.0);
+    }
+}
+
+async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Result<()> {
+    let users = target.users(pairs * 2).await?;
+    let stats = Stats::new();
+    let until = Instant::now() + Duration::from_secs(seconds) + Duration::from_secs(2);
+    let (mut receivers, mut senders) = (Vec::new(), Vec::new());
+    for pair in users.chunks(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let direct = target
+            .post("/v1/direct", Some(&a.token), json!({"phone": b.phone}))
+            .await?;
+        let chat = direct["chat_id"].as_str().unwrap_or_default().to_owned();
+        let ws = target.connect(&b.token, None).await?;
+        receivers.push(tokio::spawn(receiver(
+            ws,
+            stats.clone(),
+            until + Duration::from_secs(1),
+        )));
+        let ws = target.connect(&a.token, None).await?;
+        senders.push((ws, chat));
+    }
+    let per = rate as f64 / pairs as f64;
+    let send_until = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
+        .collect();
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await?;
+    }
+    for r in receivers {
+        r.await?;
+    }
+    report("direct (1:1)", target, &stats, sent, seconds as f64).await;
+    Ok(())
+}
+
+async fn group(
+    target: &Target,
+    groups: usize,
+    members: usize,
+    rate: u64,
+    seconds: u64,
+) -> Result<()> {
+    let users = target.users(members).await?;
+    let ids: Vec<_> = users[1..].iter().map(|u| u.id.clone()).collect();
+    let stats = Stats::new();
+    let until = Instant::now() + Duration::from_secs(seconds) + Duration::from_secs(3);
+    let mut chats = Vec::new();
+    for g in 0..groups {
+        let v = target
+            .post(
+                "/v1/groups",
+                Some(&users[0].token),
+                json!({"title": format!("bench {g}"), "members": ids}),
+            )
+            .await?;
+        chats.push(v["chat_id"].as_str().unwrap_or_default().to_owned());
+    }
+    let mut receivers = Vec::new();
+    for u in &users {
+        receivers.push(tokio::spawn(receiver(
+            target.connect(&u.token, None).await?,
+            stats.clone(),
+            until,
+        )));
+    }
+    let per = rate as f64 / groups as f64;
+    let send_until = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for chat in chats {
+        let ws = target.connect(&users[0].token, None).await?;
+        tasks.push(tokio::spawn(sender(
+            ws,
+            chat,
+            per,
+            stats.clone(),
+            send_until,
+        )));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await?;
+    }
+    for r in receivers {
+        r.await?;
+    }
+    report(
+        &format!("group ({groups} × {members} members)"),
+        target,
+        &stats,
+        sent,
+        seconds as f64,
+    )
+    .await;
+    Ok(())
+}
+
+async fn idle(target: &Target, connections: usize, sources: u8) -> Result<()> {
+    let users = target.users(4).await?;
+    let before = target.pid.and_then(rss_kib);
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let src = std::net::IpAddr::from([127, 0, 0, 2 + (i % sources.max(1) as usize) as u8]);
+        match target
+            .connect(&users[i % users.len()].token, Some(src))
+            .await
+        {
+            Ok(ws) => held.push(ws),
+            Err(e) => {
+                println!("stopped at {i} connections: {e:#}");
+                break;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = target.pid.and_then(rss_kib);
+    println!("scenario            idle");
+    println!(
+        "connections         {} (opened in {:.1} s)",
+        held.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let (Some(b), Some(a)) = (before, after) {
+        println!(
+            "server RSS          {:.1} MiB → {:.1} MiB",
+            b as f64 / 1024.0,
+            a as f64 / 1024.0
+        );
+        println!(
+            "RSS per connection  {:.2} KiB",
+            (a.saturating_sub(b)) as f64 / held.len().max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+async fn store_bench(messages: u64) -> Result<()> {
+    use chat_runtime::model::{Content, Message as Msg, now_ms};
+    use chat_runtime::store::Store;
+    use chat_runtime::store::embedded::EmbeddedStore;
+    println!("scenario            embedded store appends (group commit, fsync per commit)");
+    for concurrency in [1u64, 16, 256] {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(EmbeddedStore::open(dir.path())?);
+        let per = messages / concurrency;
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let chat = uuid::Uuid::new_v4();
+                    for seq in 1..=per {
+                        let m = Msg {
+                            chat_id: chat,
+                            seq,
+                            sender: chat,
+                            client_msg_id: format!("{seq}"),
+                            content: Content::Text {
+                                body: "x".repeat(100),
+                            },
+                            sent_at: now_ms(),
+                        };
+                        store.append(&m, None).await.expect("append");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await?;
+        }
+        let n = per * concurrency;
+        println!(
+            "concurrency {concurrency:>4}    {:>8.0} appends/s",
+            n as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let Args { url, pid, scenario } = Args::parse();
+    if let Scenario::Store { messages } = scenario {
+        return store_bench(messages).await;
+    }
+    let target = start_target(url, pid).await?;
+    match scenario {
+        Scenario::Direct {
+            pairs,
+            rate,
+            seconds,
+        } => direct(&target, pairs, rate, seconds).await,
+        Scenario::Group {
+            groups,
+            members,
+            rate,
+            seconds,
+        } => {
+            if members > 100 {
+                bail!("groups hold at most 100 members");
+            }
+            group(&target, groups, members, rate, seconds).await
+        }
+        Scenario::Idle {
+            connections,
+            sources,
+        } => idle(&target, connections, sources).await,
+        Scenario::Store { .. } => unreachable!("handled above"),
+    }
+}
