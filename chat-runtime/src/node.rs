@@ -223,11 +223,7 @@ impl Node {
 
     /// The direct chat with the user registered under `phone`, created on first use.
     pub async fn open_direct(&self, user: UserId, phone: &str) -> Result<ChatView, ApiError> {
-        let peer = self
-            .store
-            .user_by_phone(phone)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
+        let peer = self.lookup(phone).await?;
         self.chat_command(
             user,
             Command::OpenDirect {
@@ -236,6 +232,19 @@ impl Node {
             },
         )
         .await
+    }
+
+    /// The user registered under `phone` (without secrets).
+    pub async fn lookup(&self, phone: &str) -> Result<User, ApiError> {
+        let user = self
+            .store
+            .user_by_phone(phone)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(User {
+            password_hash: String::new(),
+            ..user
+        })
     }
 
     /// getAll: the user's chats, most recently active first.

@@ -346,7 +346,8 @@ fn request_id(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::Leave { req_id, .. }
         | ClientFrame::AddMember { req_id, .. }
         | ClientFrame::RemoveMember { req_id, .. }
-        | ClientFrame::Presence { req_id, .. } => Some(req_id.clone()),
+        | ClientFrame::Presence { req_id, .. }
+        | ClientFrame::Lookup { req_id, .. } => Some(req_id.clone()),
         _ => None,
     }
 }
@@ -493,6 +494,14 @@ async fn apply(
         }
         ClientFrame::Presence { req_id, user_id } => {
             node.presence.query(user, user_id, Some(req_id)).await?
+        }
+        ClientFrame::Lookup { req_id, phone } => {
+            let u = node.lookup(&phone).await?;
+            ServerFrame::User {
+                req_id,
+                user_id: u.id,
+                display_name: u.display_name,
+            }
         }
         ClientFrame::Hello { .. } | ClientFrame::Ping {} => ServerFrame::Pong {},
     }))

@@ -14,7 +14,7 @@ cd "$repo"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-services=(nats cassandra kube helm)
+services=(nats cassandra kube helm chromium)
 started=()
 t0=$(date +%s)
 phase() { log "== $* (+$(( $(date +%s) - t0 ))s)"; }

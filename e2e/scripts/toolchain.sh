@@ -12,7 +12,7 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 missing=()
-for t in go java mvn python3; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in go java mvn python3 curl openssl; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     log "installing ${missing[*]} from apt"
@@ -22,6 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
       case $t in
         go) pkgs+=(golang-go) ;; java) pkgs+=(openjdk-17-jre-headless) ;;
         mvn) pkgs+=(maven) ;; python3) pkgs+=(python3 python3-venv) ;;
+        curl) pkgs+=(curl) ;; openssl) pkgs+=(openssl) ;;
       esac
     done
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"

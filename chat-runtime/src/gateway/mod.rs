@@ -2,6 +2,7 @@
 //! operational endpoints. A thin shell over [`crate::node::Node`].
 
 mod rest;
+mod web;
 mod ws;
 
 use std::convert::Infallible;
@@ -33,7 +34,8 @@ pub fn routes(
         )
     });
     let ops = warp::get().and(health.or(ready).or(metrics));
-    ops.or(ws::route(node.clone()))
+    ops.or(web::routes())
+        .or(ws::route(node.clone()))
         .or(rest::routes(node))
         .recover(rest::recover)
 }

@@ -84,6 +84,11 @@ struct Page {
     limit: Option<u32>,
 }
 
+#[derive(Deserialize)]
+struct PhoneQuery {
+    phone: String,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     code: ErrorCode,
@@ -354,6 +359,19 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rej
             let r = async { node.presence.query(c?.sub, id, None).await }.await;
             respond(&node, StatusCode::OK, r)
         });
+    let lookup = warp::path!("v1" / "users")
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .and(warp::query::<PhoneQuery>())
+        .then(|node: Arc<Node>, c: Authed, q: PhoneQuery| async move {
+            let r = async {
+                node.check_rate(c?.sub)?;
+                node.lookup(&q.phone).await
+            }
+            .await;
+            respond(&node, StatusCode::OK, r)
+        });
     register
         .or(login)
         .unify()
@@ -382,6 +400,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rej
         .or(remove)
         .unify()
         .or(presence)
+        .unify()
+        .or(lookup)
         .unify()
 }
 

@@ -105,6 +105,11 @@ pub enum ClientFrame {
         req_id: String,
         user_id: UserId,
     },
+    /// Finds a registered user by phone number (contact discovery).
+    Lookup {
+        req_id: String,
+        phone: String,
+    },
 }
 
 /// The frame types a client may send, for telling "unknown type" from "invalid".
@@ -124,6 +129,7 @@ const CLIENT_TYPES: &[&str] = &[
     "add_member",
     "remove_member",
     "presence",
+    "lookup",
 ];
 
 /// A chat as listed by `chats` (getAll) and returned by chat operations.
@@ -237,6 +243,12 @@ pub enum ServerFrame {
     },
     Ok {
         req_id: String,
+    },
+    /// Answers `lookup`.
+    User {
+        req_id: String,
+        user_id: UserId,
+        display_name: String,
     },
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
