@@ -77,6 +77,65 @@ impl TokenKeys {
     }
 }
 
+/// A small, fixed pool of threads for argon2 work.
+///
+/// Argon2 is memory-hard (19 MiB per hash with the default parameters) and
+/// CPU-heavy by design. A fixed pool bounds both: a login storm queues here
+/// instead of taking every core from the message path, and the allocator
+/// keeps at most one hash's memory per pool thread (spawning a blocking task
+/// per hash let RSS grow by ~30 MiB per concurrent login).
+pub struct PasswordPool {
+    jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+}
+
+impl PasswordPool {
+    /// Starts `threads` hashing threads.
+    pub fn new(threads: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1024);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawn argon2 thread");
+        }
+        Self { jobs }
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.try_send(job).ok()?;
+        rx.await.ok()
+    }
+
+    /// Hashes on the pool; `None` when the pool is saturated.
+    pub async fn hash(&self, password: String) -> Option<String> {
+        self.run(move || hash_password(&password)).await
+    }
+
+    /// Verifies on the pool; false when saturated or wrong.
+    pub async fn verify(&self, password: String, hash: String) -> bool {
+        self.run(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+}
+
 /// Hashes a password with argon2id and a random salt (PHC string).
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16-byte salt");

@@ -12,7 +12,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 
-use crate::auth::{self, AuthError, Claims, TokenKeys};
+use crate::auth::{AuthError, Claims, PasswordPool, TokenKeys};
 use crate::bus::Bus;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -62,6 +62,7 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     limiter: DefaultKeyedRateLimiter<UserId>,
+    passwords: PasswordPool,
     connections: AtomicUsize,
     shutdown: watch::Receiver<bool>,
 }
@@ -102,6 +103,7 @@ impl Node {
             metrics,
             limits,
             limiter: RateLimiter::keyed(quota),
+            passwords: PasswordPool::new(2),
             connections: AtomicUsize::new(0),
             shutdown,
         }
@@ -149,10 +151,11 @@ impl Node {
         if password.len() < 8 || password.len() > 256 {
             return Err(ApiError::invalid("password must be 8 to 256 bytes"));
         }
-        let password = password.to_owned();
-        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let password_hash = self
+            .passwords
+            .hash(password.to_owned())
             .await
-            .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "too many sign-ups; retry"))?;
         let user = User {
             id: uuid::Uuid::now_v7(),
             phone: phone.to_owned(),
@@ -177,10 +180,10 @@ impl Node {
     pub async fn login(&self, phone: &str, password: &str) -> Result<(String, Claims), ApiError> {
         let bad = || ApiError::new(ErrorCode::BadCredentials, "wrong phone number or password");
         let user = self.store.user_by_phone(phone).await?.ok_or_else(bad)?;
-        let (password, hash) = (password.to_owned(), user.password_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self
+            .passwords
+            .verify(password.to_owned(), user.password_hash.clone())
+            .await;
         if !ok {
             return Err(bad());
         }

@@ -105,6 +105,14 @@ impl Drop for ChildGuard {
     }
 }
 
+/// User + system CPU seconds of a process (from /proc).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -363,6 +371,12 @@ async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64
     );
     if let Some(rss) = target.pid.and_then(rss_kib) {
         println!("server RSS          {:.1} MiB", rss as f64 / 1024.0);
+    }
+    if let Some(cpu) = target.pid.and_then(cpu_secs) {
+        println!("server CPU          {cpu:.1} s in total");
+    }
+    if let Some(cpu) = cpu_secs(std::process::id()) {
+        println!("bench CPU           {cpu:.1} s in total");
     }
 }
 

@@ -8,6 +8,7 @@
 //! "reconnect" code and the device resumes from its watermarks.
 
 pub mod local;
+pub mod nats;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -148,7 +149,9 @@ fn authed(node: Arc<Node>) -> impl Filter<Extract = (Authed,), Error = Rejection
     })
 }
 
-pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+/// Every REST route, boxed in groups: warp's nested filter types otherwise
+/// grow past the compiler's recursion limit in release builds.
+pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
     let n = || with_node(node.clone());
     let a = || authed(node.clone());
     let register = warp::path!("v1" / "register")
@@ -372,13 +375,15 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rej
             .await;
             respond(&node, StatusCode::OK, r)
         });
-    register
+    let accounts = register
         .or(login)
         .unify()
         .or(logout)
         .unify()
-        .or(chats)
+        .or(lookup)
         .unify()
+        .boxed();
+    let chat_routes = chats
         .or(chat)
         .unify()
         .or(history)
@@ -389,8 +394,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(direct)
         .unify()
-        .or(groups)
-        .unify()
+        .boxed();
+    let group_routes = groups
         .or(join)
         .unify()
         .or(leave)
@@ -401,8 +406,13 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(presence)
         .unify()
-        .or(lookup)
+        .boxed();
+    accounts
+        .or(chat_routes)
         .unify()
+        .or(group_routes)
+        .unify()
+        .boxed()
 }
 
 async fn send_message(

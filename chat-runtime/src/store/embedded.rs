@@ -45,6 +45,10 @@ const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens
 const MAX_BATCH: usize = 1024;
 /// Writes queued before callers wait (backpressure instead of unbounded memory).
 const QUEUE: usize = 8192;
+/// redb's page cache. Its default (1 GiB) fills with freshly written pages
+/// under a steady write load; the working set of a chat server is the recent
+/// tail of each chat, so a small cache costs few reads and bounds RSS.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// Called after the batch's commit with its outcome.
 type Completer = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -80,7 +84,11 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir/confab.redb` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(backend)?;
-        let db = Arc::new(Database::create(dir.join("confab.redb")).map_err(backend)?);
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(dir.join("confab.redb"))
+            .map_err(backend)?;
+        let db = Arc::new(db);
         let txn = db.begin_write().map_err(backend)?;
         {
             // Create every table up front so readers never miss one.

@@ -6,6 +6,7 @@
 //! the store does not assign seqs; it records them and refuses a seq twice.
 
 pub mod embedded;
+pub mod scylla;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
@@ -103,7 +104,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_last_seen(&self, user: UserId, at: i64) -> Result<(), StoreError>;
     async fn last_seen(&self, user: UserId) -> Result<Option<i64>, StoreError>;
 
-    /// Remembers a revoked token id until it expires.
+    /// Remembers a revoked token id until it expires (`expires_at` in seconds
+    /// since the epoch, as in the token).
     async fn revoke_token(&self, token_id: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
 }

@@ -7,3 +7,5 @@ mod cql;
 mod helm;
 mod kube;
 mod nats;
+mod operator;
+mod runtime_seams;

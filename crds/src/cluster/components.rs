@@ -1,0 +1,471 @@
+//! One spec type per part of a `ChatCluster`, with its defaults and the CEL
+//! rules that concern only that part.
+//!
+//! Counts are `i32` like Kubernetes' own replica fields; ring quantities are
+//! `u32` like the ring's. Every default lives in a `default_*` function so the
+//! schema, serde and `Default` agree.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How many sequencing shards run, and how finely the ring splits them.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "self.count >= 1", "message": "shards.count must be at least 1: every chat needs a shard to sequence it", "fieldPath": ".count" },
+    { "rule": "self.count <= 256", "message": "shards.count must be at most 256", "fieldPath": ".count" }
+]))]
+pub struct ShardsSpec {
+    /// Number of shard pods. Scaling moves about 1/N of the chats per step,
+    /// through a two-phase ring change.
+    #[serde(default = "default_shard_count")]
+    pub count: i32,
+    /// Virtual nodes per shard on the consistent-hash ring. Fixed at creation:
+    /// changing it would move most chats at once.
+    #[serde(default = "default_vnodes")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self == oldSelf", "message": "shards.vnodesPerShard is immutable: changing it would move most chats at once; create a new ChatCluster instead" },
+        { "rule": "self >= 1 && self <= 4096", "message": "shards.vnodesPerShard must be between 1 and 4096" }
+    ]))]
+    pub vnodes_per_shard: u32,
+    /// Seconds a shard may stay NotReady before it is taken out of the ring
+    /// (its lease fences it; its chats move to its ring neighbours). It is put
+    /// back once Ready again.
+    #[serde(default = "default_failover_delay")]
+    #[schemars(range(min = 1))]
+    pub failover_delay_seconds: i32,
+}
+
+impl Default for ShardsSpec {
+    fn default() -> Self {
+        Self {
+            count: default_shard_count(),
+            vnodes_per_shard: default_vnodes(),
+            failover_delay_seconds: default_failover_delay(),
+        }
+    }
+}
+
+fn default_shard_count() -> i32 {
+    1
+}
+fn default_vnodes() -> u32 {
+    64
+}
+fn default_failover_delay() -> i32 {
+    30
+}
+fn default_one() -> i32 {
+    1
+}
+
+/// The gateways: the WebSocket/REST edge clients connect to.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// Gateway pods. With more than one, a PodDisruptionBudget keeps all but
+    /// one available during voluntary disruptions.
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// The Service that is the cluster's WebSocket endpoint.
+    #[serde(default)]
+    pub service: GatewayServiceSpec,
+    /// Seconds a gateway may stay NotReady before it is replaced; its clients
+    /// reconnect to another gateway and resume. (Reserved: the operator does
+    /// not act on it yet; the liveness probe restarts a stuck gateway.)
+    #[serde(default = "default_failover_delay")]
+    #[schemars(range(min = 1))]
+    pub failover_delay_seconds: i32,
+    /// How gateway pods spread across failure domains.
+    #[serde(default)]
+    pub topology_spread: TopologySpreadSpec,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            service: GatewayServiceSpec::default(),
+            failover_delay_seconds: default_failover_delay(),
+            topology_spread: TopologySpreadSpec::default(),
+        }
+    }
+}
+
+/// Kind of the gateway Service.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// The gateway Service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayServiceSpec {
+    /// Service type; `LoadBalancer` publishes an external WebSocket URL in status.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Service port clients connect to (WebSocket at `/v1/ws`, REST at `/v1`).
+    #[serde(default = "default_service_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Annotations for the Service, e.g. a cloud load balancer's settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for GatewayServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::ClusterIP,
+            port: default_service_port(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_service_port() -> i32 {
+    80
+}
+
+/// What to do when a spread constraint cannot be met.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum WhenUnsatisfiable {
+    #[default]
+    ScheduleAnyway,
+    DoNotSchedule,
+}
+
+/// A topology spread constraint the operator fills in for gateway pods.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySpreadSpec {
+    /// Node label naming the failure domain.
+    #[serde(default = "default_topology_key")]
+    pub topology_key: String,
+    /// Most pods by which two domains may differ.
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 1))]
+    pub max_skew: i32,
+    /// Whether an unmet constraint blocks scheduling.
+    #[serde(default)]
+    pub when_unsatisfiable: WhenUnsatisfiable,
+}
+
+impl Default for TopologySpreadSpec {
+    fn default() -> Self {
+        Self {
+            topology_key: default_topology_key(),
+            max_skew: 1,
+            when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+        }
+    }
+}
+
+fn default_topology_key() -> String {
+    "topology.kubernetes.io/zone".into()
+}
+
+/// Push notification workers.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifierSpec {
+    /// Notifier pods; they share the push work queue.
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+}
+
+impl Default for NotifierSpec {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
+/// The presence/session cache.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// Copies of the JetStream key-value bucket; at most the number of NATS
+    /// servers when NATS is managed.
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: i32,
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
+/// The NATS bus: exactly one of `external` or `managed`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.external) != has(self.managed)", "message": "nats: set exactly one of external (an existing NATS) or managed (the operator runs one)" }
+]))]
+pub struct NatsSpec {
+    /// An existing NATS with JetStream enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalNats>,
+    /// A NATS StatefulSet (JetStream on) run by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedNats>,
+}
+
+impl Default for NatsSpec {
+    fn default() -> Self {
+        Self {
+            external: None,
+            managed: Some(ManagedNats::default()),
+        }
+    }
+}
+
+/// An existing NATS.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalNats {
+    /// Server URL(s), comma-separated, e.g. `nats://nats.infra:4222`.
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// Secret holding NATS credentials (a `.creds` file under key `creds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// A NATS the operator runs.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedNats {
+    /// NATS servers (JetStream cluster size); 1, 3 or 5 in practice.
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: i32,
+    /// JetStream storage per server, e.g. `10Gi`. Unset: an emptyDir (data is
+    /// lost when the pod goes; fine for development).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+}
+
+impl Default for ManagedNats {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            storage: None,
+        }
+    }
+}
+
+/// The ScyllaDB store: exactly one of `external` or `managed`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.external) != has(self.managed)", "message": "scylla: set exactly one of external (an existing ScyllaDB/Cassandra) or managed (a single dev node)" }
+]))]
+pub struct ScyllaSpec {
+    /// An existing ScyllaDB (or Cassandra) cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalScylla>,
+    /// A single ScyllaDB node for development; not for production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedScylla>,
+}
+
+impl Default for ScyllaSpec {
+    fn default() -> Self {
+        Self {
+            external: None,
+            managed: Some(ManagedScylla::default()),
+        }
+    }
+}
+
+/// An existing ScyllaDB.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalScylla {
+    /// `host:port` of some nodes; the driver discovers the rest.
+    #[schemars(length(min = 1, max = 32))]
+    pub contact_points: Vec<String>,
+    /// Keyspace holding Confab's tables; created if absent.
+    #[serde(default = "default_keyspace")]
+    #[schemars(regex(pattern = r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$"))]
+    pub keyspace: String,
+    /// Replication factor used when the keyspace is created.
+    #[serde(default = "default_rf")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replication_factor: i32,
+    /// Secret with keys `username` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+fn default_keyspace() -> String {
+    "confab".into()
+}
+fn default_rf() -> i32 {
+    3
+}
+
+/// The operator's dev ScyllaDB node.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedScylla {
+    /// ScyllaDB image.
+    #[serde(default = "default_scylla_image")]
+    pub image: String,
+    /// Data volume size, e.g. `10Gi`. Unset: an emptyDir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+}
+
+impl Default for ManagedScylla {
+    fn default() -> Self {
+        Self {
+            image: default_scylla_image(),
+            storage: None,
+        }
+    }
+}
+
+fn default_scylla_image() -> String {
+    "scylladb/scylla:6.2".into()
+}
+
+/// Where media objects are stored.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaSpec {
+    /// Buckets by name; the runtime picks one per media kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["name"],
+        "x-kubernetes-validations" = [
+            { "rule": "self.all(b, self.exists_one(c, c.name == b.name))", "message": "media.buckets names must be unique" }
+        ]
+    ))]
+    pub buckets: Vec<BucketSpec>,
+}
+
+/// Object-storage service of a bucket.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    S3,
+    Gcs,
+    Azure,
+    /// A folder in the pod (an emptyDir): development only.
+    Filesystem,
+}
+
+/// One media bucket.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "self.provider != 'filesystem' || (!has(self.endpoint) && !has(self.credentialsSecret))", "message": "a filesystem bucket takes neither endpoint nor credentialsSecret" }
+]))]
+pub struct BucketSpec {
+    /// Bucket name at the provider; also its key in this list.
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    )]
+    pub name: String,
+    /// Object-storage service.
+    pub provider: Provider,
+    /// Endpoint URL for S3-compatible services (MinIO, Ceph, R2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region, where the provider has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Secret with the provider's credentials (S3: `accessKeyId`,
+    /// `secretAccessKey`; GCS: `serviceAccount.json`; Azure: `accountName`,
+    /// `accountKey`). Unset: the pod's workload identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// Largest object accepted, in bytes.
+    #[serde(default = "default_max_object_bytes")]
+    #[schemars(range(min = 1))]
+    pub max_object_bytes: i64,
+    /// Days after which objects are deleted; unset keeps them forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub retention_days: Option<i32>,
+}
+
+fn default_max_object_bytes() -> i64 {
+    16 * 1024 * 1024
+}
+
+/// A key in a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name, in the ChatCluster's namespace.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// Push service credentials. A platform left unset sends no pushes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSpec {
+    /// Firebase Cloud Messaging service-account JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fcm: Option<SecretKeyRef>,
+    /// Apple Push Notification service `.p8` token key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apns: Option<SecretKeyRef>,
+}
+
+/// Token signing.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Secret holding the token signing key under `signing-key` (at least 32
+    /// bytes). Unset: `<cluster>-signing-key`. Generated when absent; an
+    /// existing Secret is never modified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_secret: Option<String>,
+}
+
+/// Compute resources per role. Unset roles get modest requests.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifier: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scylla: Option<ResourceRequirements>,
+}
+
+/// Node selection applied to every pod the operator creates.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingSpec {
+    /// Node labels a pod's node must have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}

@@ -1,0 +1,341 @@
+//! The runtime's cluster seams against real services: `NatsBus` against
+//! nats-server (`CONFAB_NATS_URL`) and `ScyllaStore` against a CQL node
+//! (`CONFAB_CQL_NODE`; Cassandra 5.0 stands in for ScyllaDB), each through
+//! the same conformance suite as its in-process twin, plus the CQL store's
+//! own edge cases: paging across buckets and completing interrupted writes.
+//!
+//! Each store test works in its own keyspace and drops it at the end.
+//! `lwt_cost` is a measurement, not a check: run it with `--ignored`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use chat_runtime::bus::{self, nats::NatsBus};
+use chat_runtime::model::{
+    Chat, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, now_ms,
+};
+use chat_runtime::store::scylla::{
+    self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore,
+};
+use chat_runtime::store::{self as store_api, Store};
+use confab_e2e::service_env;
+use futures::{StreamExt, stream};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use tokio::time::timeout;
+use uuid::Uuid;
+
+/// A name unique to this process and moment (a valid keyspace name).
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+async fn cql_session() -> Result<Arc<Session>> {
+    let node = service_env("CONFAB_CQL_NODE");
+    let builder = cql_store::recommended(SessionBuilder::new().known_node(&node))
+        .connection_timeout(Duration::from_secs(5));
+    let session = timeout(Duration::from_secs(30), builder.build())
+        .await
+        .with_context(|| format!("connecting to CQL node {node} timed out"))?
+        .with_context(|| format!("cannot connect to CQL node {node}"))?;
+    Ok(Arc::new(session))
+}
+
+/// Opens a store in a fresh keyspace, runs `body` on it, then drops the
+/// keyspace — also when `body` panics (the panic is passed on).
+async fn with_store<F, Fut>(body: F) -> Result<()>
+where
+    F: FnOnce(Arc<ScyllaStore>, Arc<Session>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let session = cql_session().await?;
+    let ks = unique("confab_seams");
+    let config = ScyllaConfig::new(ks.clone(), Replication::Simple { factor: 1 });
+    let store = ScyllaStore::open(session.clone(), config).await?;
+    let outcome = tokio::spawn(body(Arc::new(store), session.clone(), ks.clone())).await;
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), &[])
+        .await
+        .context("dropping the test keyspace")?;
+    match outcome {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[tokio::test]
+async fn nats_bus_passes_the_bus_conformance_suite() -> Result<()> {
+    let url = service_env("CONFAB_NATS_URL");
+    let client = timeout(Duration::from_secs(10), async_nats::connect(url.as_str()))
+        .await
+        .with_context(|| format!("connecting to NATS at {url} timed out"))?
+        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let bus = NatsBus::with_prefix(client, unique("confab_seams.user"));
+    timeout(Duration::from_secs(60), bus::conformance::run(&bus))
+        .await
+        .context("the bus suite took over 60 s")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_store_passes_the_store_conformance_suite() -> Result<()> {
+    with_store(|store, session, ks| async move {
+        // Migrations are idempotent: opening the keyspace again is a no-op.
+        let config = ScyllaConfig::new(ks, Replication::Simple { factor: 1 });
+        let again = ScyllaStore::open(session, config).await?;
+        store_api::conformance::run(store.as_ref()).await;
+        store_api::conformance::concurrent_appends(Arc::new(again)).await;
+        Ok(())
+    })
+    .await
+}
+
+fn group(creator: Uuid) -> Chat {
+    Chat {
+        id: Uuid::new_v4(),
+        kind: ChatKind::Group,
+        title: "seams".into(),
+        created_by: creator,
+        created_at: now_ms(),
+    }
+}
+
+fn text(chat: &Chat, seq: Seq, sender: Uuid) -> Message {
+    Message {
+        chat_id: chat.id,
+        seq,
+        sender,
+        client_msg_id: format!("c{seq}"),
+        content: Content::Text {
+            body: format!("m{seq}"),
+        },
+        sent_at: now_ms(),
+    }
+}
+
+/// Appends seqs 2..=last to a chat, `concurrency` at a time; returns the rate.
+async fn fill(store: &Arc<ScyllaStore>, chat: &Chat, last: Seq, concurrency: usize) -> f64 {
+    let start = Instant::now();
+    stream::iter(2..=last)
+        .for_each_concurrent(concurrency, |seq| {
+            let (store, msg) = (store.clone(), text(chat, seq, chat.created_by));
+            async move { store.append(&msg, None).await.expect("append") }
+        })
+        .await;
+    (last - 1) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn new_group(store: &ScyllaStore) -> Result<Chat> {
+    let admin = Uuid::new_v4();
+    let chat = group(admin);
+    let first = Message {
+        client_msg_id: String::new(),
+        content: Content::System {
+            event: SystemEvent::Created,
+            user_id: admin,
+        },
+        ..text(&chat, 1, admin)
+    };
+    store
+        .create_chat(&chat, &[Member::new(admin, Role::Admin, 1)], &first)
+        .await?;
+    Ok(chat)
+}
+
+fn seqs(page: &[Message]) -> Vec<Seq> {
+    page.iter().map(|m| m.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_across_buckets() -> Result<()> {
+    with_store(|store, _, _| async move {
+        let chat = new_group(&store).await?;
+        let last = BUCKET + 60; // two partitions: 1..BUCKET-1 and BUCKET..
+        fill(&store, &chat, last, 32).await;
+        assert_eq!(store.head(chat.id).await?, last);
+        let b = BUCKET;
+        let page = store.messages_before(chat.id, None, 100).await?;
+        assert_eq!(seqs(&page), (last - 99..=last).rev().collect::<Vec<_>>());
+        let page = store.messages_before(chat.id, Some(b + 10), 30).await?;
+        assert_eq!(seqs(&page), (b - 20..b + 10).rev().collect::<Vec<_>>());
+        let page = store.messages_before(chat.id, Some(Seq::MAX), 3).await?;
+        assert_eq!(seqs(&page), vec![last, last - 1, last - 2]);
+        let page = store.messages_after(chat.id, b - 10, 20).await?;
+        assert_eq!(seqs(&page), (b - 9..=b + 10).collect::<Vec<_>>());
+        let all = store
+            .messages_after(chat.id, 0, 10 * BUCKET as usize)
+            .await?;
+        assert_eq!(seqs(&all), (1..=last).collect::<Vec<_>>());
+        assert!(store.messages_after(chat.id, last, 10).await?.is_empty());
+        assert!(
+            store
+                .messages_after(chat.id, Seq::MAX, 10)
+                .await?
+                .is_empty()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_append_is_completed_by_head() -> Result<()> {
+    with_store(|store, session, ks| async move {
+        let chat = new_group(&store).await?;
+        // The message row of seq 2 written as by a process that died before
+        // its dedup entry and membership change (the LWT went through).
+        let joiner = Member::new(Uuid::new_v4(), Role::Member, 2);
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {ks}.messages (chat_id, bucket, seq, sender, client_msg_id, \
+                     kind, body, sent_at, change_put) VALUES (?, 0, 2, ?, 'retry-me', 'text', \
+                     'hi', 0, ?)"
+                ),
+                (chat.id, joiner.user_id, serde_json::to_string(&joiner)?),
+            )
+            .await?;
+        assert_eq!(
+            store.dedup(chat.id, joiner.user_id, "retry-me").await?,
+            None
+        );
+        assert_eq!(store.head(chat.id).await?, 2);
+        assert_eq!(
+            store.dedup(chat.id, joiner.user_id, "retry-me").await?,
+            Some(2)
+        );
+        assert!(store.members(chat.id).await?.contains(&joiner));
+        assert_eq!(store.user_chats(joiner.user_id).await?, vec![chat.id]);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_chat_claimed_by_a_dead_creator_is_completed() -> Result<()> {
+    with_store(|store, session, ks| async move {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (lo, hi) = (a.min(b), a.max(b));
+        let orphan = Uuid::new_v4();
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {ks}.direct_chats (user_lo, user_hi, chat_id, created_by, \
+                     created_at) VALUES (?, ?, ?, ?, 7) IF NOT EXISTS"
+                ),
+                (lo, hi, orphan, a),
+            )
+            .await?;
+        assert_eq!(store.direct_chat(a, b).await?, None, "incomplete chat");
+        let chat = Chat {
+            id: Uuid::new_v4(),
+            kind: ChatKind::Direct,
+            title: String::new(),
+            created_by: b,
+            created_at: now_ms(),
+        };
+        let members = [
+            Member::new(a, Role::Member, 1),
+            Member::new(b, Role::Member, 1),
+        ];
+        assert_eq!(store.create_direct(&chat, members).await?, (orphan, false));
+        let completed = store.chat(orphan).await?.context("chat written")?;
+        assert_eq!((completed.created_by, completed.created_at), (a, 7));
+        assert_eq!(store.direct_chat(b, a).await?, Some(orphan));
+        assert_eq!(store.members(orphan).await?.len(), 2);
+        Ok(())
+    })
+    .await
+}
+
+/// Inserts/s of `statement` into `n` partitions of `messages` (one row
+/// each: many chats appending at once), `concurrency` requests in flight.
+async fn rate(
+    session: &Arc<Session>,
+    statement: &PreparedStatement,
+    n: u64,
+    concurrency: usize,
+) -> f64 {
+    let start = Instant::now();
+    stream::iter(0..n)
+        .for_each_concurrent(concurrency, |_| {
+            let (session, statement) = (session.clone(), statement.clone());
+            async move {
+                let chat = Uuid::new_v4();
+                let values = (chat, 0i64, 1i64, chat, "body");
+                session
+                    .execute_unpaged(&statement, values)
+                    .await
+                    .expect("insert");
+            }
+        })
+        .await;
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The price of the message LWT: `INSERT … IF NOT EXISTS` against the same
+/// insert without the condition, on the store's own table, then whole
+/// `Store::append`s (LWT + logged batch) with one sequential writer per chat.
+/// Prints its figures; run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run explicitly"]
+async fn lwt_cost() -> Result<()> {
+    const N: u64 = 3000;
+    with_store(|store, session, ks| async move {
+        let insert = format!(
+            "INSERT INTO {ks}.messages (chat_id, bucket, seq, sender, kind, body) \
+             VALUES (?, ?, ?, ?, 'text', ?)"
+        );
+        let mut plain = session.prepare(insert.clone()).await?;
+        plain.set_consistency(Consistency::LocalQuorum);
+        let mut lwt = session.prepare(format!("{insert} IF NOT EXISTS")).await?;
+        lwt.set_consistency(Consistency::LocalQuorum);
+        lwt.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+        rate(&session, &plain, 500, 16).await; // warm-up
+        rate(&session, &lwt, 500, 16).await;
+        for concurrency in [1, 16, 64] {
+            let n = if concurrency == 1 { N / 5 } else { N };
+            let p = rate(&session, &plain, n, concurrency).await;
+            let l = rate(&session, &lwt, n, concurrency).await;
+            println!(
+                "concurrency {concurrency:2}: plain {p:7.0}/s, LWT {l:7.0}/s ({:.1}x slower)",
+                p / l
+            );
+        }
+        for chats in [1usize, 16] {
+            let start = Instant::now();
+            let per_chat = if chats == 1 { 300 } else { 150 };
+            stream::iter(0..chats)
+                .for_each_concurrent(chats, |_| {
+                    let store = store.clone();
+                    async move {
+                        let chat = new_group(&store).await.expect("chat");
+                        for seq in 2..=per_chat + 1 {
+                            let msg = text(&chat, seq, chat.created_by);
+                            store.append(&msg, None).await.expect("append");
+                        }
+                    }
+                })
+                .await;
+            let total = (chats as u64 * per_chat) as f64;
+            println!(
+                "Store::append, {chats:2} chats × {per_chat} in sequence: {:.0}/s, {:.1} ms per append",
+                total / start.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64() * 1000.0 / per_chat as f64
+            );
+        }
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,282 @@
+//! The runtime ConfigMap: the `ChatCluster` spec resolved into the
+//! [`ClusterConfig`] every chat-runtime pod reads, plus which Secrets each
+//! role mounts where (the paths the config names).
+//!
+//! The committed ring goes in as it is; the ConfigMap is *not* hashed into
+//! pod templates, so a ring change never restarts pods (they learn it through
+//! the control API).
+
+use std::collections::BTreeMap;
+
+use confab_api::cluster::{ChatCluster, Provider};
+use confab_api::config::{
+    AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, ClusterConfig, NatsConfig, PushConfig,
+    SIGNING_KEY_KEY, StoreConfig,
+};
+use confab_api::ring::Ring;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::names::{Names, Role};
+use super::pod::secret_dir;
+
+/// Folder of filesystem media buckets (an emptyDir on gateways).
+pub const MEDIA_DIR: &str = "/var/lib/confab/media";
+/// NATS client port.
+pub const NATS_PORT: u16 = 4222;
+/// CQL port.
+pub const CQL_PORT: u16 = 9042;
+
+/// The signing-key Secret's name.
+pub fn signing_key_secret(cc: &ChatCluster, names: &Names) -> String {
+    cc.spec
+        .auth
+        .signing_key_secret
+        .clone()
+        .unwrap_or_else(|| names.child("signing-key"))
+}
+
+/// `(volume, Secret)` pairs a role mounts, each at [`secret_dir`]`(volume)`.
+pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(String, String)> {
+    let spec = &cc.spec;
+    let mut out = Vec::new();
+    if let Some(secret) = spec
+        .nats
+        .external
+        .as_ref()
+        .and_then(|n| n.credentials_secret.clone())
+    {
+        out.push(("nats".into(), secret));
+    }
+    if let Some(secret) = spec
+        .scylla
+        .external
+        .as_ref()
+        .and_then(|s| s.credentials_secret.clone())
+    {
+        out.push(("scylla".into(), secret));
+    }
+    match role {
+        Role::Gateway => {
+            out.push(("auth".into(), signing_key_secret(cc, names)));
+            for (i, b) in spec.media.buckets.iter().enumerate() {
+                if let Some(secret) = &b.credentials_secret {
+                    out.push((format!("bucket-{i}"), secret.clone()));
+                }
+            }
+        }
+        Role::Notifier => {
+            if let Some(r) = &spec.push.fcm {
+                out.push(("fcm".into(), r.name.clone()));
+            }
+            if let Some(r) = &spec.push.apns {
+                out.push(("apns".into(), r.name.clone()));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn nats_config(cc: &ChatCluster, names: &Names) -> NatsConfig {
+    let cache_replicas = cc.spec.cache.replicas.max(1) as u32;
+    match &cc.spec.nats.external {
+        Some(ext) => NatsConfig {
+            url: ext.url.clone(),
+            credentials_file: ext
+                .credentials_secret
+                .as_ref()
+                .map(|_| format!("{}/creds", secret_dir("nats"))),
+            cache_replicas,
+        },
+        None => NatsConfig {
+            url: format!(
+                "nats://{}.{}.svc:{NATS_PORT}",
+                names.workload(Role::Nats),
+                names.namespace
+            ),
+            credentials_file: None,
+            cache_replicas,
+        },
+    }
+}
+
+fn store_config(cc: &ChatCluster, names: &Names) -> StoreConfig {
+    match &cc.spec.scylla.external {
+        Some(ext) => StoreConfig::Scylla {
+            contact_points: ext.contact_points.clone(),
+            keyspace: ext.keyspace.clone(),
+            replication_factor: ext.replication_factor.max(1) as u32,
+            credentials_dir: ext
+                .credentials_secret
+                .as_ref()
+                .map(|_| secret_dir("scylla")),
+        },
+        None => StoreConfig::Scylla {
+            contact_points: vec![format!(
+                "{}.{}.svc:{CQL_PORT}",
+                names.workload(Role::Scylla),
+                names.namespace
+            )],
+            keyspace: "confab".into(),
+            replication_factor: 1,
+            credentials_dir: None,
+        },
+    }
+}
+
+/// The runtime's cluster config for `cc` with the committed `ring`.
+pub fn cluster_config(cc: &ChatCluster, names: &Names, ring: Ring) -> ClusterConfig {
+    let push = &cc.spec.push;
+    ClusterConfig {
+        version: CONFIG_VERSION,
+        cluster: names.cluster.clone(),
+        namespace: names.namespace.clone(),
+        ring,
+        shard_address: names.shard_address_template(),
+        nats: nats_config(cc, names),
+        store: store_config(cc, names),
+        media: buckets(cc),
+        push: PushConfig {
+            fcm_credentials_file: push
+                .fcm
+                .as_ref()
+                .map(|r| format!("{}/{}", secret_dir("fcm"), r.key)),
+            apns_key_file: push
+                .apns
+                .as_ref()
+                .map(|r| format!("{}/{}", secret_dir("apns"), r.key)),
+        },
+        auth: AuthConfig {
+            signing_key_file: format!("{}/{SIGNING_KEY_KEY}", secret_dir("auth")),
+        },
+    }
+}
+
+fn buckets(cc: &ChatCluster) -> Vec<BucketConfig> {
+    let provider = |p: Provider| match p {
+        Provider::S3 => "s3",
+        Provider::Gcs => "gcs",
+        Provider::Azure => "azure",
+        Provider::Filesystem => "filesystem",
+    };
+    cc.spec
+        .media
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| BucketConfig {
+            name: b.name.clone(),
+            provider: provider(b.provider).into(),
+            endpoint: b.endpoint.clone(),
+            region: b.region.clone(),
+            credentials_dir: match b.provider {
+                Provider::Filesystem => Some(format!("{MEDIA_DIR}/{}", b.name)),
+                _ => b
+                    .credentials_secret
+                    .as_ref()
+                    .map(|_| secret_dir(&format!("bucket-{i}"))),
+            },
+            max_object_bytes: b.max_object_bytes.max(0) as u64,
+            retention_days: b.retention_days.map(|d| d.max(0) as u32),
+        })
+        .collect()
+}
+
+/// The `<cluster>-config` ConfigMap holding [`cluster_config`] as JSON.
+pub fn build_config_map(cc: &ChatCluster, names: &Names, ring: Ring) -> ConfigMap {
+    let config = cluster_config(cc, names, ring);
+    let json = serde_json::to_string_pretty(&config).expect("config serializes");
+    ConfigMap {
+        metadata: names.meta(names.config_map(), names.labels()),
+        data: Some(BTreeMap::from([(CONFIG_KEY.into(), json)])),
+        ..ConfigMap::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::cluster;
+    use confab_api::cluster::{BucketSpec, ExternalNats, SecretKeyRef};
+    use confab_api::ring::ShardId;
+
+    fn ring() -> Ring {
+        Ring::new(4, &[ShardId(0), ShardId(1)], 64).unwrap()
+    }
+
+    #[test]
+    fn managed_defaults_point_at_the_managed_services() {
+        let cc = cluster();
+        let names = Names::new(&cc);
+        let cm = build_config_map(&cc, &names, ring());
+        assert_eq!(cm.metadata.name.as_deref(), Some("chat-config"));
+        let config = ClusterConfig::from_json(&cm.data.unwrap()[CONFIG_KEY]).unwrap();
+        assert_eq!(config.ring, ring());
+        assert_eq!(config.nats.url, "nats://chat-nats.prod.svc:4222");
+        assert_eq!(
+            config.store,
+            StoreConfig::Scylla {
+                contact_points: vec!["chat-scylla.prod.svc:9042".into()],
+                keyspace: "confab".into(),
+                replication_factor: 1,
+                credentials_dir: None
+            }
+        );
+        assert_eq!(
+            config.auth.signing_key_file,
+            "/var/run/confab/auth/signing-key"
+        );
+        assert_eq!(
+            config.shard_control_address(1),
+            "chat-shard-1.chat-shard.prod.svc:9090"
+        );
+    }
+
+    #[test]
+    fn external_nats_buckets_and_push_become_files_the_roles_mount() {
+        let mut cc = cluster();
+        cc.spec.nats.managed = None;
+        cc.spec.nats.external = Some(ExternalNats {
+            url: "nats://bus:4222".into(),
+            credentials_secret: Some("bus-creds".into()),
+        });
+        cc.spec.media.buckets = vec![
+            serde_json::from_value::<BucketSpec>(serde_json::json!(
+                {"name": "media", "provider": "s3", "credentialsSecret": "s3-keys"}))
+            .unwrap(),
+            serde_json::from_value::<BucketSpec>(serde_json::json!(
+                {"name": "local", "provider": "filesystem"}))
+            .unwrap(),
+        ];
+        cc.spec.push.fcm = Some(SecretKeyRef {
+            name: "fcm".into(),
+            key: "sa.json".into(),
+        });
+        let names = Names::new(&cc);
+        let config = cluster_config(&cc, &names, ring());
+        assert_eq!(
+            config.nats.credentials_file.as_deref(),
+            Some("/var/run/confab/nats/creds")
+        );
+        assert_eq!(
+            config.media[0].credentials_dir.as_deref(),
+            Some("/var/run/confab/bucket-0")
+        );
+        assert_eq!(
+            config.media[1].credentials_dir.as_deref(),
+            Some("/var/lib/confab/media/local")
+        );
+        assert_eq!(
+            config.push.fcm_credentials_file.as_deref(),
+            Some("/var/run/confab/fcm/sa.json")
+        );
+
+        let gateway = secret_volumes(&cc, &names, Role::Gateway);
+        assert!(gateway.contains(&("bucket-0".into(), "s3-keys".into())));
+        assert!(gateway.contains(&("auth".into(), "chat-signing-key".into())));
+        assert!(gateway.contains(&("nats".into(), "bus-creds".into())));
+        let notifier = secret_volumes(&cc, &names, Role::Notifier);
+        assert!(notifier.contains(&("fcm".into(), "fcm".into())));
+        assert!(!notifier.iter().any(|(v, _)| v == "auth"));
+    }
+}

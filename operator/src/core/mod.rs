@@ -1,0 +1,317 @@
+//! The pure core: from a `ChatCluster` and what was observed, the objects
+//! that should exist, the next scaling step and the status to report.
+//!
+//! Nothing here talks to the API server or the runtime, reads a clock or
+//! draws randomness: the shell passes all of that in through [`Observed`].
+//! One builder per object kind, each with its tests beside it:
+//! [`config`] (runtime ConfigMap), [`secret`] (signing key), [`shard`]
+//! (StatefulSet + headless Service), [`gateway`] (Deployment, Service, PDB),
+//! [`notifier`] (Deployment, ServiceAccount), [`nats`] and [`scylla`] (managed
+//! backing services); [`pod`] holds what their pods share, [`names`] what
+//! they are called, [`plan`] the scaling state machine and [`status`] the
+//! conditions.
+
+pub mod config;
+pub mod gateway;
+pub mod names;
+pub mod nats;
+pub mod notifier;
+pub mod plan;
+pub mod pod;
+pub mod scylla;
+pub mod secret;
+pub mod shard;
+pub mod status;
+
+#[cfg(test)]
+pub mod fixtures;
+
+use confab_api::cluster::{ChatCluster, ChatClusterStatus, RingStatus};
+use confab_api::ring::{Ring, ShardId};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use names::{Names, Role};
+pub use plan::{Plan, ShardPod, Step};
+
+/// Whether the signing-key Secret exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SigningKey {
+    Present,
+    /// Absent; `fresh` is a newly drawn key to create it with.
+    Absent {
+        fresh: Vec<u8>,
+    },
+}
+
+/// What the shell observed for one `ChatCluster`.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The time of this reconcile.
+    pub now: Timestamp,
+    /// The signing-key Secret.
+    pub signing_key: SigningKey,
+    /// Shard pods that exist.
+    pub shard_pods: Vec<ShardPod>,
+    /// The shard StatefulSet's replicas, if it exists.
+    pub shard_replicas: Option<i32>,
+    /// Ready pods per workload.
+    pub gateways_ready: i32,
+    pub notifiers_ready: i32,
+    pub nats_ready: i32,
+    pub scylla_ready: i32,
+    /// The gateway Service's load-balancer hostname or IP, once it has one.
+    pub gateway_ingress: Option<String>,
+}
+
+/// A child object to server-side apply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    ServiceAccount(ServiceAccount),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    Service(Service),
+    StatefulSet(StatefulSet),
+    Deployment(Deployment),
+    PodDisruptionBudget(PodDisruptionBudget),
+}
+
+/// Kinds of children that may have to be deleted when the spec no longer
+/// calls for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Service,
+    StatefulSet,
+    PodDisruptionBudget,
+}
+
+/// Everything one reconcile decides.
+#[derive(Clone, Debug)]
+pub struct Desired {
+    /// Children to apply, in dependency order.
+    pub objects: Vec<Object>,
+    /// Children that must not exist (deleted if present).
+    pub absent: Vec<(Kind, String)>,
+    /// The scaling plan.
+    pub plan: Plan,
+    /// `status.ring` with the step's intent recorded.
+    pub ring: RingStatus,
+    /// The status to report if the step succeeds as recorded.
+    pub status: ChatClusterStatus,
+}
+
+/// The plan for `cc` given `observed`.
+pub fn plan_for(cc: &ChatCluster, observed: &Observed) -> Plan {
+    let ring = current_ring(cc);
+    plan::plan(&plan::PlanInput {
+        count: cc.spec.shards.count.max(1) as u32,
+        vnodes_per_shard: cc.spec.shards.vnodes_per_shard,
+        paused: cc.spec.paused,
+        failover_delay: SignedDuration::from_secs(i64::from(cc.spec.shards.failover_delay_seconds)),
+        ring: &ring,
+        pods: &observed.shard_pods,
+        replicas: observed.shard_replicas,
+        now: observed.now,
+    })
+}
+
+/// `status.ring`, or the empty ring before the first reconcile.
+pub fn current_ring(cc: &ChatCluster) -> RingStatus {
+    cc.status
+        .as_ref()
+        .and_then(|s| s.ring.clone())
+        .unwrap_or_default()
+}
+
+/// What should exist for `cc`, what to do next, and what to report.
+pub fn desired(cc: &ChatCluster, observed: &Observed) -> Desired {
+    let names = Names::new(cc);
+    let plan = plan_for(cc, observed);
+    let ring = plan
+        .step
+        .record(&current_ring(cc), cc.spec.shards.vnodes_per_shard);
+    let (objects, absent) = objects(cc, &names, observed, &plan, &ring);
+    let status = status::build(cc, &names, observed, &plan, &plan.step.complete(&ring));
+    Desired {
+        objects,
+        absent,
+        plan,
+        ring,
+        status,
+    }
+}
+
+/// The committed ring of `ring` as a [`Ring`], if there is one yet.
+pub fn committed_ring(ring: &RingStatus) -> Option<Ring> {
+    let shards: Vec<ShardId> = ring.members.iter().map(|s| ShardId(*s)).collect();
+    (ring.epoch > 0)
+        .then(|| Ring::new(ring.epoch, &shards, ring.vnodes_per_shard).ok())
+        .flatten()
+}
+
+/// The managed NATS and ScyllaDB, or their absence when external.
+fn backing_services(
+    cc: &ChatCluster,
+    names: &Names,
+    objects: &mut Vec<Object>,
+    absent: &mut Vec<(Kind, String)>,
+) {
+    let nats = (
+        nats::build_nats_service(cc, names),
+        nats::build_nats_statefulset(cc, names),
+    );
+    let scylla = (
+        scylla::build_scylla_service(cc, names),
+        scylla::build_scylla_statefulset(cc, names),
+    );
+    for (role, built) in [(Role::Nats, nats), (Role::Scylla, scylla)] {
+        match built {
+            (Some(svc), Some(sts)) => {
+                objects.extend([Object::Service(svc), Object::StatefulSet(sts)])
+            }
+            _ => absent.extend([
+                (Kind::StatefulSet, names.workload(role)),
+                (Kind::Service, names.workload(role)),
+            ]),
+        }
+    }
+}
+
+fn objects(
+    cc: &ChatCluster,
+    names: &Names,
+    observed: &Observed,
+    plan: &Plan,
+    ring: &RingStatus,
+) -> (Vec<Object>, Vec<(Kind, String)>) {
+    let mut objects = vec![Object::ServiceAccount(notifier::build_service_account(
+        names,
+    ))];
+    let mut absent = Vec::new();
+    if let SigningKey::Absent { fresh } = &observed.signing_key {
+        objects.push(Object::Secret(secret::build_signing_key_secret(
+            cc, names, fresh,
+        )));
+    }
+    backing_services(cc, names, &mut objects, &mut absent);
+    // Shards need the ring in their ConfigMap before they start.
+    if let Some(committed) = committed_ring(ring) {
+        objects.push(Object::ConfigMap(config::build_config_map(
+            cc, names, committed,
+        )));
+        objects.push(Object::Service(shard::build_shard_service(names)));
+        objects.push(Object::StatefulSet(shard::build_shard_statefulset(
+            cc,
+            names,
+            plan.replicas,
+        )));
+    }
+    objects.push(Object::Deployment(gateway::build_gateway_deployment(
+        cc, names,
+    )));
+    objects.push(Object::Service(gateway::build_gateway_service(cc, names)));
+    match gateway::build_gateway_pdb(cc, names) {
+        Some(pdb) => objects.push(Object::PodDisruptionBudget(pdb)),
+        None => absent.push((Kind::PodDisruptionBudget, names.workload(Role::Gateway))),
+    }
+    objects.push(Object::Deployment(notifier::build_notifier_deployment(
+        cc, names,
+    )));
+    (objects, absent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{cluster, observed, ring, with_ring};
+    use super::*;
+
+    fn names_of(objects: &[Object]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| {
+                let (kind, meta) = match o {
+                    Object::ServiceAccount(x) => ("ServiceAccount", &x.metadata),
+                    Object::ConfigMap(x) => ("ConfigMap", &x.metadata),
+                    Object::Secret(x) => ("Secret", &x.metadata),
+                    Object::Service(x) => ("Service", &x.metadata),
+                    Object::StatefulSet(x) => ("StatefulSet", &x.metadata),
+                    Object::Deployment(x) => ("Deployment", &x.metadata),
+                    Object::PodDisruptionBudget(x) => ("PodDisruptionBudget", &x.metadata),
+                };
+                format!("{kind}/{}", meta.name.clone().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_reconcile_bootstraps_the_ring_and_creates_everything() {
+        let mut obs = observed(0);
+        obs.shard_replicas = None;
+        obs.signing_key = SigningKey::Absent { fresh: vec![9; 64] };
+        let d = desired(&cluster(), &obs);
+        assert_eq!(d.plan.step, Step::Bootstrap { members: vec![0] });
+        assert_eq!((d.ring.epoch, d.ring.members.clone()), (1, vec![0]));
+        assert_eq!(
+            names_of(&d.objects),
+            [
+                "ServiceAccount/chat-runtime",
+                "Secret/chat-signing-key",
+                "Service/chat-nats",
+                "StatefulSet/chat-nats",
+                "Service/chat-scylla",
+                "StatefulSet/chat-scylla",
+                "ConfigMap/chat-config",
+                "Service/chat-shard",
+                "StatefulSet/chat-shard",
+                "Deployment/chat-gateway",
+                "Service/chat-gateway",
+                "Deployment/chat-notifier",
+            ]
+        );
+        assert_eq!(
+            d.absent,
+            vec![(Kind::PodDisruptionBudget, "chat-gateway".to_string())]
+        );
+        for o in &d.objects {
+            let Object::Secret(s) = o else { continue };
+            assert!(s.metadata.owner_references.is_some());
+        }
+    }
+
+    #[test]
+    fn existing_key_is_not_rebuilt_and_external_services_are_absent() {
+        let mut cc = with_ring(cluster(), ring(1, &[0]));
+        cc.spec.nats.managed = None;
+        cc.spec.nats.external = Some(confab_api::cluster::ExternalNats {
+            url: "nats://x".into(),
+            credentials_secret: None,
+        });
+        let d = desired(&cc, &observed(1));
+        assert_eq!(d.plan.step, Step::Stable);
+        let names = names_of(&d.objects);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("Secret/") || n.contains("nats"))
+        );
+        assert!(d.absent.contains(&(Kind::StatefulSet, "chat-nats".into())));
+    }
+
+    #[test]
+    fn stable_cluster_reports_running_and_needs_no_patch() {
+        let cc = with_ring(cluster(), ring(1, &[0]));
+        let obs = observed(1);
+        let first = desired(&cc, &obs);
+        assert_eq!(
+            first.status.phase,
+            Some(confab_api::cluster::Phase::Running)
+        );
+        let mut cc = cc;
+        cc.status = Some(first.status.clone());
+        let second = desired(&cc, &obs);
+        assert_eq!(second.status, first.status);
+        assert!(status::make_patch(&cc, &second.status).is_none());
+    }
+}

@@ -1,0 +1,300 @@
+//! Pod-spec pieces every workload shares: the hardened security contexts,
+//! probes, resource requests, scheduling, the runtime container and the
+//! volumes it mounts.
+//!
+//! Hardening (all runtime pods): non-root user, read-only root filesystem,
+//! no privilege escalation, all capabilities dropped, the runtime-default
+//! seccomp profile, no service-account token (the runtime never calls the
+//! Kubernetes API). Writable scratch space is an emptyDir at `/tmp`.
+
+use std::collections::BTreeMap;
+
+use confab_api::cluster::ChatCluster;
+use confab_api::config::{CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, HTTP_PORT, POD_NAME_ENV};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::names::{Names, Role};
+
+/// UID/GID runtime pods run as (the distroless "nonroot" user).
+pub const RUN_AS: i64 = 65532;
+
+/// Resource requests of a role when the spec sets none.
+pub fn default_resources(role: Role) -> ResourceRequirements {
+    let (cpu, memory) = match role {
+        Role::Gateway | Role::Shard => ("250m", "256Mi"),
+        Role::Notifier => ("50m", "64Mi"),
+        Role::Nats => ("100m", "128Mi"),
+        Role::Scylla => ("500m", "1Gi"),
+    };
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity(cpu.into())),
+            ("memory".into(), Quantity(memory.into())),
+        ])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The spec's resources for `role`, or [`default_resources`]; requests are
+/// always present (a spec that only sets limits gets its limits as requests,
+/// as Kubernetes itself would).
+pub fn resources(cc: &ChatCluster, role: Role) -> ResourceRequirements {
+    let r = &cc.spec.resources;
+    let set = match role {
+        Role::Gateway => &r.gateway,
+        Role::Shard => &r.shard,
+        Role::Notifier => &r.notifier,
+        Role::Nats => &r.nats,
+        Role::Scylla => &r.scylla,
+    };
+    match set.clone() {
+        None => default_resources(role),
+        Some(mut res) => {
+            if res.requests.as_ref().is_none_or(|m| m.is_empty()) {
+                res.requests = res
+                    .limits
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .or(default_resources(role).requests);
+            }
+            res
+        }
+    }
+}
+
+/// The restricted container security context.
+pub fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The restricted pod security context.
+pub fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        fs_group: Some(RUN_AS),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// An HTTP GET probe on the `http` port.
+pub fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+fn port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+/// An environment variable from the downward API (`field_path` of the pod).
+pub fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// The chat-runtime container of `role`: `chat-runtime <role>`, reading the
+/// cluster config; HTTP on 8080 with `/readyz` and `/healthz` probes, the
+/// control API on 9090.
+pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>) -> Container {
+    Container {
+        name: role.as_str().into(),
+        image: Some(cc.spec.image.clone()),
+        args: Some(vec![role.as_str().into()]),
+        env: Some(vec![
+            field_env(POD_NAME_ENV, "metadata.name"),
+            env(CONFIG_ENV, CONFIG_PATH),
+            env("CONFAB_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
+            env("CONFAB_CONTROL_LISTEN", &format!("0.0.0.0:{CONTROL_PORT}")),
+        ]),
+        ports: Some(vec![port("http", HTTP_PORT), port("control", CONTROL_PORT)]),
+        readiness_probe: Some(http_probe("/readyz", 5, 2)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        resources: Some(resources(cc, role)),
+        security_context: Some(container_security()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    }
+}
+
+/// A volume with the ConfigMap, the emptyDir at `/tmp`, and each Secret in
+/// `secrets` (`(volume, secret)`), with read-only mounts.
+pub fn runtime_volumes(
+    names: &Names,
+    secrets: &[(String, String)],
+) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let config_dir = CONFIG_PATH
+        .rsplit_once('/')
+        .map_or("/etc/confab", |(d, _)| d);
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.config_map(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        empty_dir("tmp"),
+    ];
+    let mut mounts = vec![
+        mount("config", config_dir, true),
+        mount("tmp", "/tmp", false),
+    ];
+    for (volume, secret) in secrets {
+        volumes.push(Volume {
+            name: volume.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount(volume, &secret_dir(volume), true));
+    }
+    (volumes, mounts)
+}
+
+/// Where the Secret volume `volume` is mounted.
+pub fn secret_dir(volume: &str) -> String {
+    format!("{}/{volume}", confab_api::config::SECRETS_DIR)
+}
+
+/// An emptyDir volume.
+pub fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// A volume mount.
+pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+/// A pod spec with the hardened defaults, the cluster's scheduling and
+/// `containers`/`volumes`.
+pub fn pod_spec(
+    cc: &ChatCluster,
+    names: &Names,
+    containers: Vec<Container>,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    let scheduling = &cc.spec.scheduling;
+    PodSpec {
+        containers,
+        volumes: Some(volumes),
+        service_account_name: Some(names.service_account()),
+        automount_service_account_token: Some(false),
+        security_context: Some(pod_security()),
+        node_selector: (!scheduling.node_selector.is_empty())
+            .then(|| scheduling.node_selector.clone()),
+        tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
+        termination_grace_period_seconds: Some(30),
+        ..PodSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::cluster;
+
+    #[test]
+    fn runtime_container_is_hardened_and_probed() {
+        let c = runtime_container(&cluster(), Role::Shard, vec![]);
+        assert_eq!(c.args, Some(vec!["shard".to_string()]));
+        let sec = c.security_context.unwrap();
+        assert_eq!(sec.read_only_root_filesystem, Some(true));
+        assert_eq!(sec.run_as_non_root, Some(true));
+        assert_eq!(sec.allow_privilege_escalation, Some(false));
+        let ready = c.readiness_probe.unwrap().http_get.unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        let live = c.liveness_probe.unwrap().http_get.unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        let requests = c.resources.unwrap().requests.unwrap();
+        assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
+    }
+
+    #[test]
+    fn limits_only_become_requests() {
+        let mut cc = cluster();
+        cc.spec.resources.gateway = Some(ResourceRequirements {
+            limits: Some(BTreeMap::from([("memory".into(), Quantity("1Gi".into()))])),
+            ..ResourceRequirements::default()
+        });
+        let r = resources(&cc, Role::Gateway);
+        assert_eq!(r.requests.unwrap()["memory"], Quantity("1Gi".into()));
+        assert_eq!(resources(&cc, Role::Shard), default_resources(Role::Shard));
+    }
+
+    #[test]
+    fn pod_spec_takes_scheduling_and_drops_the_token() {
+        let mut cc = cluster();
+        cc.spec.scheduling.node_selector = BTreeMap::from([("type".into(), "kwok".into())]);
+        let names = Names::new(&cc);
+        let spec = pod_spec(&cc, &names, vec![], vec![]);
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.service_account_name.as_deref(), Some("chat-runtime"));
+        assert_eq!(spec.node_selector.unwrap()["type"], "kwok");
+        assert_eq!(spec.security_context.unwrap().run_as_user, Some(RUN_AS));
+    }
+}

@@ -1,0 +1,85 @@
+//! Carries out one scaling-plan step: records its intent in status, calls
+//! the runtime's control API on the step's targets, and answers the ring
+//! status to report once every target acknowledged.
+//!
+//! The write-ahead patch comes first, so an operator that dies mid-step is
+//! replaced by one that repeats the same step (all control RPCs are
+//! idempotent). Drains before removing pods are best effort: a pod that does
+//! not answer is reported and removed anyway — its chats already moved.
+
+use confab_api::cluster::{ChatCluster, RingStatus};
+use confab_api::ring::{Ring, ShardId};
+use futures::future::{join_all, try_join_all};
+
+use super::control::Target;
+use super::reconcile::Context;
+use crate::core::names::Names;
+use crate::core::{self, Desired, Observed, Step};
+use crate::error::Error;
+
+/// The control endpoint of each of `shards`.
+pub fn targets(names: &Names, shards: &[u32]) -> Vec<Target> {
+    shards
+        .iter()
+        .map(|&shard| Target {
+            namespace: names.namespace.clone(),
+            cluster: names.cluster.clone(),
+            shard,
+            address: names.shard_control_address(shard),
+        })
+        .collect()
+}
+
+/// Executes `desired.plan.step`; answers the ring status after it, and the
+/// object as updated by the write-ahead patch (if one was needed).
+pub async fn execute(
+    ctx: &Context,
+    cc: &ChatCluster,
+    names: &Names,
+    desired: &Desired,
+    observed: &Observed,
+) -> Result<(RingStatus, Option<ChatCluster>), Error> {
+    let step = &desired.plan.step;
+    let mut updated = None;
+    if desired.ring != core::current_ring(cc) {
+        let status = core::status::build(cc, names, observed, &desired.plan, &desired.ring);
+        updated = super::reconcile::patch_status(ctx, cc, &status).await?;
+    }
+    let targets = targets(names, &step.targets(&desired.ring, &observed.shard_pods));
+    let control = ctx.control.as_ref();
+    match step {
+        Step::Prepare {
+            epoch,
+            from_epoch,
+            members,
+            ..
+        } => {
+            let shards: Vec<ShardId> = members.iter().map(|s| ShardId(*s)).collect();
+            let ring = Ring::new(*epoch, &shards, desired.ring.vnodes_per_shard)
+                .expect("the plan only proposes rings of existing shards with the spec's vnodes");
+            try_join_all(
+                targets
+                    .iter()
+                    .map(|t| control.prepare_ring(t, &ring, *from_epoch)),
+            )
+            .await?;
+        }
+        Step::Commit { epoch, .. } => {
+            try_join_all(targets.iter().map(|t| control.commit_ring(t, *epoch))).await?;
+        }
+        Step::Abort { epoch, .. } => {
+            try_join_all(targets.iter().map(|t| control.abort_ring(t, *epoch))).await?;
+        }
+        Step::RemovePods { .. } => {
+            let drains = targets.iter().map(|t| control.drain(t, ctx.drain_deadline));
+            for (t, result) in targets.iter().zip(join_all(drains).await) {
+                if let Err(e) = result {
+                    let note = format!("shard {} removed without drain: {e}", t.shard);
+                    ctx.warn(cc, "DrainSkipped", note).await;
+                }
+            }
+        }
+        Step::Bootstrap { .. } | Step::WaitForPods { .. } | Step::Stable | Step::Paused => {}
+    }
+    Ok((step.complete(&desired.ring), updated))
+}

@@ -1,0 +1,160 @@
+//! Reads what exists for one `ChatCluster` into the core's [`Observed`].
+//!
+//! Only reads; the one impurity it adds is drawing a fresh signing key when
+//! the Secret is missing (the core decides whether to create it).
+
+use confab_api::cluster::ChatCluster;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use rand::RngCore;
+
+use crate::core::config::signing_key_secret;
+use crate::core::names::{Names, Role};
+use crate::core::secret::SIGNING_KEY_BYTES;
+use crate::core::{Observed, ShardPod, SigningKey};
+
+/// Observes `cc`'s children in `names.namespace`.
+pub async fn observe(
+    client: &Client,
+    cc: &ChatCluster,
+    names: &Names,
+) -> Result<Observed, kube::Error> {
+    let ns = &names.namespace;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+
+    let shard_list = pods
+        .list(&ListParams::default().labels(&names.selector_string(Role::Shard)))
+        .await?;
+    let shard_pods = shard_list
+        .items
+        .iter()
+        .filter_map(|p| shard_pod(names, p))
+        .collect();
+    let shard_sts = sts.get_opt(&names.workload(Role::Shard)).await?;
+    let signing_key = match secrets
+        .get_metadata_opt(&signing_key_secret(cc, names))
+        .await?
+    {
+        Some(_) => SigningKey::Present,
+        None => {
+            let mut fresh = vec![0u8; SIGNING_KEY_BYTES];
+            rand::rng().fill_bytes(&mut fresh);
+            SigningKey::Absent { fresh }
+        }
+    };
+    let gateway_svc = services.get_opt(&names.workload(Role::Gateway)).await?;
+    Ok(Observed {
+        now: Timestamp::now(),
+        signing_key,
+        shard_pods,
+        shard_replicas: shard_sts.as_ref().and_then(|s| s.spec.replicas),
+        gateways_ready: deploy_ready(&deploys, &names.workload(Role::Gateway)).await?,
+        notifiers_ready: deploy_ready(&deploys, &names.workload(Role::Notifier)).await?,
+        nats_ready: sts_ready(&sts, &names.workload(Role::Nats)).await?,
+        scylla_ready: sts_ready(&sts, &names.workload(Role::Scylla)).await?,
+        gateway_ingress: gateway_svc.as_ref().and_then(ingress),
+    })
+}
+
+async fn deploy_ready(api: &Api<Deployment>, name: &str) -> Result<i32, kube::Error> {
+    let d = api.get_opt(name).await?;
+    Ok(d.and_then(|d| d.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0))
+}
+
+async fn sts_ready(api: &Api<StatefulSet>, name: &str) -> Result<i32, kube::Error> {
+    let s = api.get_opt(name).await?;
+    Ok(s.and_then(|s| s.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0))
+}
+
+/// A shard pod's ordinal, readiness and the time its readiness last changed.
+pub fn shard_pod(names: &Names, pod: &Pod) -> Option<ShardPod> {
+    let name = pod.metadata.name.as_deref()?;
+    let prefix = format!("{}-", names.workload(Role::Shard));
+    let ordinal = name.strip_prefix(&prefix)?.parse().ok()?;
+    let ready_condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    let ready = !terminating && ready_condition.is_some_and(|c| c.status == "True");
+    let since = ready_condition
+        .and_then(|c| c.last_transition_time.clone())
+        .or_else(|| pod.metadata.creation_timestamp.clone())
+        .map(|t| t.0);
+    Some(ShardPod {
+        ordinal,
+        ready,
+        since,
+    })
+}
+
+fn ingress(svc: &Service) -> Option<String> {
+    let first = svc
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?
+        .clone();
+    first.hostname.or(first.ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names() -> Names {
+        let mut cc = ChatCluster::new(
+            "chat",
+            serde_json::from_value(json!({"image": "x"})).unwrap(),
+        );
+        cc.metadata.namespace = Some("prod".into());
+        cc.metadata.uid = Some("u".into());
+        Names::new(&cc)
+    }
+
+    #[test]
+    fn reads_ordinal_readiness_and_transition_time() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "chat-shard-3", "creationTimestamp": "2026-01-01T00:00:00Z" },
+            "status": { "conditions": [
+                { "type": "Ready", "status": "False", "lastTransitionTime": "2026-01-02T00:00:00Z" }
+            ]}
+        }))
+        .unwrap();
+        let p = shard_pod(&names(), &pod).unwrap();
+        assert_eq!((p.ordinal, p.ready), (3, false));
+        assert_eq!(p.since, Some("2026-01-02T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn unscheduled_pod_counts_from_creation_and_strangers_are_ignored() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "chat-shard-0", "creationTimestamp": "2026-01-01T00:00:00Z" }
+        }))
+        .unwrap();
+        let p = shard_pod(&names(), &pod).unwrap();
+        assert_eq!(
+            (p.ready, p.since),
+            (false, Some("2026-01-01T00:00:00Z".parse().unwrap()))
+        );
+        let other: Pod =
+            serde_json::from_value(json!({ "metadata": { "name": "chat-shardx-0" } })).unwrap();
+        assert!(shard_pod(&names(), &other).is_none());
+    }
+}

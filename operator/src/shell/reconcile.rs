@@ -1,0 +1,293 @@
+//! The reconcile loop's body: the finalizer's Apply and Cleanup branches,
+//! the error policy, and the events that explain every decision.
+//!
+//! Apply = observe → `core::desired` → execute the plan step → apply objects
+//! (server-side apply) → patch status only when it changed. Cleanup drains
+//! the shards and deletes the data volume claims (which owner references do
+//! not garbage-collect); everything else goes with the owner references.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_api::cluster::{ChatCluster, ChatClusterStatus, FINALIZER};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Client, Resource, ResourceExt};
+
+use super::apply::{apply_all, delete_absent};
+use super::control::ControlApi;
+use super::driver::{execute, targets};
+use super::metrics::Metrics;
+use super::observe::{observe, shard_pod};
+use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
+use crate::core::status::{change_reason, make_patch};
+use crate::core::{self, SigningKey, Step};
+use crate::error::Error;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// The runtime control API (gRPC in production).
+    pub control: Arc<dyn ControlApi>,
+    /// Bound on each Drain call.
+    pub drain_deadline: Duration,
+}
+
+impl Context {
+    async fn publish(&self, cc: &ChatCluster, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &cc.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+
+    /// A Normal event on `cc`.
+    pub async fn info(&self, cc: &ChatCluster, reason: &str, note: String) {
+        self.publish(cc, EventType::Normal, reason, note).await;
+    }
+
+    /// A Warning event on `cc`.
+    pub async fn warn(&self, cc: &ChatCluster, reason: &str, note: String) {
+        self.publish(cc, EventType::Warning, reason, note).await;
+    }
+}
+
+/// Server-side applies `status` if it differs from what `cc` reports, with
+/// `cc`'s resourceVersion as precondition; answers the updated object.
+pub async fn patch_status(
+    ctx: &Context,
+    cc: &ChatCluster,
+    status: &ChatClusterStatus,
+) -> Result<Option<ChatCluster>, Error> {
+    let Some(patch) = make_patch(cc, status) else {
+        return Ok(None);
+    };
+    let api: Api<ChatCluster> = Api::namespaced(ctx.client.clone(), &namespace(cc)?);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(Some(
+        api.patch_status(&cc.name_any(), &params, &patch).await?,
+    ))
+}
+
+fn namespace(cc: &ChatCluster) -> Result<String, Error> {
+    cc.namespace()
+        .ok_or_else(|| Error::NoNamespace(cc.name_any()))
+}
+
+/// Reconciles one `ChatCluster`.
+pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let api: Api<ChatCluster> = Api::namespaced(ctx.client.clone(), &namespace(&cc)?);
+    let result = finalizer(&api, FINALIZER, cc, |event| async {
+        match event {
+            Finalizer::Apply(cc) => apply(&cc, &ctx).await,
+            Finalizer::Cleanup(cc) => cleanup(&cc, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(start.elapsed());
+    result
+}
+
+/// Requeues failures: quickly for ring steps (the runtime may just be
+/// starting), a little later for API errors.
+pub fn error_policy(cc: Arc<ChatCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error.metric_label());
+    tracing::warn!(cluster = %cc.name_any(), %error, "reconcile failed");
+    match error.metric_label() {
+        _ if error.is_conflict() => Action::requeue(Duration::from_secs(1)),
+        "Control" => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(Duration::from_secs(10)),
+    }
+}
+
+async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
+    // The cache may trail our own last status patch; the ring in status is
+    // the plan's memory, so decide from a fresh read.
+    let api: Api<ChatCluster> = Api::namespaced(ctx.client.clone(), &namespace(cached)?);
+    let fresh = api.get(&cached.name_any()).await?;
+    let cc = &fresh;
+    let names = Names::new(cc);
+    let observed = observe(&ctx.client, cc, &names).await?;
+    let desired = core::desired(cc, &observed);
+    let step = &desired.plan.step;
+    let (ring, updated) = match execute(ctx, cc, &names, &desired, &observed).await {
+        Ok(done) => done,
+        Err(e) => {
+            ctx.warn(cc, "RingStepFailed", format!("{}: {e}", step_kind(step)))
+                .await;
+            return Err(e);
+        }
+    };
+    announce(ctx, cc, step, &ring).await;
+    ctx.metrics.step(step_kind(step));
+    if !cc.spec.paused {
+        apply_children(ctx, cc, &names, &desired, &observed).await?;
+    }
+    let status = core::status::build(cc, &names, &observed, &desired.plan, &ring);
+    let ready = status.shards.as_ref().map_or(0, |s| s.ready);
+    ctx.metrics.ring(
+        &format!("{}/{}", names.namespace, names.cluster),
+        ring.epoch,
+        i64::from(ready),
+    );
+    let settled = matches!(step, Step::Stable | Step::Paused)
+        && status
+            .condition("Degraded")
+            .is_some_and(|c| c.status == "False")
+        && status
+            .condition("Available")
+            .is_some_and(|c| c.status == "True");
+    patch_status(ctx, updated.as_ref().unwrap_or(cc), &status).await?;
+    Ok(requeue(step, settled))
+}
+
+/// Applies the desired children and deletes the ones no longer wanted.
+async fn apply_children(
+    ctx: &Context,
+    cc: &ChatCluster,
+    names: &Names,
+    desired: &core::Desired,
+    observed: &core::Observed,
+) -> Result<(), Error> {
+    if matches!(observed.signing_key, SigningKey::Absent { .. }) {
+        let note = "generated a token signing key Secret".to_string();
+        ctx.info(cc, "SigningKeyGenerated", note).await;
+    }
+    apply_all(&ctx.client, &names.namespace, &desired.objects).await?;
+    for deleted in delete_absent(&ctx.client, &names.namespace, &desired.absent).await? {
+        let note = format!("{deleted} is no longer part of the spec");
+        ctx.info(cc, "Deleted", note).await;
+    }
+    Ok(())
+}
+
+fn requeue(step: &Step, settled: bool) -> Action {
+    match step {
+        _ if settled => Action::requeue(Duration::from_secs(300)),
+        Step::Bootstrap { .. }
+        | Step::Prepare { .. }
+        | Step::Commit { .. }
+        | Step::Abort { .. }
+        | Step::RemovePods { .. } => Action::requeue(Duration::from_secs(1)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// The step kind, for events and metrics.
+pub fn step_kind(step: &Step) -> &'static str {
+    match step {
+        Step::Paused => "Paused",
+        Step::Bootstrap { .. } => "Bootstrap",
+        Step::WaitForPods { .. } => "WaitForPods",
+        Step::Prepare { .. } => "Prepare",
+        Step::Commit { .. } => "Commit",
+        Step::Abort { .. } => "Abort",
+        Step::RemovePods { .. } => "RemovePods",
+        Step::Stable => "Stable",
+    }
+}
+
+/// One event per decision (the recorder folds repeats into a series).
+async fn announce(
+    ctx: &Context,
+    cc: &ChatCluster,
+    step: &Step,
+    ring: &confab_api::cluster::RingStatus,
+) {
+    let (reason, note) = match step {
+        Step::Stable => return,
+        Step::Paused => ("Paused", "spec.paused is set: not reconciling".to_string()),
+        Step::Bootstrap { members } => (
+            "RingBootstrapped",
+            format!(
+                "committed ring epoch {} with shards {members:?}",
+                ring.epoch
+            ),
+        ),
+        Step::WaitForPods { shards } => (
+            "WaitingForPods",
+            format!("waiting for shards {shards:?} to be Ready"),
+        ),
+        Step::Prepare {
+            epoch,
+            members,
+            change,
+            ..
+        } => (
+            change_reason(*change),
+            format!("prepared ring epoch {epoch} with shards {members:?}"),
+        ),
+        Step::Commit { epoch, members } => {
+            let moved = ring.moved_fraction.as_deref().unwrap_or("?");
+            (
+                "RingCommitted",
+                format!(
+                    "committed ring epoch {epoch} with shards {members:?}; moved fraction {moved}"
+                ),
+            )
+        }
+        Step::Abort { epoch, .. } => (
+            "RingAborted",
+            format!("aborted ring epoch {epoch}: superseded by a newer spec"),
+        ),
+        Step::RemovePods { shards, replicas } => (
+            "RemovingPods",
+            format!("drained shards {shards:?}; scaling the StatefulSet to {replicas}"),
+        ),
+    };
+    ctx.info(cc, reason, note).await;
+}
+
+async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
+    let names = Names::new(cc);
+    let ns = &names.namespace;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&names.selector_string(Role::Shard)))
+        .await?;
+    let ready: Vec<u32> = list
+        .items
+        .iter()
+        .filter_map(|p| shard_pod(&names, p))
+        .filter(|p| p.ready)
+        .map(|p| p.ordinal)
+        .collect();
+    let shards = targets(&names, &ready);
+    let drains = shards
+        .iter()
+        .map(|t| ctx.control.drain(t, ctx.drain_deadline));
+    let mut drained = 0;
+    for (t, result) in shards.iter().zip(futures::future::join_all(drains).await) {
+        match result {
+            Ok(_) => drained += 1,
+            Err(e) => {
+                ctx.warn(cc, "DrainSkipped", format!("shard {}: {e}", t.shard))
+                    .await
+            }
+        }
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = ListParams::default().labels(&format!("{CLUSTER_LABEL}={}", names.cluster));
+    let claims = pvcs
+        .delete_collection(&DeleteParams::background(), &selector)
+        .await?;
+    let removed = claims.left().map_or(0, |l| l.items.len());
+    let note = format!(
+        "drained {drained} shards, deleted {removed} volume claims; other children are garbage-collected"
+    );
+    ctx.info(cc, "CleanedUp", note).await;
+    Ok(Action::await_change())
+}
