@@ -3,8 +3,10 @@
 //! # Layout
 //! - [`model`]: users, chats, members, messages — plain data.
 //! - [`protocol`]: WebSocket protocol v1, typed frames and codes; no I/O.
-//! - [`store`]: the `Store` seam and its embedded (redb) implementation.
-//! - [`bus`]: the `Bus` seam (per-user event fan-out) and its in-process implementation.
+//! - [`store`]: the `Store` seam; embedded (redb) for standalone, CQL
+//!   (ScyllaDB / Cassandra) for clusters; one conformance suite.
+//! - [`bus`]: the `Bus` seam (per-user event fan-out); in-process for
+//!   standalone, NATS for clusters; one conformance suite.
 //! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
 //!   `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens.

@@ -99,3 +99,33 @@ fn server_frames_round_trip() {
     assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), f);
     assert!(text.contains(r#""code":"not_member""#));
 }
+
+mod fuzz {
+    //! Property-based fuzzing of the decoder: arbitrary bytes, and valid
+    //! frames with random bytes flipped, never panic and always classify.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Err(e) = decode(&bytes) {
+                let _ = e.code();
+            }
+        }
+
+        #[test]
+        fn mutated_frames_decode_or_classify(pos in 0usize..SEND.len(), byte in any::<u8>()) {
+            let mut bytes = SEND.as_bytes().to_vec();
+            bytes[pos] = byte;
+            match decode(&bytes) {
+                Ok(ClientFrame::Send { .. }) => {}
+                Ok(other) => prop_assert!(false, "a mutated send decoded as {other:?}"),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}
