@@ -183,7 +183,12 @@ function onReceipt(f) {
   const c = state.chats.get(f.chat_id);
   if (!c) return;
   const m = c.members.find((x) => x.user_id === f.user_id);
-  if (m) { m.delivered_seq = f.delivered_seq; m.read_seq = f.read_seq; }
+  // Receipts may arrive out of order: watermarks only ever rise.
+  if (m) { m.delivered_seq = Math.max(m.delivered_seq, f.delivered_seq); m.read_seq = Math.max(m.read_seq, f.read_seq); }
+  for (const x of c.members) {
+    x.delivered_seq = Math.max(x.delivered_seq, f.delivered_all_seq);
+    x.read_seq = Math.max(x.read_seq, f.read_all_seq);
+  }
   if (f.user_id === state.me) { c.read_seq = f.read_seq; c.unread = Math.max(0, c.last_seq - c.read_seq); renderList(); }
   if (state.open === f.chat_id) renderMessages();
 }

@@ -258,6 +258,8 @@ fn now_us(t0: Instant) -> u64 {
 /// Shared latency recorder.
 struct Stats {
     t0: Instant,
+    /// Server and bench CPU seconds when the measured phase began.
+    cpu_start: std::sync::Mutex<(f64, f64)>,
     delivered: AtomicU64,
     deliver: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
@@ -267,10 +269,20 @@ impl Stats {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             t0: Instant::now(),
+            cpu_start: std::sync::Mutex::new((0.0, 0.0)),
             delivered: AtomicU64::new(0),
             deliver: Mutex::new(Histogram::new(3).expect("histogram")),
             ack: Mutex::new(Histogram::new(3).expect("histogram")),
         })
+    }
+}
+
+impl Stats {
+    /// Marks the start of the measured phase (after set-up and registration).
+    fn start_measuring(&self, target: &Target) {
+        let server = target.pid.and_then(cpu_secs).unwrap_or(0.0);
+        let bench = cpu_secs(std::process::id()).unwrap_or(0.0);
+        *self.cpu_start.lock().expect("cpu lock") = (server, bench);
     }
 }
 
@@ -372,11 +384,16 @@ async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64
     if let Some(rss) = target.pid.and_then(rss_kib) {
         println!("server RSS          {:.1} MiB", rss as f64 / 1024.0);
     }
+    let (server0, bench0) = *stats.cpu_start.lock().expect("cpu lock");
     if let Some(cpu) = target.pid.and_then(cpu_secs) {
-        println!("server CPU          {cpu:.1} s in total");
+        println!(
+            "server CPU          {:.1} s while measuring ({:.0}% of one core)",
+            cpu - server0,
+            (cpu - server0) / secs * 100.0
+        );
     }
     if let Some(cpu) = cpu_secs(std::process::id()) {
-        println!("bench CPU           {cpu:.1} s in total");
+        println!("bench CPU           {:.1} s while measuring", cpu - bench0);
     }
 }
 
@@ -401,6 +418,7 @@ async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Resul
         senders.push((ws, chat));
     }
     let per = rate as f64 / pairs as f64;
+    stats.start_measuring(target);
     let send_until = Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = senders
         .into_iter()
@@ -448,6 +466,7 @@ async fn group(
         )));
     }
     let per = rate as f64 / groups as f64;
+    stats.start_measuring(target);
     let send_until = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for chat in chats {

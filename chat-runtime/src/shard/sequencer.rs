@@ -2,7 +2,7 @@
 //! are applied one at a time (gapless seqs) while different chats proceed in
 //! parallel and share the store's group commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,11 +19,17 @@ use crate::model::{
 use crate::protocol::{self, ErrorCode, ServerFrame};
 use crate::store::{MemberChange, Store, StoreError};
 
+/// Senders of this many recent messages are remembered per chat, to send a
+/// group member's receipts only to the senders whose messages they cover.
+const RECENT_SENDERS: usize = 1024;
+
 /// What the shard keeps of a chat it sequences.
 struct ChatState {
     chat: Chat,
     head: Seq,
     members: BTreeMap<UserId, Member>,
+    /// (seq, sender) of the latest messages, oldest first.
+    recent: VecDeque<(Seq, UserId)>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<ChatState>>>;
@@ -76,21 +82,52 @@ impl ChatState {
         self.members.keys().copied().collect()
     }
 
+    /// (delivered by all, read by all) watermarks.
+    fn all_marks(&self) -> (Seq, Seq) {
+        let min = |f: fn(&Member) -> Seq| self.members.values().map(f).min().unwrap_or(0);
+        (min(|m| m.delivered_seq), min(|m| m.read_seq))
+    }
+
     fn receipt(&self, user: UserId) -> ServerFrame {
         let m = &self.members[&user];
+        let (delivered_all_seq, read_all_seq) = self.all_marks();
         ServerFrame::Receipt {
             chat_id: self.chat.id,
             user_id: user,
             delivered_seq: m.delivered_seq,
             read_seq: m.read_seq,
-            delivered_all_seq: self
-                .members
-                .values()
-                .map(|m| m.delivered_seq)
-                .min()
-                .unwrap_or(0),
-            read_all_seq: self.members.values().map(|m| m.read_seq).min().unwrap_or(0),
+            delivered_all_seq,
+            read_all_seq,
         }
+    }
+
+    fn remember_sender(&mut self, seq: Seq, sender: UserId) {
+        if self.recent.len() == RECENT_SENDERS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, sender));
+    }
+
+    /// Who hears that `user`'s watermarks moved over seqs in `(from, to]`:
+    /// in a 1:1 chat both members; in a group the user's own devices and the
+    /// senders of the covered messages — everyone when the "by all"
+    /// watermarks moved (or the covered messages are no longer remembered).
+    /// This keeps group receipts from costing members² events.
+    fn receipt_audience(&self, user: UserId, from: Seq, to: Seq, all_moved: bool) -> Vec<UserId> {
+        let oldest = self.recent.front().map_or(Seq::MAX, |(s, _)| *s);
+        if self.chat.kind == ChatKind::Direct || all_moved || from + 1 < oldest {
+            return self.member_ids();
+        }
+        let mut out: Vec<UserId> = self
+            .recent
+            .iter()
+            .filter(|(s, _)| *s > from && *s <= to)
+            .map(|(_, u)| *u)
+            .chain([user])
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
@@ -170,6 +207,7 @@ impl Shard {
                 chat: meta,
                 head,
                 members: members.into_iter().map(|m| (m.user_id, m)).collect(),
+                recent: VecDeque::new(),
             });
         }
         Ok(guard)
@@ -195,6 +233,7 @@ impl Shard {
             Err(e) => return Err(e.into()),
         }
         st.head = msg.seq;
+        st.remember_sender(msg.seq, msg.sender);
         let mut audience = st.member_ids();
         match change {
             Some(MemberChange::Put(m)) => {
@@ -269,6 +308,9 @@ impl Shard {
         })
     }
 
+    /// Raises a member's watermarks. The chat's lock is held only to update
+    /// the in-memory state, not across the store write, so receipts never
+    /// queue behind sends; the receipt goes out once the write is durable.
     async fn watermark(
         &self,
         user: UserId,
@@ -276,30 +318,55 @@ impl Shard {
         delivered: Seq,
         read: Seq,
     ) -> Result<Reply, ApiError> {
-        let mut guard = self.lock(chat).await?;
-        let st = guard.as_mut().expect("loaded");
-        let m = st.member(user)?;
-        let (delivered, read) = (delivered.min(st.head), read.min(st.head));
-        if delivered <= m.delivered_seq && read <= m.read_seq {
-            return Ok(Reply::Done);
-        }
-        let Some(updated) = self
+        let (frame, audience) = {
+            let mut guard = self.lock(chat).await?;
+            let st = guard.as_mut().expect("loaded");
+            let m = st.member(user)?.clone();
+            let (delivered, read) = (delivered.min(st.head), read.min(st.head));
+            if delivered <= m.delivered_seq && read <= m.read_seq {
+                return Ok(Reply::Done);
+            }
+            let before = st.all_marks();
+            let updated = Member {
+                delivered_seq: m.delivered_seq.max(delivered).max(read),
+                read_seq: m.read_seq.max(read),
+                ..m.clone()
+            };
+            let to = updated.delivered_seq;
+            st.members.insert(user, updated);
+            let all_moved = st.all_marks() != before;
+            let audience = st.receipt_audience(user, m.read_seq, to, all_moved);
+            (frame_bytes(&st.receipt(user)), audience)
+        };
+        match self
             .store
             .advance_watermarks(chat, user, delivered, read)
-            .await?
-        else {
-            return Err(ApiError::not_member());
-        };
-        st.members.insert(user, updated);
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.forget(chat);
+                return Err(ApiError::not_member());
+            }
+            Err(e) => {
+                self.forget(chat);
+                return Err(e.into());
+            }
+        }
         let envelope = Envelope {
             chat: Some(chat),
             seq: 0,
-            frame: frame_bytes(&st.receipt(user)),
+            frame,
         };
-        if let Err(e) = self.bus.publish_many(&st.member_ids(), envelope).await {
+        if let Err(e) = self.bus.publish_many(&audience, envelope).await {
             tracing::warn!(error = %e, "receipt fan-out failed");
         }
         Ok(Reply::Done)
+    }
+
+    /// Drops a chat's cached state; the next command reloads it from the store.
+    fn forget(&self, chat: ChatId) {
+        self.chats.lock().expect("shard map lock").remove(&chat);
     }
 
     async fn typing(&self, user: UserId, chat: ChatId) -> Result<Reply, ApiError> {
@@ -365,6 +432,7 @@ impl Shard {
             chat: chat.clone(),
             head: 1,
             members: members.into_iter().map(|m| (m.user_id, m)).collect(),
+            recent: VecDeque::from([(1, user)]),
         });
         let envelope = Envelope {
             chat: Some(chat.id),

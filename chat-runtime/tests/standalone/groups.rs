@@ -173,3 +173,61 @@ async fn membership_rules() {
     assert!(chats.as_array().unwrap().is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn group_receipts_reach_the_sender_and_everyone_when_all_have_read() {
+    let server = Server::start().await;
+    let users = many_users(&server, 3, 5553000000).await;
+    let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
+    let (_, group) = server
+        .post(
+            "/v1/groups",
+            Some(&alice.token),
+            json!({"title": "g", "members": [bob.id, carol.id]}),
+        )
+        .await;
+    let chat: uuid::Uuid = group["chat_id"].as_str().unwrap().parse().unwrap();
+    let mut a = server.connect(alice).await;
+    let mut b = server.connect(bob).await;
+    let mut c = server.connect(carol).await;
+    let seq = a.say(chat, "q", "read me").await;
+    let is_receipt_of = |who: uuid::Uuid| {
+        move |f: &ServerFrame| match f {
+            ServerFrame::Receipt {
+                user_id,
+                read_seq,
+                read_all_seq,
+                ..
+            } if *user_id == who => Some((*read_seq, *read_all_seq)),
+            _ => None,
+        }
+    };
+    // Bob reads: Alice (the sender) learns it; "read by all" has not moved.
+    b.send(json!({"type": "read", "chat_id": chat, "seq": seq}))
+        .await;
+    assert_eq!(a.until(is_receipt_of(bob.id)).await, (seq, 0));
+    // Carol reads: now everyone has read, and every member hears it.
+    c.send(json!({"type": "read", "chat_id": chat, "seq": seq}))
+        .await;
+    assert_eq!(a.until(is_receipt_of(carol.id)).await, (seq, seq));
+    assert_eq!(b.until(is_receipt_of(carol.id)).await, (seq, seq));
+    // Carol never got Bob's per-member receipt (it did not concern her messages).
+    let frames: Vec<ServerFrame> = {
+        let mut seen = Vec::new();
+        c.send(json!({"type": "ping"})).await;
+        loop {
+            let f = c.next().await;
+            if matches!(f, ServerFrame::Pong {}) {
+                break seen;
+            }
+            seen.push(f);
+        }
+    };
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Receipt { user_id, .. } if *user_id == bob.id)),
+        "{frames:?}"
+    );
+    server.stop().await;
+}
