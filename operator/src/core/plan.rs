@@ -96,6 +96,22 @@ pub enum Step {
     Stable,
 }
 
+impl Step {
+    /// The step's name, for events, metrics and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Paused => "Paused",
+            Step::Bootstrap { .. } => "Bootstrap",
+            Step::WaitForPods { .. } => "WaitForPods",
+            Step::Prepare { .. } => "Prepare",
+            Step::Commit { .. } => "Commit",
+            Step::Abort { .. } => "Abort",
+            Step::RemovePods { .. } => "RemovePods",
+            Step::Stable => "Stable",
+        }
+    }
+}
+
 /// The plan: the step, and what the objects must say meanwhile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {

@@ -84,19 +84,7 @@ impl Sim {
 }
 
 fn kinds(steps: &[Step]) -> Vec<&'static str> {
-    steps
-        .iter()
-        .map(|s| match s {
-            Step::Paused => "Paused",
-            Step::Bootstrap { .. } => "Bootstrap",
-            Step::WaitForPods { .. } => "WaitForPods",
-            Step::Prepare { .. } => "Prepare",
-            Step::Commit { .. } => "Commit",
-            Step::Abort { .. } => "Abort",
-            Step::RemovePods { .. } => "RemovePods",
-            Step::Stable => "Stable",
-        })
-        .collect()
+    steps.iter().map(Step::kind).collect()
 }
 
 fn running(count: u32) -> Sim {

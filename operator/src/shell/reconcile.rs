@@ -126,13 +126,13 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let (ring, updated) = match execute(ctx, cc, &names, &desired, &observed).await {
         Ok(done) => done,
         Err(e) => {
-            ctx.warn(cc, "RingStepFailed", format!("{}: {e}", step_kind(step)))
+            ctx.warn(cc, "RingStepFailed", format!("{}: {e}", step.kind()))
                 .await;
             return Err(e);
         }
     };
     announce(ctx, cc, step, &ring).await;
-    ctx.metrics.step(step_kind(step));
+    ctx.metrics.step(step.kind());
     if !cc.spec.paused {
         apply_children(ctx, cc, &names, &desired, &observed).await?;
     }
@@ -183,20 +183,6 @@ fn requeue(step: &Step, settled: bool) -> Action {
         | Step::Abort { .. }
         | Step::RemovePods { .. } => Action::requeue(Duration::from_secs(1)),
         _ => Action::requeue(Duration::from_secs(5)),
-    }
-}
-
-/// The step kind, for events and metrics.
-pub fn step_kind(step: &Step) -> &'static str {
-    match step {
-        Step::Paused => "Paused",
-        Step::Bootstrap { .. } => "Bootstrap",
-        Step::WaitForPods { .. } => "WaitForPods",
-        Step::Prepare { .. } => "Prepare",
-        Step::Commit { .. } => "Commit",
-        Step::Abort { .. } => "Abort",
-        Step::RemovePods { .. } => "RemovePods",
-        Step::Stable => "Stable",
     }
 }
 
