@@ -15,6 +15,8 @@ cd "$repo"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 services=(nats cassandra kube helm chromium)
+results="$CONFAB_RUN/test-results.log"
+: >"$results"
 started=()
 t0=$(date +%s)
 phase() { log "== $* (+$(( $(date +%s) - t0 ))s)"; }
@@ -24,6 +26,9 @@ cleanup() {
   for s in "${started[@]}"; do "$here/$s.sh" stop || true; done
   if [ $rc -ne 0 ]; then log "FAILED (exit $rc); service logs are under $CONFAB_RUN"; fi
   phase "done"
+  # One closing line for the whole suite, summed over every test binary.
+  awk '/^test result:/ { p += $4; f += $6; i += $8 }
+       END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$results"
   exit $rc
 }
 trap cleanup EXIT
@@ -39,7 +44,7 @@ phase "CRD drift"
 "$here/check-crds.sh"
 
 phase "unit and integration tests (no external services)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 phase "install services"
 for s in "${services[@]}"; do
@@ -56,4 +61,4 @@ for s in "${services[@]}"; do
 done
 
 phase "smoke and end-to-end tests against real services"
-cargo test -p confab-e2e --locked --features services -- --test-threads 2
+cargo test -p confab-e2e --locked --features services -- --test-threads 2 2>&1 | tee -a "$results"
