@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::model::{ChatId, Seq, UserId};
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode, ServerFrame};
-use crate::shard::{Command, Reply};
+use crate::shard::{Command, Reply, SendItem};
 
 /// Messages replayed per store read during resume and gap filling.
 const PAGE: usize = 200;
@@ -295,43 +295,145 @@ impl Session {
     }
 }
 
-/// Applies one device's commands in order and answers each.
+/// Most frames taken from the queue at once; consecutive sends among them
+/// are sequenced and stored together.
+const BATCH: usize = 64;
+
+/// Applies one device's commands in order and answers each. Sends that queue
+/// up while earlier ones are being stored go to the shard as one batch, so a
+/// busy device costs one store write per batch instead of one per message.
 async fn worker(
     node: Arc<Node>,
     user: UserId,
     mut queue: mpsc::Receiver<ClientFrame>,
     outbound: mpsc::Sender<Outbound>,
 ) {
-    while let Some(frame) = queue.recv().await {
-        let Some(reply) = handle(&node, user, frame).await else {
-            continue;
-        };
-        if outbound.send(out(&reply)).await.is_err() {
+    let mut frames = Vec::with_capacity(BATCH);
+    let mut sends = Vec::new();
+    while queue.recv_many(&mut frames, BATCH).await > 0 {
+        for frame in frames.drain(..) {
+            if let ClientFrame::Send {
+                chat_id,
+                client_msg_id,
+                body,
+                ..
+            } = frame
+            {
+                sends.push(SendItem {
+                    chat: chat_id,
+                    client_msg_id,
+                    body,
+                });
+                continue;
+            }
+            if send_batch(&node, user, &mut sends, &outbound)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let Some(reply) = handle(&node, user, frame).await else {
+                continue;
+            };
+            if outbound.send(out(&reply)).await.is_err() {
+                return;
+            }
+        }
+        if send_batch(&node, user, &mut sends, &outbound)
+            .await
+            .is_err()
+        {
             return;
         }
     }
 }
 
-/// Applies one frame; `None` for frames that have no reply (receipts, typing).
-async fn handle(node: &Node, user: UserId, frame: ClientFrame) -> Option<ServerFrame> {
-    let (req_id, client_msg_id) = match &frame {
-        ClientFrame::Send { client_msg_id, .. } => (None, Some(client_msg_id.clone())),
-        other => (request_id(other), None),
-    };
+/// Sends the queued messages and answers each with `sent` or `error`, in order.
+async fn send_batch(
+    node: &Node,
+    user: UserId,
+    sends: &mut Vec<SendItem>,
+    outbound: &mpsc::Sender<Outbound>,
+) -> Result<(), Gone> {
+    if sends.is_empty() {
+        return Ok(());
+    }
     let started = Instant::now();
-    let is_send = client_msg_id.is_some();
-    match apply(node, user, frame).await {
-        Ok(reply) => {
-            if is_send {
+    let mut answers: Vec<(SendItem, Option<Result<Reply, ApiError>>)> = Vec::new();
+    let mut accepted = Vec::new();
+    for item in sends.drain(..) {
+        match node.check_rate(user) {
+            Ok(()) => {
+                accepted.push(item.clone());
+                answers.push((item, None));
+            }
+            Err(e) => answers.push((item, Some(Err(e)))),
+        }
+    }
+    let n = accepted.len();
+    let mut results = if n == 0 {
+        Vec::new()
+    } else {
+        match node
+            .command(Command::SendMany {
+                user,
+                items: accepted,
+            })
+            .await
+        {
+            Ok(Reply::SentMany(r)) if r.len() == n => r,
+            Ok(other) => {
+                let e = ApiError::new(ErrorCode::Internal, format!("unexpected reply {other:?}"));
+                vec![Err(e); n]
+            }
+            Err(e) => vec![Err(e); n],
+        }
+    }
+    .into_iter();
+    for (item, answer) in answers {
+        let result = match answer {
+            Some(r) => r,
+            None => results.next().expect("one result per accepted send"),
+        };
+        let frame = match result {
+            Ok(Reply::Sent {
+                seq,
+                sent_at,
+                duplicate,
+            }) => {
                 node.metrics
                     .send_latency
                     .observe(started.elapsed().as_secs_f64());
+                ServerFrame::Sent {
+                    chat_id: item.chat,
+                    client_msg_id: item.client_msg_id,
+                    seq,
+                    sent_at,
+                    duplicate,
+                }
             }
-            reply
-        }
+            Ok(other) => {
+                let e = ApiError::new(ErrorCode::Internal, format!("unexpected reply {other:?}"));
+                error_frame(&e, None, Some(item.client_msg_id))
+            }
+            Err(e) => {
+                node.metrics.error(e.code);
+                error_frame(&e, None, Some(item.client_msg_id))
+            }
+        };
+        outbound.send(out(&frame)).await.map_err(|_| Gone)?;
+    }
+    Ok(())
+}
+
+/// Applies one frame; `None` for frames that have no reply (receipts, typing).
+async fn handle(node: &Node, user: UserId, frame: ClientFrame) -> Option<ServerFrame> {
+    let req_id = request_id(&frame);
+    match apply(node, user, frame).await {
+        Ok(reply) => reply,
         Err(e) => {
             node.metrics.error(e.code);
-            Some(error_frame(&e, req_id, client_msg_id))
+            Some(error_frame(&e, req_id, None))
         }
     }
 }
@@ -366,32 +468,11 @@ async fn apply(
         node.check_rate(user)?;
     }
     Ok(Some(match frame {
-        ClientFrame::Send {
-            chat_id,
-            client_msg_id,
-            body,
-            ..
-        } => {
-            let command = Command::Send {
-                user,
-                chat: chat_id,
-                client_msg_id: client_msg_id.clone(),
-                body,
-            };
-            match node.command(command).await? {
-                Reply::Sent {
-                    seq,
-                    sent_at,
-                    duplicate,
-                } => ServerFrame::Sent {
-                    chat_id,
-                    client_msg_id,
-                    seq,
-                    sent_at,
-                    duplicate,
-                },
-                other => return Err(ApiError::new(ErrorCode::Internal, format!("{other:?}"))),
-            }
+        ClientFrame::Send { .. } => {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "sends are answered by the batching worker",
+            ));
         }
         ClientFrame::Delivered { chat_id, seq } => {
             return watermark(node, user, chat_id, seq, 0).await;

@@ -292,10 +292,14 @@ fn pct(h: &Histogram<u64>, q: f64) -> String {
 
 /// Receives message events, records send→deliver latency (send time is in
 /// the body), acknowledges `delivered` every 16 messages.
-async fn receiver(mut ws: Ws, stats: Arc<Stats>, until: Instant) {
+/// When receivers stop: set once the senders are done (plus a grace period),
+/// so slow set-up never shortens the measured window.
+type Deadline = Arc<std::sync::OnceLock<Instant>>;
+
+async fn receiver(mut ws: Ws, stats: Arc<Stats>, deadline: Deadline) {
     let mut local = Histogram::<u64>::new(3).expect("histogram");
     let mut count = 0u64;
-    while Instant::now() < until {
+    while deadline.get().is_none_or(|d| Instant::now() < *d) {
         let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await
         else {
             continue;
@@ -400,7 +404,7 @@ async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64
 async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Result<()> {
     let users = target.users(pairs * 2).await?;
     let stats = Stats::new();
-    let until = Instant::now() + Duration::from_secs(seconds) + Duration::from_secs(2);
+    let deadline = Deadline::default();
     let (mut receivers, mut senders) = (Vec::new(), Vec::new());
     for pair in users.chunks(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -409,11 +413,7 @@ async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Resul
             .await?;
         let chat = direct["chat_id"].as_str().unwrap_or_default().to_owned();
         let ws = target.connect(&b.token, None).await?;
-        receivers.push(tokio::spawn(receiver(
-            ws,
-            stats.clone(),
-            until + Duration::from_secs(1),
-        )));
+        receivers.push(tokio::spawn(receiver(ws, stats.clone(), deadline.clone())));
         let ws = target.connect(&a.token, None).await?;
         senders.push((ws, chat));
     }
@@ -428,6 +428,7 @@ async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Resul
     for t in tasks {
         sent += t.await?;
     }
+    let _ = deadline.set(Instant::now() + Duration::from_secs(1));
     for r in receivers {
         r.await?;
     }
@@ -445,7 +446,7 @@ async fn group(
     let users = target.users(members).await?;
     let ids: Vec<_> = users[1..].iter().map(|u| u.id.clone()).collect();
     let stats = Stats::new();
-    let until = Instant::now() + Duration::from_secs(seconds) + Duration::from_secs(3);
+    let deadline = Deadline::default();
     let mut chats = Vec::new();
     for g in 0..groups {
         let v = target
@@ -459,30 +460,25 @@ async fn group(
     }
     let mut receivers = Vec::new();
     for u in &users {
-        receivers.push(tokio::spawn(receiver(
-            target.connect(&u.token, None).await?,
-            stats.clone(),
-            until,
-        )));
+        let ws = target.connect(&u.token, None).await?;
+        receivers.push(tokio::spawn(receiver(ws, stats.clone(), deadline.clone())));
+    }
+    let mut sockets = Vec::new();
+    for chat in chats {
+        sockets.push((target.connect(&users[0].token, None).await?, chat));
     }
     let per = rate as f64 / groups as f64;
     stats.start_measuring(target);
     let send_until = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for chat in chats {
-        let ws = target.connect(&users[0].token, None).await?;
-        tasks.push(tokio::spawn(sender(
-            ws,
-            chat,
-            per,
-            stats.clone(),
-            send_until,
-        )));
-    }
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
+        .collect();
     let mut sent = 0;
     for t in tasks {
         sent += t.await?;
     }
+    let _ = deadline.set(Instant::now() + Duration::from_secs(1));
     for r in receivers {
         r.await?;
     }

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::model::Seq;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, MAX_BODY_BYTES, ServerFrame};
-use crate::shard::{Command, Reply as ShardReply};
+use crate::shard::{Command, Reply as ShardReply, SendItem};
 
 /// Largest JSON body accepted by the REST API.
 const MAX_BODY: u64 = 64 * 1024;
@@ -429,12 +429,12 @@ async fn send_message(
     if b.body.is_empty() || b.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::invalid("body must be 1 to 16384 bytes"));
     }
-    let command = Command::Send {
-        user,
+    let item = SendItem {
         chat,
         client_msg_id: b.client_msg_id.clone(),
         body: b.body,
     };
+    let command = Command::Send { user, item };
     match node.command(command).await? {
         ShardReply::Sent {
             seq,

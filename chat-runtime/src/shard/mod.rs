@@ -19,9 +19,13 @@ use crate::model::{ChatId, Seq, UserId};
 pub enum Command {
     Send {
         user: UserId,
-        chat: ChatId,
-        client_msg_id: String,
-        body: String,
+        item: SendItem,
+    },
+    /// Consecutive sends of one device, answered in order: each chat's share
+    /// is sequenced and stored in one write (natural batching under load).
+    SendMany {
+        user: UserId,
+        items: Vec<SendItem>,
     },
     /// Raise the user's delivered and/or read watermark.
     Watermark {
@@ -63,6 +67,14 @@ pub enum Command {
     },
 }
 
+/// One text message to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendItem {
+    pub chat: ChatId,
+    pub client_msg_id: String,
+    pub body: String,
+}
+
 /// The shard's answer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
@@ -71,6 +83,8 @@ pub enum Reply {
         sent_at: i64,
         duplicate: bool,
     },
+    /// Answers `SendMany`, one result per item, in order.
+    SentMany(Vec<Result<Reply, ApiError>>),
     Chat(ChatId),
     Done,
 }

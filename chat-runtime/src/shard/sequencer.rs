@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::{Command, Reply};
+use super::{Command, Reply, SendItem};
 use crate::bus::{Bus, Envelope};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -144,12 +144,14 @@ impl Shard {
     /// Applies one command.
     pub async fn handle(&self, command: Command) -> Result<Reply, ApiError> {
         match command {
-            Command::Send {
-                user,
-                chat,
-                client_msg_id,
-                body,
-            } => self.send(user, chat, client_msg_id, body).await,
+            Command::Send { user, item } => self
+                .send_many(user, vec![item])
+                .await
+                .pop()
+                .expect("one answer per item"),
+            Command::SendMany { user, items } => {
+                Ok(Reply::SentMany(self.send_many(user, items).await))
+            }
             Command::Watermark {
                 user,
                 chat,
@@ -220,10 +222,21 @@ impl Shard {
         msg: Message,
         change: Option<MemberChange>,
     ) -> Result<(), ApiError> {
-        match self.store.append(&msg, change.clone()).await {
+        self.append_all(st, vec![msg], change).await
+    }
+
+    /// Stores `msgs` (the chat's next seqs, in order) in one write, then fans
+    /// each out in seq order.
+    async fn append_all(
+        &self,
+        st: &mut ChatState,
+        msgs: Vec<Message>,
+        change: Option<MemberChange>,
+    ) -> Result<(), ApiError> {
+        match self.store.append_all(&msgs, change.clone()).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                // Someone else wrote this seq: our view is stale. Reload next time.
+                // Someone else wrote these seqs: our view is stale. Reload.
                 st.head = self.store.head(st.chat.id).await?;
                 return Err(ApiError::new(
                     ErrorCode::Unavailable,
@@ -232,8 +245,6 @@ impl Shard {
             }
             Err(e) => return Err(e.into()),
         }
-        st.head = msg.seq;
-        st.remember_sender(msg.seq, msg.sender);
         let mut audience = st.member_ids();
         match change {
             Some(MemberChange::Put(m)) => {
@@ -247,65 +258,158 @@ impl Shard {
         }
         audience.sort_unstable();
         audience.dedup();
-        let frame = frame_bytes(&ServerFrame::Message { message: msg });
-        let envelope = Envelope {
-            chat: Some(st.chat.id),
-            seq: st.head,
-            frame,
-        };
-        self.metrics.messages.inc();
-        // The bus is at-most-once; a session that misses this reads it back.
-        if let Err(e) = self.bus.publish_many(&audience, envelope).await {
-            tracing::warn!(error = %e, chat = %st.chat.id, "fan-out failed");
+        for msg in msgs {
+            st.head = msg.seq;
+            st.remember_sender(msg.seq, msg.sender);
+            let envelope = Envelope {
+                chat: Some(st.chat.id),
+                seq: msg.seq,
+                frame: frame_bytes(&ServerFrame::Message { message: msg }),
+            };
+            self.metrics.messages.inc();
+            // The bus is at-most-once; a session that misses this reads it back.
+            if let Err(e) = self.bus.publish_many(&audience, envelope).await {
+                tracing::warn!(error = %e, chat = %st.chat.id, "fan-out failed");
+            }
         }
         Ok(())
     }
 
-    async fn send(
+    /// Sends a device's consecutive messages: each chat's share is sequenced
+    /// under its lock and stored in one write, chats in parallel. Answers in
+    /// the order of `items`.
+    async fn send_many(&self, user: UserId, items: Vec<SendItem>) -> Vec<Result<Reply, ApiError>> {
+        let mut by_chat: Vec<(ChatId, Vec<(usize, SendItem)>)> = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match by_chat.iter_mut().find(|(c, _)| *c == item.chat) {
+                Some((_, v)) => v.push((i, item)),
+                None => by_chat.push((item.chat, vec![(i, item)])),
+            }
+        }
+        let n = by_chat.iter().map(|(_, v)| v.len()).sum();
+        let parts = futures::future::join_all(
+            by_chat
+                .into_iter()
+                .map(|(chat, items)| self.send_to_chat(user, chat, items)),
+        )
+        .await;
+        let mut out: Vec<Option<Result<Reply, ApiError>>> = (0..n).map(|_| None).collect();
+        for (i, r) in parts.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every item answered"))
+            .collect()
+    }
+
+    async fn send_to_chat(
         &self,
         user: UserId,
         chat: ChatId,
-        client_msg_id: String,
-        body: String,
-    ) -> Result<Reply, ApiError> {
-        let mut guard = self.lock(chat).await?;
-        let st = guard.as_mut().expect("loaded");
-        let sender = st.member(user)?.clone();
-        if let Some(seq) = self.store.dedup(chat, user, &client_msg_id).await? {
-            let sent_at = self
-                .store
-                .messages_after(chat, seq - 1, 1)
-                .await?
-                .first()
-                .map_or(0, |m| m.sent_at);
-            return Ok(Reply::Sent {
-                seq,
-                sent_at,
-                duplicate: true,
-            });
-        }
-        let seq = st.head + 1;
-        let sent_at = now_ms();
-        let msg = Message {
-            chat_id: chat,
-            seq,
-            sender: user,
-            client_msg_id,
-            content: Content::Text { body },
-            sent_at,
+        items: Vec<(usize, SendItem)>,
+    ) -> Vec<(usize, Result<Reply, ApiError>)> {
+        let mut guard = match self.lock(chat).await {
+            Ok(g) => g,
+            Err(e) => {
+                return items
+                    .into_iter()
+                    .map(|(i, _)| (i, Err(e.clone())))
+                    .collect();
+            }
         };
-        // The sender holds and has read their own message.
+        let st = guard.as_mut().expect("loaded");
+        let sender = match st.member(user) {
+            Ok(m) => m.clone(),
+            Err(e) => {
+                return items
+                    .into_iter()
+                    .map(|(i, _)| (i, Err(e.clone())))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut fresh: Vec<(usize, Message)> = Vec::new();
+        let sent_at = now_ms();
+        for (i, item) in items {
+            if let Some((_, m)) = fresh
+                .iter()
+                .find(|(_, m)| m.client_msg_id == item.client_msg_id)
+            {
+                out.push((
+                    i,
+                    Ok(Reply::Sent {
+                        seq: m.seq,
+                        sent_at,
+                        duplicate: true,
+                    }),
+                ));
+                continue;
+            }
+            match self.stored_duplicate(chat, user, &item.client_msg_id).await {
+                Ok(Some(reply)) => out.push((i, Ok(reply))),
+                Err(e) => out.push((i, Err(e))),
+                Ok(None) => {
+                    let seq = st.head + 1 + fresh.len() as Seq;
+                    let msg = Message {
+                        chat_id: chat,
+                        seq,
+                        sender: user,
+                        client_msg_id: item.client_msg_id,
+                        content: Content::Text { body: item.body },
+                        sent_at,
+                    };
+                    fresh.push((i, msg));
+                }
+            }
+        }
+        let Some(last) = fresh.last().map(|(_, m)| m.seq) else {
+            return out;
+        };
+        // The sender holds and has read their own messages.
         let me = Member {
-            delivered_seq: seq,
-            read_seq: seq,
+            delivered_seq: last,
+            read_seq: last,
             ..sender
         };
-        self.append(st, msg, Some(MemberChange::Put(me))).await?;
-        Ok(Reply::Sent {
+        let (indexes, msgs): (Vec<usize>, Vec<Message>) = fresh.into_iter().unzip();
+        let seqs: Vec<Seq> = msgs.iter().map(|m| m.seq).collect();
+        match self.append_all(st, msgs, Some(MemberChange::Put(me))).await {
+            Ok(()) => out.extend(indexes.into_iter().zip(seqs).map(|(i, seq)| {
+                (
+                    i,
+                    Ok(Reply::Sent {
+                        seq,
+                        sent_at,
+                        duplicate: false,
+                    }),
+                )
+            })),
+            Err(e) => out.extend(indexes.into_iter().map(|i| (i, Err(e.clone())))),
+        }
+        out
+    }
+
+    /// The reply for a `client_msg_id` the store already holds, if it does.
+    async fn stored_duplicate(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<Reply>, ApiError> {
+        let Some(seq) = self.store.dedup(chat, user, client_msg_id).await? else {
+            return Ok(None);
+        };
+        let sent_at = self
+            .store
+            .messages_after(chat, seq - 1, 1)
+            .await?
+            .first()
+            .map_or(0, |m| m.sent_at);
+        Ok(Some(Reply::Sent {
             seq,
             sent_at,
-            duplicate: false,
-        })
+            duplicate: true,
+        }))
     }
 
     /// Raises a member's watermarks. The chat's lock is held only to update

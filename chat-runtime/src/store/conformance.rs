@@ -153,7 +153,25 @@ async fn groups_and_messages(store: &dyn Store) {
         .collect();
     assert_eq!(after, vec![11, 12]);
 
-    let left = system(&chat, 13, SystemEvent::Left, b);
+    // Consecutive messages in one call; a batch whose first seq is taken
+    // writes nothing.
+    let batch: Vec<Message> = (13..=15)
+        .map(|seq| text(&chat, seq, b, &format!("c{seq}")))
+        .collect();
+    store.append_all(&batch, None).await.unwrap();
+    assert_eq!(store.head(chat.id).await.unwrap(), 15);
+    assert_eq!(store.dedup(chat.id, b, "c14").await.unwrap(), Some(14));
+    let clash: Vec<Message> = (15..=16)
+        .map(|seq| text(&chat, seq, b, &format!("x{seq}")))
+        .collect();
+    assert!(matches!(
+        store.append_all(&clash, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.head(chat.id).await.unwrap(), 15);
+    assert_eq!(store.dedup(chat.id, b, "x16").await.unwrap(), None);
+
+    let left = system(&chat, 16, SystemEvent::Left, b);
     store
         .append(&left, Some(MemberChange::Remove(b)))
         .await

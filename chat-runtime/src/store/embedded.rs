@@ -354,9 +354,39 @@ impl Store for EmbeddedStore {
     }
 
     async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError> {
-        let msg = msg.clone();
+        self.append_all(std::slice::from_ref(msg), change).await
+    }
+
+    /// One job, so the messages land in one group commit, all or none.
+    async fn append_all(
+        &self,
+        msgs: &[Message],
+        change: Option<MemberChange>,
+    ) -> Result<(), StoreError> {
+        let Some(chat) = msgs.first().map(|m| m.chat_id) else {
+            return Ok(());
+        };
+        let msgs = msgs.to_vec();
         self.write(move |txn| {
-            put_message(txn, &msg)?;
+            // Check every seq before writing any, so a conflict writes nothing.
+            {
+                let t = txn.open_table(MESSAGES).map_err(backend)?;
+                for m in &msgs {
+                    if t.get((m.chat_id.as_u128(), m.seq))
+                        .map_err(backend)?
+                        .is_some()
+                    {
+                        return Err(StoreError::Conflict("seq"));
+                    }
+                }
+            }
+            for m in &msgs {
+                put_message(txn, m)?;
+            }
+            let msg = Message {
+                chat_id: chat,
+                ..msgs[msgs.len() - 1].clone()
+            };
             match change {
                 Some(MemberChange::Put(m)) => put_member_rows(txn, msg.chat_id, &m)?,
                 Some(MemberChange::Remove(user)) => {
