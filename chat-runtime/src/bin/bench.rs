@@ -417,23 +417,51 @@ async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Resul
         let ws = target.connect(&a.token, None).await?;
         senders.push((ws, chat));
     }
+    let load = Load {
+        stats,
+        deadline,
+        receivers,
+        senders,
+    };
     let per = rate as f64 / pairs as f64;
-    stats.start_measuring(target);
-    let send_until = Instant::now() + Duration::from_secs(seconds);
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
-        .collect();
-    let mut sent = 0;
-    for t in tasks {
-        sent += t.await?;
+    load.run(target, "direct (1:1)", per, seconds).await
+}
+
+/// Connected receivers and senders, ready to measure.
+struct Load {
+    stats: Arc<Stats>,
+    deadline: Deadline,
+    receivers: Vec<tokio::task::JoinHandle<()>>,
+    senders: Vec<(Ws, String)>,
+}
+
+impl Load {
+    /// Sends at `per` msgs/s per sender for `seconds`, lets receivers drain
+    /// for a second, then prints the figures.
+    async fn run(self, target: &Target, name: &str, per: f64, seconds: u64) -> Result<()> {
+        let Load {
+            stats,
+            deadline,
+            receivers,
+            senders,
+        } = self;
+        stats.start_measuring(target);
+        let send_until = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = senders
+            .into_iter()
+            .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
+            .collect();
+        let mut sent = 0;
+        for t in tasks {
+            sent += t.await?;
+        }
+        let _ = deadline.set(Instant::now() + Duration::from_secs(1));
+        for r in receivers {
+            r.await?;
+        }
+        report(name, target, &stats, sent, seconds as f64).await;
+        Ok(())
     }
-    let _ = deadline.set(Instant::now() + Duration::from_secs(1));
-    for r in receivers {
-        r.await?;
-    }
-    report("direct (1:1)", target, &stats, sent, seconds as f64).await;
-    Ok(())
 }
 
 async fn group(
@@ -463,34 +491,19 @@ async fn group(
         let ws = target.connect(&u.token, None).await?;
         receivers.push(tokio::spawn(receiver(ws, stats.clone(), deadline.clone())));
     }
-    let mut sockets = Vec::new();
+    let mut senders = Vec::new();
     for chat in chats {
-        sockets.push((target.connect(&users[0].token, None).await?, chat));
+        senders.push((target.connect(&users[0].token, None).await?, chat));
     }
-    let per = rate as f64 / groups as f64;
-    stats.start_measuring(target);
-    let send_until = Instant::now() + Duration::from_secs(seconds);
-    let tasks: Vec<_> = sockets
-        .into_iter()
-        .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
-        .collect();
-    let mut sent = 0;
-    for t in tasks {
-        sent += t.await?;
-    }
-    let _ = deadline.set(Instant::now() + Duration::from_secs(1));
-    for r in receivers {
-        r.await?;
-    }
-    report(
-        &format!("group ({groups} × {members} members)"),
-        target,
-        &stats,
-        sent,
-        seconds as f64,
-    )
-    .await;
-    Ok(())
+    let load = Load {
+        stats,
+        deadline,
+        receivers,
+        senders,
+    };
+    let name = format!("group ({groups} × {members} members)");
+    load.run(target, &name, rate as f64 / groups as f64, seconds)
+        .await
 }
 
 async fn idle(target: &Target, connections: usize, sources: u8) -> Result<()> {

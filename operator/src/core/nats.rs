@@ -5,12 +5,10 @@
 //! `storage` is given (deleted with the cluster), an emptyDir otherwise.
 
 use confab_api::cluster::{ChatCluster, ManagedNats};
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
-};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodTemplateSpec, Probe, Service, ServiceSpec, VolumeResourceRequirements,
+    Probe, Service, ServiceSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,7 +16,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::NATS_PORT;
 use super::names::{Names, Role};
-use super::pod::{container_security, empty_dir, field_env, mount, pod_spec, resources};
+use super::pod::{
+    container_security, empty_dir, field_env, mount, pod_spec, resources, stateful_set,
+};
 use super::shard::service_port;
 
 /// nats-server image of the managed NATS.
@@ -94,39 +94,19 @@ fn nats_container(cc: &ChatCluster, names: &Names, managed: &ManagedNats) -> Con
 /// The managed NATS StatefulSet, or `None` when NATS is external.
 pub fn build_nats_statefulset(cc: &ChatCluster, names: &Names) -> Option<StatefulSet> {
     let managed = cc.spec.nats.managed.as_ref()?;
-    let name = names.workload(Role::Nats);
-    let labels = names.role_labels(Role::Nats);
     let (volumes, claims) = match &managed.storage {
         None => (vec![empty_dir("data")], None),
         Some(size) => (vec![], Some(vec![data_claim(names, size)])),
     };
     let container = nats_container(cc, names, managed);
     let pod = pod_spec(cc, names, vec![container], volumes);
-    Some(StatefulSet {
-        metadata: names.meta(name.clone(), labels.clone()),
-        spec: StatefulSetSpec {
-            replicas: Some(managed.replicas),
-            service_name: Some(name),
-            pod_management_policy: Some("Parallel".into()),
-            selector: names.label_selector(Role::Nats),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
-            volume_claim_templates: claims,
-            persistent_volume_claim_retention_policy: Some(
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Delete".into()),
-                    when_scaled: Some("Retain".into()),
-                },
-            ),
-            ..StatefulSetSpec::default()
-        },
-        ..StatefulSet::default()
-    })
+    Some(stateful_set(
+        names,
+        Role::Nats,
+        managed.replicas,
+        pod,
+        claims,
+    ))
 }
 
 /// A `data` volume claim of `size`, labelled so the finalizer finds it.

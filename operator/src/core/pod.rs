@@ -11,12 +11,17 @@ use std::collections::BTreeMap;
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, HTTP_PORT, POD_NAME_ENV};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names::{Names, Role};
@@ -250,6 +255,47 @@ pub fn pod_spec(
         tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
         termination_grace_period_seconds: Some(30),
         ..PodSpec::default()
+    }
+}
+
+/// A StatefulSet of `role` pods (shards, managed NATS, dev ScyllaDB): pods
+/// start and stop in parallel (membership, not pod order, decides roles), the
+/// headless Service of the same name gives them DNS names, and volume claims,
+/// when there are any, are deleted with the ChatCluster.
+pub fn stateful_set(
+    names: &Names,
+    role: Role,
+    replicas: i32,
+    pod: PodSpec,
+    claims: Option<Vec<PersistentVolumeClaim>>,
+) -> StatefulSet {
+    let name = names.workload(role);
+    let labels = names.role_labels(role);
+    let retention = claims
+        .as_ref()
+        .map(|_| StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_deleted: Some("Delete".into()),
+            when_scaled: Some("Retain".into()),
+        });
+    StatefulSet {
+        metadata: names.meta(name.clone(), labels.clone()),
+        spec: StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(name),
+            pod_management_policy: Some("Parallel".into()),
+            selector: names.label_selector(role),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            volume_claim_templates: claims,
+            persistent_volume_claim_retention_policy: retention,
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
     }
 }
 

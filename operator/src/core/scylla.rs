@@ -7,20 +7,17 @@
 //! escalation and every capability Scylla does not need.
 
 use confab_api::cluster::ChatCluster;
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
-};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, PodTemplateSpec, Probe, SecurityContext, Service,
-    ServiceSpec, TCPSocketAction,
+    Capabilities, Container, ContainerPort, Probe, SecurityContext, Service, ServiceSpec,
+    TCPSocketAction,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::CQL_PORT;
 use super::names::{Names, Role};
 use super::nats::data_claim;
-use super::pod::{empty_dir, mount, pod_spec, resources};
+use super::pod::{empty_dir, mount, pod_spec, resources, stateful_set};
 use super::shard::service_port;
 
 fn scylla_container(cc: &ChatCluster, image: &str) -> Container {
@@ -67,8 +64,6 @@ fn scylla_container(cc: &ChatCluster, image: &str) -> Container {
 /// The dev ScyllaDB StatefulSet, or `None` when the store is external.
 pub fn build_scylla_statefulset(cc: &ChatCluster, names: &Names) -> Option<StatefulSet> {
     let managed = cc.spec.scylla.managed.as_ref()?;
-    let name = names.workload(Role::Scylla);
-    let labels = names.role_labels(Role::Scylla);
     let (volumes, claims) = match &managed.storage {
         None => (vec![empty_dir("data")], None),
         Some(size) => (vec![], Some(vec![data_claim(names, size)])),
@@ -81,30 +76,7 @@ pub fn build_scylla_statefulset(cc: &ChatCluster, names: &Names) -> Option<State
     );
     // The documented exception (see the module docs).
     pod.security_context = None;
-    Some(StatefulSet {
-        metadata: names.meta(name.clone(), labels.clone()),
-        spec: StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(name),
-            selector: names.label_selector(Role::Scylla),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
-            volume_claim_templates: claims,
-            persistent_volume_claim_retention_policy: Some(
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Delete".into()),
-                    when_scaled: Some("Retain".into()),
-                },
-            ),
-            ..StatefulSetSpec::default()
-        },
-        ..StatefulSet::default()
-    })
+    Some(stateful_set(names, Role::Scylla, 1, pod, claims))
 }
 
 /// The dev ScyllaDB's Service, or `None` when the store is external.

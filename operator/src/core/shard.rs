@@ -7,14 +7,13 @@
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{CONTROL_PORT, HTTP_PORT};
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::secret_volumes;
 use super::names::{Names, Role};
-use super::pod::{pod_spec, runtime_container, runtime_volumes};
+use super::pod::{pod_spec, runtime_container, runtime_volumes, stateful_set};
 
 /// A Service port named like its container port.
 pub fn service_port(name: &str, port: i32, target: &str) -> ServicePort {
@@ -29,30 +28,12 @@ pub fn service_port(name: &str, port: i32, target: &str) -> ServicePort {
 
 /// The shard StatefulSet with `replicas` pods.
 pub fn build_shard_statefulset(cc: &ChatCluster, names: &Names, replicas: i32) -> StatefulSet {
-    let name = names.workload(Role::Shard);
-    let labels = names.role_labels(Role::Shard);
     let (volumes, mounts) = runtime_volumes(names, &secret_volumes(cc, names, Role::Shard));
     let container = runtime_container(cc, Role::Shard, mounts);
-    StatefulSet {
-        metadata: names.meta(name.clone(), labels.clone()),
-        spec: StatefulSetSpec {
-            replicas: Some(replicas),
-            service_name: Some(name),
-            // Start and stop shards together; the ring, not pod order,
-            // decides who owns what.
-            pod_management_policy: Some("Parallel".into()),
-            selector: names.label_selector(Role::Shard),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod_spec(cc, names, vec![container], volumes)),
-            },
-            ..StatefulSetSpec::default()
-        },
-        ..StatefulSet::default()
-    }
+    // Started and stopped together: the ring, not pod order, decides who
+    // owns what.
+    let pod = pod_spec(cc, names, vec![container], volumes);
+    stateful_set(names, Role::Shard, replicas, pod, None)
 }
 
 /// The headless Service giving each shard pod a DNS name. Not-ready pods are
