@@ -82,14 +82,11 @@ pub async fn serve(
         std::future::pending::<()>().await;
     });
     tracing::info!(addr = %listener.local_addr()?, "standalone serving");
-    warp::serve(gateway::routes(node))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = drained.wait_for(|stop| *stop).await;
-            // Give sessions a moment to send their close frames.
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        })
-        .run()
-        .await;
+    gateway::server::serve(listener, node, async move {
+        let _ = drained.wait_for(|stop| *stop).await;
+        // Give sessions a moment to send their close frames.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    })
+    .await;
     Ok(())
 }

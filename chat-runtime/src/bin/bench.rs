@@ -326,38 +326,48 @@ async fn receiver(mut ws: Ws, stats: Arc<Stats>, deadline: Deadline) {
 }
 
 /// Sends to `chat` at `rate` msgs/s until `until`; records send→ack latency.
-async fn sender(mut ws: Ws, chat: String, rate: f64, stats: Arc<Stats>, until: Instant) -> u64 {
-    let mut local = Histogram::<u64>::new(3).expect("histogram");
-    let mut pending = std::collections::HashMap::new();
-    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut n = 0u64;
-    let mut acked = 0u64;
-    while Instant::now() < until {
-        tokio::select! {
-            _ = tick.tick() => {
-                let sent = now_us(stats.t0);
-                let id = format!("b{n}");
-                n += 1;
-                pending.insert(id.clone(), sent);
-                let f = json!({"type":"send","chat_id":chat,"client_msg_id":id,"body":sent.to_string()});
-                if ws.send(Message::text(f.to_string())).await.is_err() { break }
-            }
-            msg = ws.next() => {
-                let Some(Ok(Message::Text(t))) = msg else { break };
+/// Writing and reading run apart, so a server that pushes back on one never
+/// stalls the other.
+async fn sender(ws: Ws, chat: String, rate: f64, stats: Arc<Stats>, until: Instant) -> u64 {
+    let (mut sink, mut stream) = ws.split();
+    let pending = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let reader = {
+        let (pending, stats) = (pending.clone(), stats.clone());
+        tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).expect("histogram");
+            let mut acked = 0u64;
+            let stop = until + Duration::from_secs(2);
+            while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(stop.into(), stream.next()).await
+            {
+                let Message::Text(t) = msg else { continue };
                 if t.starts_with("{\"type\":\"sent\"")
                     && let Ok(v) = serde_json::from_str::<Value>(&t)
-                    && let Some(sent) = v["client_msg_id"].as_str().and_then(|id| pending.remove(id))
+                    && let Some(id) = v["client_msg_id"].as_str()
+                    && let Some(sent) = pending.lock().expect("pending").remove(id)
                 {
                     let _ = local.record(now_us(stats.t0).saturating_sub(sent));
                     acked += 1;
                 }
             }
+            let _ = stats.ack.lock().await.add(&local);
+            acked
+        })
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n = 0u64;
+    while Instant::now() < until {
+        tick.tick().await;
+        let sent = now_us(stats.t0);
+        let id = format!("b{n}");
+        n += 1;
+        pending.lock().expect("pending").insert(id.clone(), sent);
+        let f = json!({"type":"send","chat_id":chat,"client_msg_id":id,"body":sent.to_string()});
+        if sink.send(Message::text(f.to_string())).await.is_err() {
+            break;
         }
     }
-    let _ = stats.ack.lock().await.add(&local);
-    acked
+    reader.await.unwrap_or(0)
 }
 
 async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64) {

@@ -1,7 +1,9 @@
-//! The HTTP edge (warp): WebSocket upgrade, REST API under `/v1`, and the
-//! operational endpoints. A thin shell over [`crate::node::Node`].
+//! The HTTP edge: [`server`] (hyper: accept loop, WebSocket upgrades), the
+//! REST API under `/v1`, the web client and the operational endpoints (warp
+//! filters). A thin shell over [`crate::node::Node`].
 
 mod rest;
+pub mod server;
 mod web;
 mod ws;
 
@@ -35,7 +37,6 @@ pub fn routes(
     });
     let ops = warp::get().and(health.or(ready).or(metrics));
     ops.or(web::routes())
-        .or(ws::route(node.clone()))
         .or(rest::routes(node))
         .recover(rest::recover)
 }

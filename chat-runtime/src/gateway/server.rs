@@ -1,0 +1,66 @@
+//! The HTTP server: accepts connections and serves each with hyper (HTTP/1.1
+//! with upgrades, drained gracefully on shutdown). WebSocket upgrades on `/v1/ws` go to [`super::ws`];
+//! everything else to the warp routes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+use super::ws;
+use crate::node::Node;
+
+/// Longest wait for open HTTP requests once `shutdown` resolved.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
+    let routes = warp::service(super::routes(node.clone()));
+    let graceful = GracefulShutdown::new();
+    let http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, usually: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (node, routes) = (node.clone(), routes.clone());
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let node = node.clone();
+            let mut routes = routes.clone();
+            async move {
+                if ws::is_upgrade(&req) {
+                    Ok::<_, Infallible>(ws::upgrade(node, req))
+                } else {
+                    routes.call(req).await
+                }
+            }
+        });
+        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
