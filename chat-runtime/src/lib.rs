@@ -13,7 +13,8 @@
 //! - [`presence`]: online / last seen, visible to contacts only.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
 //! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
-//! - [`gateway`]: the warp shell — WebSocket, REST, health and metrics.
+//! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
+//!   and operational routes as warp filters, the embedded web client.
 //! - [`standalone`]: everything in one process.
 //!
 //! The core (`shard`, `session`, `presence`, `node`) imports neither warp nor
