@@ -21,16 +21,6 @@ HELM_DIR=$CONFAB_CACHE/helm-$HELM_VERSION
 HELM=$HELM_DIR/bin/helm
 ENV_FILE=$CONFAB_RUN/helm.env
 
-# need_go: if the local go is older than GO_MIN, let the go command fetch
-# GO_FALLBACK_TOOLCHAIN from the module proxy (GOTOOLCHAIN).
-need_go() {
-  local have; have=$(go env GOVERSION); have=${have#go}
-  if [ "$(printf '%s\n' "$GO_MIN" "$have" | sort -V | head -n1)" != "$GO_MIN" ]; then
-    log "go $have is older than $GO_MIN: using GOTOOLCHAIN=$GO_FALLBACK_TOOLCHAIN"
-    export GOTOOLCHAIN=$GO_FALLBACK_TOOLCHAIN
-  fi
-}
-
 cmd_install() {
   if [ -x "$HELM" ]; then log "helm $HELM_VERSION already built in $HELM_DIR/bin"; return; fi
   command -v go >/dev/null || die "go not found (e2e/scripts/toolchain.sh installs it)"

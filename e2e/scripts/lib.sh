@@ -24,6 +24,16 @@ export GOFLAGS="${GOFLAGS:--mod=mod}"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# need_go: if the local go is older than $GO_MIN, let the go command fetch
+# $GO_FALLBACK_TOOLCHAIN from the module proxy (GOTOOLCHAIN). Callers set both.
+need_go() {
+  local have; have=$(go env GOVERSION); have=${have#go}
+  if [ "$(printf '%s\n' "$GO_MIN" "$have" | sort -V | head -n1)" != "$GO_MIN" ]; then
+    log "go $have is older than $GO_MIN: using GOTOOLCHAIN=$GO_FALLBACK_TOOLCHAIN"
+    export GOTOOLCHAIN=$GO_FALLBACK_TOOLCHAIN
+  fi
+}
+
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -5,7 +5,7 @@
 //! own edge cases: paging across buckets and completing interrupted writes.
 //!
 //! Each store test works in its own keyspace and drops it at the end.
-//! `lwt_cost` is a measurement, not a check: run it with `--ignored`.
+//! The LWTs' cost is measured by the `cql-cost` binary of this crate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,8 +23,6 @@ use confab_e2e::service_env;
 use futures::{StreamExt, stream};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::{Consistency, SerialConsistency};
 use tokio::time::timeout;
 use uuid::Uuid;
 
@@ -254,87 +252,6 @@ async fn a_direct_chat_claimed_by_a_dead_creator_is_completed() -> Result<()> {
         assert_eq!((completed.created_by, completed.created_at), (a, 7));
         assert_eq!(store.direct_chat(b, a).await?, Some(orphan));
         assert_eq!(store.members(orphan).await?.len(), 2);
-        Ok(())
-    })
-    .await
-}
-
-/// Inserts/s of `statement` into `n` partitions of `messages` (one row
-/// each: many chats appending at once), `concurrency` requests in flight.
-async fn rate(
-    session: &Arc<Session>,
-    statement: &PreparedStatement,
-    n: u64,
-    concurrency: usize,
-) -> f64 {
-    let start = Instant::now();
-    stream::iter(0..n)
-        .for_each_concurrent(concurrency, |_| {
-            let (session, statement) = (session.clone(), statement.clone());
-            async move {
-                let chat = Uuid::new_v4();
-                let values = (chat, 0i64, 1i64, chat, "body");
-                session
-                    .execute_unpaged(&statement, values)
-                    .await
-                    .expect("insert");
-            }
-        })
-        .await;
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-/// The price of the message LWT: `INSERT … IF NOT EXISTS` against the same
-/// insert without the condition, on the store's own table, then whole
-/// `Store::append`s (LWT + logged batch) with one sequential writer per chat.
-/// Prints its figures; run with `--ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement: run explicitly"]
-async fn lwt_cost() -> Result<()> {
-    const N: u64 = 3000;
-    with_store(|store, session, ks| async move {
-        let insert = format!(
-            "INSERT INTO {ks}.messages (chat_id, bucket, seq, sender, kind, body) \
-             VALUES (?, ?, ?, ?, 'text', ?)"
-        );
-        let mut plain = session.prepare(insert.clone()).await?;
-        plain.set_consistency(Consistency::LocalQuorum);
-        let mut lwt = session.prepare(format!("{insert} IF NOT EXISTS")).await?;
-        lwt.set_consistency(Consistency::LocalQuorum);
-        lwt.set_serial_consistency(Some(SerialConsistency::LocalSerial));
-        rate(&session, &plain, 500, 16).await; // warm-up
-        rate(&session, &lwt, 500, 16).await;
-        for concurrency in [1, 16, 64] {
-            let n = if concurrency == 1 { N / 5 } else { N };
-            let p = rate(&session, &plain, n, concurrency).await;
-            let l = rate(&session, &lwt, n, concurrency).await;
-            println!(
-                "concurrency {concurrency:2}: plain {p:7.0}/s, LWT {l:7.0}/s ({:.1}x slower)",
-                p / l
-            );
-        }
-        for chats in [1usize, 16] {
-            let start = Instant::now();
-            let per_chat = if chats == 1 { 300 } else { 150 };
-            stream::iter(0..chats)
-                .for_each_concurrent(chats, |_| {
-                    let store = store.clone();
-                    async move {
-                        let chat = new_group(&store).await.expect("chat");
-                        for seq in 2..=per_chat + 1 {
-                            let msg = text(&chat, seq, chat.created_by);
-                            store.append(&msg, None).await.expect("append");
-                        }
-                    }
-                })
-                .await;
-            let total = (chats as u64 * per_chat) as f64;
-            println!(
-                "Store::append, {chats:2} chats × {per_chat} in sequence: {:.0}/s, {:.1} ms per append",
-                total / start.elapsed().as_secs_f64(),
-                start.elapsed().as_secs_f64() * 1000.0 / per_chat as f64
-            );
-        }
         Ok(())
     })
     .await
