@@ -11,6 +11,8 @@
 //!   `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens.
 //! - [`presence`]: online / last seen, visible to contacts only.
+//! - [`media`]: photos, videos, voice notes and files in object-storage
+//!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
 //! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
 //! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod bus;
 pub mod error;
 pub mod gateway;
+pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod node;

@@ -36,11 +36,23 @@ enum Role {
         /// Burst of frames per user above the sustained rate.
         #[arg(long, env = "CONFAB_BURST", default_value_t = Limits::default().burst)]
         burst: u32,
+        /// Largest media upload to the local media folder, in bytes.
+        #[arg(long, env = "CONFAB_MEDIA_MAX_BYTES", default_value_t = standalone::DEFAULT_MAX_MEDIA_BYTES)]
+        media_max_bytes: u64,
+        /// JSON file with a list of media buckets (the cluster config's
+        /// `media` entries), replacing the local media folder.
+        #[arg(long, env = "CONFAB_MEDIA_BUCKETS")]
+        media_buckets: Option<PathBuf>,
+        /// Seconds between media retention sweeps.
+        #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
+        media_sweep_secs: u64,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider for every client (object storage, NATS, CQL).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -56,7 +68,19 @@ async fn main() -> anyhow::Result<()> {
             max_connections,
             rate,
             burst,
+            media_max_bytes,
+            media_buckets,
+            media_sweep_secs,
         } => {
+            let media = match media_buckets {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a list of buckets", path.display()))?
+                }
+                None => vec![standalone::local_bucket(&data_dir, media_max_bytes)],
+            };
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -69,6 +93,8 @@ async fn main() -> anyhow::Result<()> {
                     burst,
                     ..Limits::default()
                 },
+                media,
+                sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
             };
             standalone::serve(config, listener, shutdown_signal()).await
         }

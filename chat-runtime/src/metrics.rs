@@ -14,6 +14,11 @@ struct CodeLabel {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -28,6 +33,13 @@ pub struct Metrics {
     /// Time from a `send` frame's arrival to its `sent` ack, in seconds.
     pub send_latency: Histogram,
     errors: Family<CodeLabel, Counter>,
+    /// Media bytes received in uploads.
+    pub media_bytes_in: Counter,
+    /// Media bytes sent in downloads.
+    pub media_bytes_out: Counter,
+    /// Time to receive, check and store an upload, in seconds.
+    pub upload_seconds: Histogram,
+    media_rejects: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -45,6 +57,30 @@ impl Metrics {
         let slow_consumers = Counter::default();
         let send_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let errors = Family::<CodeLabel, Counter>::default();
+        let media_bytes_in = Counter::default();
+        let media_bytes_out = Counter::default();
+        let upload_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        let media_rejects = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "media_bytes_in",
+            "Media bytes received in uploads",
+            media_bytes_in.clone(),
+        );
+        registry.register(
+            "media_bytes_out",
+            "Media bytes sent in downloads",
+            media_bytes_out.clone(),
+        );
+        registry.register(
+            "media_upload_seconds",
+            "Time to receive, check and store an upload",
+            upload_seconds.clone(),
+        );
+        registry.register(
+            "media_upload_rejects",
+            "Uploads refused, by reason",
+            media_rejects.clone(),
+        );
         registry.register(
             "connections",
             "Open WebSocket sessions",
@@ -79,6 +115,10 @@ impl Metrics {
             slow_consumers,
             send_latency,
             errors,
+            media_bytes_in,
+            media_bytes_out,
+            upload_seconds,
+            media_rejects,
         }
     }
 
@@ -88,6 +128,13 @@ impl Metrics {
             .get_or_create(&CodeLabel {
                 code: code.as_str(),
             })
+            .inc();
+    }
+
+    /// Counts one refused upload.
+    pub fn media_reject(&self, reason: &'static str) {
+        self.media_rejects
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 

@@ -93,10 +93,137 @@ impl Member {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Content {
     /// Plain text.
-    Text { body: String },
+    Text {
+        body: String,
+    },
     /// A membership change, written by the server into the chat's sequence so
     /// that every device sees it in order and on resume.
-    System { event: SystemEvent, user_id: UserId },
+    System {
+        event: SystemEvent,
+        user_id: UserId,
+    },
+    /// A photo (with dimensions, and a placeholder and thumbnail for previews).
+    Image(Attachment),
+    Video(Attachment),
+    /// A voice note or audio file.
+    Audio(Attachment),
+    /// Any other file (documents, archives).
+    File(Attachment),
+}
+
+impl Content {
+    /// The attachment of a media message.
+    pub fn attachment(&self) -> Option<&Attachment> {
+        match self {
+            Self::Image(a) | Self::Video(a) | Self::Audio(a) | Self::File(a) => Some(a),
+            Self::Text { .. } | Self::System { .. } => None,
+        }
+    }
+
+    /// A media message of `kind` carrying `a`.
+    pub fn media(kind: MediaKind, a: Attachment) -> Self {
+        match kind {
+            MediaKind::Image => Self::Image(a),
+            MediaKind::Video => Self::Video(a),
+            MediaKind::Audio => Self::Audio(a),
+            MediaKind::File => Self::File(a),
+        }
+    }
+}
+
+/// Identifies an uploaded object by its content: the SHA-256 of its bytes,
+/// as 64 lowercase hex digits. The same bytes uploaded twice are one media.
+pub type MediaId = String;
+
+/// What an upload is, decided by sniffing its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    File,
+}
+
+/// The media a message carries. The server fills every field but `caption`
+/// from the upload, so receivers can trust them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub media_id: MediaId,
+    /// Sniffed from the bytes, never taken from the uploader's header.
+    pub content_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// A BlurHash placeholder to paint before the thumbnail arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+    /// Whether `GET /v1/media/{id}/thumbnail` has a small JPEG preview.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
+    /// The uploader's file name, for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub caption: String,
+}
+
+/// Lifecycle of a stored media object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    /// The object is in its bucket and may be downloaded.
+    Live,
+    /// The retention sweeper is deleting the object; uploads of the same
+    /// bytes wait until it is done.
+    Deleting,
+    /// The object is gone (retention); a new upload of the bytes revives it.
+    Deleted,
+}
+
+/// A media's sharing in one chat: the message that carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub chat_id: ChatId,
+    /// Seq of the (latest) message carrying it; 0 until the send is stored.
+    pub seq: Seq,
+    pub by: UserId,
+}
+
+/// Everything the server knows about one media object. Stored as one
+/// record and changed by compare-and-set on `version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub id: MediaId,
+    /// Name of the bucket that holds the object.
+    pub bucket: String,
+    pub kind: MediaKind,
+    pub content_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+    #[serde(default)]
+    pub thumbnail: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Users who uploaded these bytes (each proved they hold them).
+    pub uploaders: Vec<UserId>,
+    pub shares: Vec<Share>,
+    /// Recipients who fetched the whole object (kept for delete-after-download).
+    #[serde(default)]
+    pub downloads: Vec<UserId>,
+    pub state: MediaState,
+    pub created_at: i64,
+    /// Last upload or share; retention counts from here.
+    pub touched_at: i64,
+    /// Bumped by every change; the store's compare-and-set key.
+    pub version: u64,
 }
 
 /// Membership changes recorded as system messages.

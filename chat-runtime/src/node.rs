@@ -15,11 +15,12 @@ use tokio::sync::watch;
 use crate::auth::{AuthError, Claims, PasswordPool, TokenKeys};
 use crate::bus::Bus;
 use crate::error::ApiError;
+use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::model::{ChatId, Seq, User, UserId, now_ms};
+use crate::model::{ChatId, Content, MediaId, Seq, User, UserId, now_ms};
 use crate::presence::Presence;
-use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView};
-use crate::shard::{Command, Reply, ShardClient};
+use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView, SendKind};
+use crate::shard::{Command, Reply, SendItem, ShardClient};
 use crate::store::{Store, StoreError};
 
 /// Bounds that protect the server. Defaults suit one machine.
@@ -52,11 +53,20 @@ impl Default for Limits {
     }
 }
 
+/// The seams a node talks through.
+pub struct Seams {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub shards: Arc<dyn ShardClient>,
+    pub media: Arc<Media>,
+}
+
 /// A gateway's view of the system.
 pub struct Node {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     pub shards: Arc<dyn ShardClient>,
+    pub media: Arc<Media>,
     pub keys: TokenKeys,
     pub presence: Presence,
     pub metrics: Arc<Metrics>,
@@ -84,9 +94,12 @@ fn valid_phone(p: &str) -> bool {
 
 impl Node {
     pub fn new(
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        shards: Arc<dyn ShardClient>,
+        Seams {
+            store,
+            bus,
+            shards,
+            media,
+        }: Seams,
         keys: TokenKeys,
         metrics: Arc<Metrics>,
         limits: Limits,
@@ -99,6 +112,7 @@ impl Node {
             store,
             bus,
             shards,
+            media,
             keys,
             metrics,
             limits,
@@ -174,6 +188,37 @@ impl Node {
             password_hash: String::new(),
             ..user
         })
+    }
+
+    /// The item a `send` becomes: text as it is, or media attached (the
+    /// upload checked against the sender's rights and shared in the chat).
+    pub async fn send_item(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        client_msg_id: String,
+        kind: SendKind,
+        body: String,
+        media_id: Option<MediaId>,
+    ) -> Result<SendItem, ApiError> {
+        let content = match (kind.media(), media_id) {
+            (Some(kind), Some(id)) => self.media.attach(user, chat, &id, kind, body).await?,
+            (None, None) => Content::Text { body },
+            _ => return Err(ApiError::invalid("media_id goes with a media kind")),
+        };
+        Ok(SendItem {
+            chat,
+            client_msg_id,
+            content,
+        })
+    }
+
+    /// After `item` was stored at `seq`: a media message records which
+    /// message carries its media (retention waits for its delivery).
+    pub async fn sent(&self, user: UserId, item: &SendItem, seq: Seq) {
+        if let Some(a) = item.content.attachment() {
+            self.media.shared(&a.media_id, item.chat, seq, user).await;
+        }
     }
 
     /// Checks credentials and issues a token.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::bus::Envelope;
 use crate::error::ApiError;
-use crate::model::{ChatId, Seq, UserId};
+use crate::model::{ChatId, Content, Seq, UserId};
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode, ServerFrame};
 use crate::shard::{Command, Reply, SendItem};
@@ -315,15 +315,41 @@ async fn worker(
             if let ClientFrame::Send {
                 chat_id,
                 client_msg_id,
+                kind,
                 body,
-                ..
+                media_id,
             } = frame
             {
-                sends.push(SendItem {
-                    chat: chat_id,
-                    client_msg_id,
-                    body,
-                });
+                if kind.media().is_none() {
+                    sends.push(SendItem {
+                        chat: chat_id,
+                        client_msg_id,
+                        content: Content::Text { body },
+                    });
+                    continue;
+                }
+                // Attaching media takes store round trips: answer the sends
+                // queued before it first, so answers stay in order.
+                if send_batch(&node, user, &mut sends, &outbound)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let id = client_msg_id.clone();
+                match node
+                    .send_item(user, chat_id, client_msg_id, kind, body, media_id)
+                    .await
+                {
+                    Ok(item) => sends.push(item),
+                    Err(e) => {
+                        node.metrics.error(e.code);
+                        let frame = error_frame(&e, None, Some(id));
+                        if outbound.send(out(&frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 continue;
             }
             if send_batch(&node, user, &mut sends, &outbound)
@@ -401,6 +427,7 @@ async fn send_batch(
                 sent_at,
                 duplicate,
             }) => {
+                node.sent(user, &item, seq).await;
                 node.metrics
                     .send_latency
                     .observe(started.elapsed().as_secs_f64());

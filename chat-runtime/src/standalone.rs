@@ -1,9 +1,13 @@
 //! `chat-runtime standalone`: every role in one process — embedded store,
-//! in-process bus, one shard owning every chat.
+//! in-process bus, one shard owning every chat, media in a local folder (or
+//! any configured buckets).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use confab_api::config::BucketConfig;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -11,8 +15,9 @@ use tokio::sync::watch;
 use crate::auth::TokenKeys;
 use crate::bus::local::LocalBus;
 use crate::gateway;
+use crate::media::{Media, buckets};
 use crate::metrics::Metrics;
-use crate::node::{Limits, Node};
+use crate::node::{Limits, Node, Seams};
 use crate::shard::{LocalShardClient, Shard};
 use crate::store::embedded::EmbeddedStore;
 
@@ -24,6 +29,28 @@ pub struct Config {
     /// Token lifetime in seconds.
     pub token_ttl_secs: i64,
     pub limits: Limits,
+    /// Media buckets; the first takes uploads. Empty: one local folder,
+    /// `data_dir/media`, with [`DEFAULT_MAX_MEDIA_BYTES`] and no retention.
+    pub media: Vec<BucketConfig>,
+    /// How often the retention sweeper runs.
+    pub sweep_every: Duration,
+}
+
+/// Largest upload of the default media folder.
+pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 100 << 20;
+
+/// The default media bucket: a folder in the data directory.
+pub fn local_bucket(data_dir: &Path, max_object_bytes: u64) -> BucketConfig {
+    BucketConfig {
+        name: "local".into(),
+        provider: "filesystem".into(),
+        endpoint: None,
+        region: None,
+        credentials_dir: Some(data_dir.join("media").to_string_lossy().into_owned()),
+        max_object_bytes,
+        retention_days: None,
+        delete_after_download: false,
+    }
 }
 
 /// Reads the token signing key from `dir/signing.key`, creating it on first run.
@@ -65,10 +92,27 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let shard = Arc::new(Shard::new(store.clone(), bus.clone(), metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let node = Arc::new(Node::new(
+    let bucket_configs = if config.media.is_empty() {
+        vec![local_bucket(&config.data_dir, DEFAULT_MAX_MEDIA_BYTES)]
+    } else {
+        config.media.clone()
+    };
+    let buckets = bucket_configs
+        .iter()
+        .map(buckets::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let media = Arc::new(Media::new(store.clone(), buckets, &key, metrics.clone())?);
+    media
+        .clone()
+        .spawn_sweeper(config.sweep_every, stop_rx.clone());
+    let seams = Seams {
         store,
         bus,
-        Arc::new(LocalShardClient(shard)),
+        shards: Arc::new(LocalShardClient(shard)),
+        media,
+    };
+    let node = Arc::new(Node::new(
+        seams,
         TokenKeys::new(&key, config.token_ttl_secs),
         metrics,
         config.limits,

@@ -116,9 +116,12 @@ pub struct BucketConfig {
     pub credentials_dir: Option<String>,
     /// Largest object accepted.
     pub max_object_bytes: u64,
-    /// Days objects are kept; none: forever.
+    /// Days objects are kept after their last upload or share; none: forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Delete an object once every recipient has downloaded it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_after_download: bool,
 }
 
 /// Push credentials.

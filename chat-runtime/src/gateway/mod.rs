@@ -2,6 +2,7 @@
 //! REST API under `/v1`, the web client and the operational endpoints (warp
 //! filters). A thin shell over [`crate::node::Node`].
 
+mod media;
 mod rest;
 pub mod server;
 mod web;

@@ -13,10 +13,10 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::auth::Claims;
 use crate::error::ApiError;
-use crate::model::Seq;
+use crate::model::{MediaId, Seq};
 use crate::node::Node;
-use crate::protocol::{ErrorCode, MAX_BODY_BYTES, ServerFrame};
-use crate::shard::{Command, Reply as ShardReply, SendItem};
+use crate::protocol::{ErrorCode, SendKind, ServerFrame, check_send};
+use crate::shard::{Command, Reply as ShardReply};
 
 /// Largest JSON body accepted by the REST API.
 const MAX_BODY: u64 = 64 * 1024;
@@ -47,7 +47,12 @@ struct Session {
 #[serde(deny_unknown_fields)]
 struct SendBody {
     client_msg_id: String,
+    #[serde(default)]
+    kind: SendKind,
+    #[serde(default)]
     body: String,
+    #[serde(default)]
+    media_id: Option<MediaId>,
 }
 
 #[derive(Deserialize)]
@@ -98,7 +103,7 @@ struct ErrorBody<'a> {
     retry_after_ms: Option<u64>,
 }
 
-fn error_response(e: &ApiError) -> Response {
+pub(super) fn error_response(e: &ApiError) -> Response {
     let status =
         StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = ErrorBody {
@@ -423,30 +428,37 @@ async fn send_message(
 ) -> Result<ServerFrame, ApiError> {
     let user = claims?.sub;
     node.check_rate(user)?;
-    if b.client_msg_id.is_empty() || b.client_msg_id.len() > 64 {
-        return Err(ApiError::invalid("client_msg_id must be 1 to 64 bytes"));
-    }
-    if b.body.is_empty() || b.body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::invalid("body must be 1 to 16384 bytes"));
-    }
-    let item = SendItem {
-        chat,
-        client_msg_id: b.client_msg_id.clone(),
-        body: b.body,
+    check_send(b.kind, &b.client_msg_id, &b.body, b.media_id.as_deref())
+        .map_err(ApiError::invalid)?;
+    let item = node
+        .send_item(
+            user,
+            chat,
+            b.client_msg_id.clone(),
+            b.kind,
+            b.body,
+            b.media_id,
+        )
+        .await?;
+    let command = Command::Send {
+        user,
+        item: item.clone(),
     };
-    let command = Command::Send { user, item };
     match node.command(command).await? {
         ShardReply::Sent {
             seq,
             sent_at,
             duplicate,
-        } => Ok(ServerFrame::Sent {
-            chat_id: chat,
-            client_msg_id: b.client_msg_id,
-            seq,
-            sent_at,
-            duplicate,
-        }),
+        } => {
+            node.sent(user, &item, seq).await;
+            Ok(ServerFrame::Sent {
+                chat_id: chat,
+                client_msg_id: b.client_msg_id,
+                seq,
+                sent_at,
+                duplicate,
+            })
+        }
         other => Err(ApiError::new(ErrorCode::Internal, format!("{other:?}"))),
     }
 }

@@ -1,22 +1,40 @@
 //! The HTTP server: accepts connections and serves each with hyper (HTTP/1.1
-//! with upgrades, drained gracefully on shutdown). WebSocket upgrades on `/v1/ws` go to [`super::ws`];
-//! everything else to the warp routes.
+//! with upgrades, drained gracefully on shutdown). WebSocket upgrades on
+//! `/v1/ws` go to [`super::ws`], `/v1/media` to [`super::media`] (streamed
+//! bodies); everything else to the warp routes.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Request;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-use super::ws;
+use super::{media, ws};
 use crate::node::Node;
+
+/// Errors of a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response's body: warp's, or a stream of media bytes.
+pub type HttpBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A warp response body as an [`HttpBody`].
+pub fn from_warp<B>(body: B) -> HttpBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
 
 /// Longest wait for open HTTP requests once `shutdown` resolved.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -47,9 +65,12 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
             let mut routes = routes.clone();
             async move {
                 if ws::is_upgrade(&req) {
-                    Ok::<_, Infallible>(ws::upgrade(node, req))
+                    Ok::<_, Infallible>(ws::upgrade(node, req).map(from_warp))
+                } else if media::is_media(&req) {
+                    Ok(media::handle(node, req).await)
                 } else {
-                    routes.call(req).await
+                    let res: Response<_> = routes.call(req).await?;
+                    Ok(res.map(from_warp))
                 }
             }
         });

@@ -40,6 +40,14 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected server failure; the request may be retried.
     Internal,
+    /// An upload's bytes are not a type its declared kind accepts.
+    UnsupportedMediaType,
+    /// The media was deleted by its bucket's retention policy.
+    Gone,
+    /// A signed media link has expired.
+    LinkExpired,
+    /// A `Range` header asks for bytes the media does not have.
+    RangeNotSatisfiable,
 }
 
 impl ErrorCode {
@@ -56,6 +64,10 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
+            Self::UnsupportedMediaType => 415,
+            Self::Gone => 410,
+            Self::LinkExpired => 403,
+            Self::RangeNotSatisfiable => 416,
         }
     }
 
@@ -86,6 +98,10 @@ const ALL_CODES: &[(ErrorCode, &str)] = &[
     (ErrorCode::RateLimited, "rate_limited"),
     (ErrorCode::Unavailable, "unavailable"),
     (ErrorCode::Internal, "internal"),
+    (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
+    (ErrorCode::Gone, "gone"),
+    (ErrorCode::LinkExpired, "link_expired"),
+    (ErrorCode::RangeNotSatisfiable, "range_not_satisfiable"),
 ];
 
 /// WebSocket close codes. 4000–4099 (and 1012) mean "reconnect and resume";

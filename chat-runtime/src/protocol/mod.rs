@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codes::{CloseCode, ErrorCode};
 
-use crate::model::{ChatId, ChatKind, Member, Message, Role, Seq, UserId};
+use crate::model::{ChatId, ChatKind, MediaId, MediaKind, Member, Message, Role, Seq, UserId};
 
 /// Largest frame the server decodes; larger ones get a `too_large` error.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -23,12 +23,61 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest page of history a client may ask for.
 pub const MAX_PAGE: u32 = 200;
 
-/// Kinds of message a client may send. Media kinds follow with the media API.
+/// Kinds of message a client may send. Media kinds carry the `media_id` of
+/// an upload (`POST /v1/media`) and an optional caption in `body`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SendKind {
     #[default]
     Text,
+    Image,
+    Video,
+    Audio,
+    File,
+}
+
+impl SendKind {
+    /// The media kind of a media message; `None` for text.
+    pub fn media(self) -> Option<MediaKind> {
+        match self {
+            Self::Text => None,
+            Self::Image => Some(MediaKind::Image),
+            Self::Video => Some(MediaKind::Video),
+            Self::Audio => Some(MediaKind::Audio),
+            Self::File => Some(MediaKind::File),
+        }
+    }
+}
+
+/// Largest caption of a media message, in bytes.
+pub const MAX_CAPTION_BYTES: usize = 1024;
+
+/// Checks a send's fields: text needs a body; media needs a media id and
+/// takes an optional caption.
+pub fn check_send(
+    kind: SendKind,
+    client_msg_id: &str,
+    body: &str,
+    media_id: Option<&str>,
+) -> Result<(), &'static str> {
+    if client_msg_id.is_empty() || client_msg_id.len() > 64 {
+        return Err("client_msg_id must be 1 to 64 bytes");
+    }
+    match (kind.media(), media_id) {
+        (None, Some(_)) => Err("a text message takes no media_id"),
+        (None, None) if body.is_empty() || body.len() > MAX_BODY_BYTES => {
+            Err("body must be 1 to 16384 bytes")
+        }
+        (None, None) => Ok(()),
+        (Some(_), None) => Err("a media message needs the media_id of an upload"),
+        (Some(_), Some(id)) if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err("media_id must be 64 hex digits")
+        }
+        (Some(_), Some(_)) if body.len() > MAX_CAPTION_BYTES => {
+            Err("a caption must be at most 1024 bytes")
+        }
+        (Some(_), Some(_)) => Ok(()),
+    }
 }
 
 /// Frames a device sends.
@@ -48,7 +97,12 @@ pub enum ClientFrame {
         client_msg_id: String,
         #[serde(default)]
         kind: SendKind,
+        /// Text, or a media message's caption.
+        #[serde(default)]
         body: String,
+        /// The upload a media message carries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_id: Option<MediaId>,
     },
     Delivered {
         chat_id: ChatId,
@@ -339,14 +393,12 @@ fn validate(frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
         ClientFrame::Send {
             client_msg_id,
             body,
+            kind,
+            media_id,
             ..
         } => {
-            if client_msg_id.is_empty() || client_msg_id.len() > 64 {
-                return Err(invalid("send", "client_msg_id must be 1 to 64 bytes"));
-            }
-            if body.is_empty() || body.len() > MAX_BODY_BYTES {
-                return Err(invalid("send", "body must be 1 to 16384 bytes"));
-            }
+            check_send(*kind, client_msg_id, body, media_id.as_deref())
+                .map_err(|reason| invalid("send", reason))?;
         }
         ClientFrame::History { limit: Some(l), .. } if *l == 0 || *l > MAX_PAGE => {
             return Err(invalid("history", "limit must be 1 to 200"));

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 pub use sequencer::Shard;
 
 use crate::error::ApiError;
-use crate::model::{ChatId, Seq, UserId};
+use crate::model::{ChatId, Content, Seq, UserId};
 
 /// A change to a chat, on behalf of `user`.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,12 +67,12 @@ pub enum Command {
     },
 }
 
-/// One text message to send.
+/// One message to send: text, or media the gateway already attached.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SendItem {
     pub chat: ChatId,
     pub client_msg_id: String,
-    pub body: String,
+    pub content: Content,
 }
 
 /// The shard's answer.

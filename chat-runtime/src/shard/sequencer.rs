@@ -355,7 +355,7 @@ impl Shard {
                         seq,
                         sender: user,
                         client_msg_id: item.client_msg_id,
-                        content: Content::Text { body: item.body },
+                        content: item.content,
                         sent_at,
                     };
                     fresh.push((i, msg));

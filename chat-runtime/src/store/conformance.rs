@@ -51,6 +51,7 @@ pub async fn run(store: &dyn Store) {
     groups_and_messages(store).await;
     watermarks(store).await;
     presence_and_tokens(store).await;
+    media(store).await;
 }
 
 async fn users(store: &dyn Store) {
@@ -234,6 +235,47 @@ async fn presence_and_tokens(store: &dyn Store) {
 }
 
 /// Many concurrent appends to many chats: all durable, none lost (group commit).
+async fn media(store: &dyn Store) {
+    let mut record = crate::media::fixtures::record(&format!("{:064x}", Uuid::new_v4().as_u128()));
+    assert_eq!(store.media(&record.id).await.unwrap(), None);
+    assert!(store.swap_media(&record, None).await.unwrap());
+    // A second create loses: the record exists.
+    assert!(!store.swap_media(&record, None).await.unwrap());
+    assert_eq!(store.media(&record.id).await.unwrap(), Some(record.clone()));
+
+    let stale = record.version;
+    record.version += 1;
+    record.downloads.push(Uuid::new_v4());
+    assert!(store.swap_media(&record, Some(stale)).await.unwrap());
+    // A writer that read the old version cannot overwrite the new one.
+    let mut lost = record.clone();
+    lost.version = stale + 1;
+    lost.downloads.clear();
+    assert!(!store.swap_media(&lost, Some(stale)).await.unwrap());
+    assert_eq!(store.media(&record.id).await.unwrap(), Some(record.clone()));
+
+    // The sweeper's scan visits every record once, page by page.
+    let mut ids = vec![record.id.clone()];
+    for _ in 0..4 {
+        let r = crate::media::fixtures::record(&format!("{:064x}", Uuid::new_v4().as_u128()));
+        assert!(store.swap_media(&r, None).await.unwrap());
+        ids.push(r.id);
+    }
+    let (mut seen, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let page = store.media_page(after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a record was visited twice");
+    for id in &ids {
+        assert!(seen.contains(id), "the scan missed {id}");
+    }
+}
+
 pub async fn concurrent_appends(store: std::sync::Arc<dyn Store>) {
     let sender = Uuid::new_v4();
     let chats: Vec<Chat> = (0..8)

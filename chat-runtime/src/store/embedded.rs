@@ -22,7 +22,7 @@ use redb::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{MemberChange, Store, StoreError};
-use crate::model::{Chat, ChatId, Member, Message, Seq, User, UserId};
+use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId};
 
 type Id = u128;
 const USERS: TableDefinition<Id, &[u8]> = TableDefinition::new("users");
@@ -40,6 +40,8 @@ const MESSAGES: TableDefinition<(Id, u64), &[u8]> = TableDefinition::new("messag
 const DEDUP: TableDefinition<(Id, Id, &str), u64> = TableDefinition::new("dedup");
 const LAST_SEEN: TableDefinition<Id, i64> = TableDefinition::new("last_seen");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
+/// media id → record (JSON).
+const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
 
 /// Most jobs folded into one commit; bounds the latency of a commit.
 const MAX_BATCH: usize = 1024;
@@ -102,6 +104,7 @@ impl EmbeddedStore {
             txn.open_table(DEDUP).map_err(backend)?;
             txn.open_table(LAST_SEEN).map_err(backend)?;
             txn.open_table(REVOKED).map_err(backend)?;
+            txn.open_table(MEDIA).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         let (writer, jobs) = mpsc::channel(QUEUE);
@@ -542,6 +545,56 @@ impl Store for EmbeddedStore {
         self.read(|txn| {
             let t = txn.open_table(REVOKED).map_err(backend)?;
             Ok(t.get(token_id).map_err(backend)?.is_some())
+        })
+    }
+
+    async fn media(&self, id: &str) -> Result<Option<MediaRecord>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(MEDIA).map_err(backend)?;
+            t.get(id)
+                .map_err(backend)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+    }
+
+    async fn swap_media(
+        &self,
+        record: &MediaRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let (id, bytes) = (record.id.clone(), encode(record)?);
+        self.write(move |txn| {
+            let mut t = txn.open_table(MEDIA).map_err(backend)?;
+            let current = t
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<MediaRecord>(v.value()))
+                .transpose()?
+                .map(|r| r.version);
+            if current != expected {
+                return Ok(false);
+            }
+            t.insert(id.as_str(), bytes.as_slice()).map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn media_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        use std::ops::Bound;
+        self.read(|txn| {
+            let t = txn.open_table(MEDIA).map_err(backend)?;
+            let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+            t.range::<&str>((lower, Bound::Unbounded))
+                .map_err(backend)?
+                .take(limit)
+                .map(|row| decode(row.map_err(backend)?.1.value()))
+                .collect()
         })
     }
 }

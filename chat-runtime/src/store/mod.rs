@@ -13,7 +13,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-use crate::model::{Chat, ChatId, Member, Message, Seq, User, UserId};
+use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId};
 
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -124,4 +124,22 @@ pub trait Store: Send + Sync + 'static {
     /// since the epoch, as in the token).
     async fn revoke_token(&self, token_id: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
+
+    /// A media record by id.
+    async fn media(&self, id: &str) -> Result<Option<MediaRecord>, StoreError>;
+    /// Writes `record` only if the stored record's version is `expected`
+    /// (`None`: no record yet). Returns whether it was written. Every change
+    /// to a media record is a read, a pure change and this compare-and-set.
+    async fn swap_media(
+        &self,
+        record: &MediaRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError>;
+    /// Up to `limit` media records after `after` (in the store's own order;
+    /// `None` starts at the beginning): the retention sweeper's scan.
+    async fn media_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MediaRecord>, StoreError>;
 }

@@ -399,10 +399,16 @@ pub struct BucketSpec {
     #[serde(default = "default_max_object_bytes")]
     #[schemars(range(min = 1))]
     pub max_object_bytes: i64,
-    /// Days after which objects are deleted; unset keeps them forever.
+    /// Days after an object's last upload or share when it is deleted;
+    /// unset keeps objects forever. Never deletes media a recipient has not
+    /// yet received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub retention_days: Option<i32>,
+    /// Delete an object once every recipient has downloaded it (the server
+    /// then holds media only in transit).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_after_download: bool,
 }
 
 fn default_max_object_bytes() -> i64 {

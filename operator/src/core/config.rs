@@ -178,6 +178,7 @@ fn buckets(cc: &ChatCluster) -> Vec<BucketConfig> {
             },
             max_object_bytes: b.max_object_bytes.max(0) as u64,
             retention_days: b.retention_days.map(|d| d.max(0) as u32),
+            delete_after_download: b.delete_after_download,
         })
         .collect()
 }

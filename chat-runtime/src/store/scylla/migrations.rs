@@ -18,7 +18,7 @@ use crate::model::now_ms;
 use crate::store::StoreError;
 
 /// `{ks}` stands for the keyspace.
-const MIGRATIONS: &[(i32, &str, &[&str])] = &[(1, "initial schema", V1)];
+const MIGRATIONS: &[(i32, &str, &[&str])] = &[(1, "initial schema", V1), (2, "media", V2)];
 
 /// DESIGN §2 "Data model". Timestamps are milliseconds since the Unix epoch
 /// (`bigint`), as in `crate::model`.
@@ -66,6 +66,11 @@ const V1: &[&str] = &[
     // Rows expire with the token they revoke.
     "CREATE TABLE IF NOT EXISTS {ks}.revoked_tokens (token_id text PRIMARY KEY, expires_at bigint)",
 ];
+
+/// Media records (`crate::model::MediaRecord` as JSON), changed only by
+/// compare-and-set on `version` (an LWT; see `ScyllaStore::swap_media`).
+const V2: &[&str] =
+    &["CREATE TABLE IF NOT EXISTS {ks}.media (id text PRIMARY KEY, version bigint, record text)"];
 
 /// How long a migrator holds the lease before another may take over.
 const LOCK_TTL_SECS: i32 = 120;

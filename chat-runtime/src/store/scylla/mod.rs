@@ -8,11 +8,16 @@
 //!
 //! # Where LWTs are used, and why only there
 //! Lightweight transactions (Paxos) cost several round trips, so they guard
-//! only the three places where last-write-wins would break an invariant:
+//! only the places where last-write-wins would break an invariant:
 //! - **phone uniqueness** (`users_by_phone … IF NOT EXISTS`): two concurrent
 //!   registrations of one phone must not both succeed;
 //! - **one direct chat per pair** (`direct_chats … IF NOT EXISTS`): two users
 //!   opening a chat with each other at once must land in the same chat;
+//! - **media records** (`media … IF NOT EXISTS` / `IF version = ?`): uploads,
+//!   shares, downloads and the retention sweeper change one record from
+//!   different gateways; the compare-and-set keeps the sweeper from deleting
+//!   an object a concurrent upload just re-referenced. Media changes are
+//!   rare next to messages, so their Paxos rounds do not matter;
 //! - **the message insert** (`messages … IF NOT EXISTS`): `Conflict("seq")`
 //!   for a seq already stored, which also fences a zombie sequencer (see
 //!   [`messages`], which also gives its measured cost: 3–4× fewer inserts/s
@@ -59,7 +64,7 @@ pub use migrations::latest_version;
 use self::config::ttl_cap;
 use self::queries::Queries;
 use super::{MemberChange, Store, StoreError};
-use crate::model::{Chat, ChatId, Member, Message, Seq, User, UserId, now_ms};
+use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId, now_ms};
 
 /// Revoked tokens are kept this much longer than their expiry, so a token
 /// still accepted by a gateway whose clock lags stays revoked.
@@ -431,5 +436,49 @@ impl Store for ScyllaStore {
             .first(&self.queries.select_revoked, (token_id,))
             .await?;
         Ok(row.is_some())
+    }
+
+    async fn media(&self, id: &str) -> Result<Option<MediaRecord>, StoreError> {
+        let row: Option<(Option<String>,)> = self.first(&self.queries.select_media, (id,)).await?;
+        row.and_then(|(json,)| json)
+            .map(|json| serde_json::from_str(&json).map_err(backend))
+            .transpose()
+    }
+
+    async fn swap_media(
+        &self,
+        record: &MediaRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(record).map_err(backend)?;
+        let version = rows::seq_cell(record.version)?;
+        let result = match expected {
+            None => {
+                let values = (record.id.as_str(), version, json);
+                self.exec(&self.queries.insert_media, values).await?
+            }
+            Some(old) => {
+                let values = (version, json, record.id.as_str(), rows::seq_cell(old)?);
+                self.exec(&self.queries.update_media, values).await?
+            }
+        };
+        Ok(rows::applied(result)?.0)
+    }
+
+    async fn media_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows = match after {
+            None => self.rows(&self.queries.first_media, (limit,)).await?,
+            Some(id) => self.rows(&self.queries.next_media, (id, limit)).await?,
+        };
+        rows.rows::<(String, Option<String>)>()
+            .map_err(backend)?
+            .filter_map(|r| r.map(|(_, json)| json).transpose())
+            .map(|json| serde_json::from_str(&json.map_err(backend)?).map_err(backend))
+            .collect()
     }
 }

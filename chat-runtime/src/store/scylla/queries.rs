@@ -52,6 +52,12 @@ pub struct Queries {
     pub select_last_seen: PreparedStatement,
     pub insert_revoked: PreparedStatement,
     pub select_revoked: PreparedStatement,
+
+    pub select_media: PreparedStatement,
+    pub insert_media: PreparedStatement,
+    pub update_media: PreparedStatement,
+    pub first_media: PreparedStatement,
+    pub next_media: PreparedStatement,
 }
 
 const MESSAGE_INSERT: &str = "INSERT INTO {ks}.messages (chat_id, bucket, seq, sender, \
@@ -214,6 +220,25 @@ impl Queries {
                 .await?,
             select_revoked: p
                 .prepare("SELECT expires_at FROM {ks}.revoked_tokens WHERE token_id = ?")
+                .await?,
+            select_media: p
+                .prepare("SELECT record FROM {ks}.media WHERE id = ?")
+                .await?,
+            insert_media: p
+                .prepare(
+                    "INSERT INTO {ks}.media (id, version, record) VALUES (?, ?, ?) IF NOT EXISTS",
+                )
+                .await?,
+            update_media: p
+                .prepare(
+                    "UPDATE {ks}.media SET version = ?, record = ? WHERE id = ? IF version = ?",
+                )
+                .await?,
+            first_media: p
+                .prepare("SELECT id, record FROM {ks}.media LIMIT ?")
+                .await?,
+            next_media: p
+                .prepare("SELECT id, record FROM {ks}.media WHERE token(id) > token(?) LIMIT ?")
                 .await?,
         })
     }

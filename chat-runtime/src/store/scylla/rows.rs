@@ -9,7 +9,10 @@ use scylla::value::{CqlValue, Row};
 use uuid::Uuid;
 
 use super::backend;
-use crate::model::{ChatId, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, UserId};
+use crate::model::{
+    Attachment, ChatId, ChatKind, Content, MediaKind, Member, Message, Role, Seq, SystemEvent,
+    UserId,
+};
 use crate::store::{MemberChange, StoreError};
 
 /// Columns of `messages` that [`MessageRow`] reads, in its order.
@@ -93,7 +96,17 @@ pub fn content_cells(content: &Content) -> Result<ContentCells, StoreError> {
         Content::System { event, user_id } => {
             ("system".into(), None, Some(name(event)?), Some(*user_id))
         }
+        Content::Image(a) => media_cells(MediaKind::Image, a)?,
+        Content::Video(a) => media_cells(MediaKind::Video, a)?,
+        Content::Audio(a) => media_cells(MediaKind::Audio, a)?,
+        Content::File(a) => media_cells(MediaKind::File, a)?,
     })
+}
+
+/// A media message keeps its attachment as JSON in `body`.
+fn media_cells(kind: MediaKind, a: &Attachment) -> Result<ContentCells, StoreError> {
+    let body = serde_json::to_string(a).map_err(backend)?;
+    Ok((name(&kind)?, Some(body), None, None))
 }
 
 /// The change cells of a message: change_put (member JSON), change_remove.
@@ -121,6 +134,12 @@ pub fn message_value(
             event: parse::<SystemEvent>(event.as_deref().unwrap_or_default())?,
             user_id: event_user.unwrap_or_default(),
         },
+        media @ ("image" | "video" | "audio" | "file") => {
+            let a: Attachment =
+                serde_json::from_str(body.as_deref().unwrap_or_default()).map_err(backend)?;
+            let kind = parse::<MediaKind>(media)?;
+            Content::media(kind, a)
+        }
         other => return Err(backend(format!("unknown message kind {other:?}"))),
     };
     let change = match (put, remove) {
@@ -193,6 +212,7 @@ mod tests {
                 },
                 Some(MemberChange::Remove(member.user_id)),
             ),
+            (Content::Video(crate::media::fixtures::attachment()), None),
         ] {
             let (kind, body, event, event_user) = content_cells(&content).unwrap();
             let (put, remove) = change_cells(change.as_ref()).unwrap();

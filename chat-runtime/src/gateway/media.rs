@@ -1,0 +1,351 @@
+//! Media over HTTP, on hyper directly: `POST /v1/media` streams the request
+//! body into the bucket and `GET /v1/media/{id}` streams the object back
+//! (with ranges), which warp cannot do with a body it did not make.
+//! `GET /v1/media/{id}/thumbnail` serves image previews and
+//! `POST /v1/media/{id}/link` issues signed, expiring links.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::{BodyDataStream, BodyExt, Empty, Full, StreamBody};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::server::{BoxError, HttpBody};
+use crate::error::ApiError;
+use crate::media::signed::LinkParams;
+use crate::media::{Download, MediaError};
+use crate::model::{MediaKind, MediaRecord, UserId, now_ms};
+use crate::node::Node;
+use crate::protocol::ErrorCode;
+
+const PREFIX: &str = "/v1/media";
+
+/// Whether `req` is for the media endpoints.
+pub fn is_media<B>(req: &Request<B>) -> bool {
+    let path = req.uri().path();
+    path == PREFIX || path.starts_with("/v1/media/")
+}
+
+#[derive(Deserialize, Default)]
+struct Query {
+    /// Upload: the file's name (kept for files).
+    name: Option<String>,
+    /// Link: lifetime in seconds.
+    ttl: Option<i64>,
+    // A signed link's parameters.
+    u: Option<UserId>,
+    exp: Option<i64>,
+    sig: Option<String>,
+}
+
+/// What `POST /v1/media` answers.
+#[derive(Serialize)]
+struct UploadView<'a> {
+    media_id: &'a str,
+    kind: MediaKind,
+    content_type: &'a str,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blurhash: Option<&'a str>,
+    thumbnail: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    /// The same bytes were stored before: nothing new was written.
+    duplicate: bool,
+}
+
+#[derive(Serialize)]
+struct LinkView {
+    /// Path and query of the link, relative to this server.
+    url: String,
+    expires_at: i64,
+}
+
+/// Serves one media request.
+pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<HttpBody> {
+    match route(&node, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            node.metrics.error(e.code);
+            error(&e)
+        }
+    }
+}
+
+async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<HttpBody>, ApiError> {
+    let path = req.uri().path().to_owned();
+    let rest = path.trim_start_matches(PREFIX).trim_matches('/');
+    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let query: Query = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::invalid(format!("query: {e}")))?;
+    let method = req.method().clone();
+    match (&method, parts.as_slice()) {
+        (&Method::POST, []) => upload(node, req, query).await,
+        (&Method::GET | &Method::HEAD, [id]) => download(node, req, id, query, false).await,
+        (&Method::GET | &Method::HEAD, [id, "thumbnail"]) => {
+            download(node, req, id, query, true).await
+        }
+        (&Method::POST, [id, "link"]) => link(node, req, id, query).await,
+        _ => Err(ApiError::new(ErrorCode::NotFound, "no such endpoint")),
+    }
+}
+
+async fn bearer<B>(node: &Node, req: &Request<B>) -> Result<UserId, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "send Authorization: Bearer <token>",
+            )
+        })?;
+    Ok(node.authenticate(token).await?.sub)
+}
+
+async fn upload(
+    node: &Node,
+    req: Request<Incoming>,
+    query: Query,
+) -> Result<Response<HttpBody>, ApiError> {
+    let user = bearer(node, &req).await?;
+    node.check_rate(user)?;
+    let limit = node.media.max_upload();
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > limit) {
+        // Refused before reading a byte; the limit is enforced while
+        // streaming too, for bodies without a length.
+        return Err(MediaError::TooLarge { limit }.into());
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let name = query.name.filter(|n| !n.is_empty() && n.len() <= 255);
+    let body = BodyDataStream::new(req.into_body());
+    let up = node.media.upload(user, &declared, name, body).await?;
+    let r = &up.record;
+    let view = UploadView {
+        media_id: &r.id,
+        kind: r.kind,
+        content_type: &r.content_type,
+        size: r.size,
+        width: r.width,
+        height: r.height,
+        blurhash: r.blurhash.as_deref(),
+        thumbnail: r.thumbnail,
+        name: r.name.as_deref(),
+        duplicate: up.duplicate,
+    };
+    Ok(json(StatusCode::CREATED, &view))
+}
+
+async fn link(
+    node: &Node,
+    req: Request<Incoming>,
+    id: &str,
+    query: Query,
+) -> Result<Response<HttpBody>, ApiError> {
+    let user = bearer(node, &req).await?;
+    node.check_rate(user)?;
+    let r = node.media.authorize(user, id).await?;
+    let (q, expires_at) = node.media.link(user, &r, query.ttl);
+    let view = LinkView {
+        url: format!("{PREFIX}/{id}?{q}"),
+        expires_at,
+    };
+    Ok(json(StatusCode::OK, &view))
+}
+
+async fn download(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+    id: &str,
+    query: Query,
+    thumbnail: bool,
+) -> Result<Response<HttpBody>, ApiError> {
+    let (user, r, link_exp) = match (query.u, query.exp, query.sig) {
+        (Some(u), Some(exp), Some(sig)) => {
+            let p = LinkParams { u, exp, sig };
+            let (user, r) = node.media.authorize_link(id, &p).await?;
+            (user, r, Some(exp))
+        }
+        _ => {
+            let user = bearer(node, &req).await?;
+            (user, node.media.authorize(user, id).await?, None)
+        }
+    };
+    let etag = if thumbnail {
+        format!("\"{}-thumb\"", r.id)
+    } else {
+        format!("\"{}\"", r.id)
+    };
+    let cache = match link_exp {
+        // A link may be cached by shared caches (a CDN) until it expires.
+        Some(exp) => format!("public, max-age={}", (exp - now_ms() / 1000).max(0)),
+        // Content-addressed: the bytes behind an id never change.
+        None => "private, max-age=31536000, immutable".to_owned(),
+    };
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if not_modified {
+        let mut res = Response::new(empty());
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        set(&mut res, header::ETAG, &etag);
+        set(&mut res, header::CACHE_CONTROL, &cache);
+        return Ok(res);
+    }
+    let range = match requested_range(&req, r.size) {
+        _ if thumbnail => None,
+        Ok(range) => range,
+        Err(size) => {
+            let e = ApiError::from(MediaError::Range { size });
+            node.metrics.error(e.code);
+            let mut res = error(&e);
+            set(&mut res, header::CONTENT_RANGE, &format!("bytes */{size}"));
+            return Ok(res);
+        }
+    };
+    let head_only = req.method() == Method::HEAD;
+    let dl = node.media.open(r, thumbnail, range.clone()).await?;
+    let mut res = Response::new(empty());
+    if range.is_some() {
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let content_range = format!("bytes {}-{}/{}", dl.range.start, dl.range.end - 1, dl.size);
+        set(&mut res, header::CONTENT_RANGE, &content_range);
+    }
+    let content_type = if thumbnail {
+        "image/jpeg"
+    } else {
+        &dl.record.content_type
+    };
+    set(&mut res, header::CONTENT_TYPE, content_type);
+    set(
+        &mut res,
+        header::CONTENT_LENGTH,
+        &(dl.range.end - dl.range.start).to_string(),
+    );
+    set(&mut res, header::ACCEPT_RANGES, "bytes");
+    set(&mut res, header::ETAG, &etag);
+    set(&mut res, header::CACHE_CONTROL, &cache);
+    set(&mut res, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(
+        &mut res,
+        header::CONTENT_DISPOSITION,
+        &disposition(&dl.record, thumbnail),
+    );
+    if !head_only {
+        *res.body_mut() = stream(node.clone(), dl, user, thumbnail);
+    }
+    Ok(res)
+}
+
+/// The one byte range a `Range` header asks for; `None` for the whole
+/// object (no header, or several ranges, which are answered whole).
+/// `Err(size)` when the range is not satisfiable.
+fn requested_range<B>(req: &Request<B>, size: u64) -> Result<Option<std::ops::Range<u64>>, u64> {
+    let Some(h) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let ranges = http_range_header::parse_range_header(h)
+        .and_then(|r| r.validate(size))
+        .map_err(|_| size)?;
+    Ok(match ranges.as_slice() {
+        [one] => Some(*one.start()..*one.end() + 1),
+        _ => None,
+    })
+}
+
+fn disposition(r: &MediaRecord, thumbnail: bool) -> String {
+    match (&r.name, r.kind, thumbnail) {
+        (Some(name), MediaKind::File, false) => {
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("attachment; filename=\"{safe}\"")
+        }
+        (_, MediaKind::File, false) => "attachment".to_owned(),
+        _ => "inline".to_owned(),
+    }
+}
+
+/// The object's bytes as the response body; counts bytes out, and records
+/// the download once the last byte of the object went out.
+fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpBody {
+    let reaches_end = !thumbnail && dl.range.end == dl.size;
+    let id = dl.record.id.clone();
+    let counter = node.clone();
+    let done = futures::stream::once(async move {
+        if reaches_end && let Err(e) = node.media.downloaded(&id, user).await {
+            tracing::warn!(media = %id, error = %e, "media: recording a download failed");
+        }
+        None
+    })
+    .filter_map(std::future::ready);
+    let frames = dl
+        .body
+        .map(move |chunk| {
+            let chunk = chunk.map_err(BoxError::from)?;
+            counter.media.sent_bytes(chunk.len());
+            Ok(Frame::data(chunk))
+        })
+        .chain(done);
+    StreamBody::new(frames).boxed_unsync()
+}
+
+fn set(res: &mut Response<HttpBody>, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+}
+
+fn empty() -> HttpBody {
+    Empty::<Bytes>::new().map_err(BoxError::from).boxed_unsync()
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<HttpBody> {
+    let bytes = serde_json::to_vec(body).expect("views serialize");
+    let mut res = Response::new(
+        Full::new(Bytes::from(bytes))
+            .map_err(BoxError::from)
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    set(&mut res, header::CONTENT_TYPE, "application/json");
+    res
+}
+
+fn error(e: &ApiError) -> Response<HttpBody> {
+    super::rest::error_response(e).map(super::server::from_warp)
+}

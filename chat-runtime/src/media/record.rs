@@ -1,0 +1,374 @@
+//! Pure changes to a [`MediaRecord`]: who may read it, uploads, shares,
+//! downloads, and whether retention lets the sweeper delete it. The service
+//! applies each change with the store's compare-and-set; nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use crate::model::{
+    Attachment, ChatId, MediaId, MediaKind, MediaRecord, MediaState, Member, Seq, Share, UserId,
+};
+
+/// Facts about uploaded bytes, as measured by the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    pub id: MediaId,
+    pub bucket: String,
+    pub kind: MediaKind,
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub blurhash: Option<String>,
+    pub thumbnail: bool,
+    pub name: Option<String>,
+}
+
+/// What an upload does to the record of its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// Write this record (compare-and-set against `expected`); the object
+    /// must be in the bucket first.
+    Write {
+        record: MediaRecord,
+        expected: Option<u64>,
+        /// The bytes were already stored and live (a duplicate upload).
+        duplicate: bool,
+    },
+    /// The uploader already holds this live media: nothing to write.
+    Unchanged(MediaRecord),
+    /// The sweeper is deleting the object; try again shortly.
+    Wait,
+}
+
+/// How an upload of `facts` by `user` changes `current`.
+pub fn claim(current: Option<&MediaRecord>, facts: Facts, user: UserId, now: i64) -> Claim {
+    match current {
+        Some(r) if r.state == MediaState::Deleting => Claim::Wait,
+        Some(r) if r.state == MediaState::Live => {
+            if r.uploaders.contains(&user) {
+                return Claim::Unchanged(r.clone());
+            }
+            let mut record = r.clone();
+            record.uploaders.push(user);
+            record.touched_at = now;
+            record.version += 1;
+            Claim::Write {
+                record,
+                expected: Some(r.version),
+                duplicate: true,
+            }
+        }
+        // New bytes, or bytes deleted by retention and uploaded again.
+        _ => Claim::Write {
+            record: MediaRecord {
+                id: facts.id,
+                bucket: facts.bucket,
+                kind: facts.kind,
+                content_type: facts.content_type,
+                size: facts.size,
+                width: facts.width,
+                height: facts.height,
+                blurhash: facts.blurhash,
+                thumbnail: facts.thumbnail,
+                name: facts.name,
+                uploaders: vec![user],
+                shares: current.map(|r| r.shares.clone()).unwrap_or_default(),
+                downloads: Vec::new(),
+                state: MediaState::Live,
+                created_at: now,
+                touched_at: now,
+                version: current.map_or(1, |r| r.version + 1),
+            },
+            expected: current.map(|r| r.version),
+            duplicate: false,
+        },
+    }
+}
+
+/// Whether `user`, a member of `chats`, may download or forward `r`: they
+/// uploaded the bytes, or it was shared in one of their chats.
+pub fn may_read(r: &MediaRecord, user: UserId, chats: &[ChatId]) -> bool {
+    r.uploaders.contains(&user) || r.shares.iter().any(|s| chats.contains(&s.chat_id))
+}
+
+/// `r` shared in `chat` by `by`, carried by message `seq` (0 before the send
+/// is stored). `None` when that changes nothing.
+pub fn with_share(
+    r: &MediaRecord,
+    chat: ChatId,
+    seq: Seq,
+    by: UserId,
+    now: i64,
+) -> Option<MediaRecord> {
+    let mut next = r.clone();
+    match next.shares.iter_mut().find(|s| s.chat_id == chat) {
+        Some(s) if s.seq >= seq && seq != 0 => return None,
+        Some(s) if seq == 0 => {
+            // A new message will carry it: until its seq is known, treat the
+            // share as undelivered.
+            s.seq = 0;
+            s.by = by;
+        }
+        Some(s) => s.seq = seq,
+        None => next.shares.push(Share {
+            chat_id: chat,
+            seq,
+            by,
+        }),
+    }
+    next.touched_at = now;
+    next.version += 1;
+    Some(next)
+}
+
+/// `r` after `user` fetched all of it; `None` when already recorded.
+pub fn with_download(r: &MediaRecord, user: UserId) -> Option<MediaRecord> {
+    if r.downloads.contains(&user) || r.uploaders.contains(&user) {
+        return None;
+    }
+    let mut next = r.clone();
+    next.downloads.push(user);
+    next.version += 1;
+    Some(next)
+}
+
+/// `r` moved to `state`.
+pub fn with_state(r: &MediaRecord, state: MediaState) -> MediaRecord {
+    let mut next = r.clone();
+    next.state = state;
+    next.version += 1;
+    if state == MediaState::Deleted {
+        next.uploaders.clear();
+        next.downloads.clear();
+    }
+    next
+}
+
+/// The attachment a message of `r` carries.
+pub fn attachment(r: &MediaRecord, caption: String) -> Attachment {
+    Attachment {
+        media_id: r.id.clone(),
+        content_type: r.content_type.clone(),
+        size: r.size,
+        width: r.width,
+        height: r.height,
+        blurhash: r.blurhash.clone(),
+        thumbnail: r.thumbnail,
+        name: r.name.clone(),
+        caption,
+    }
+}
+
+/// A bucket's retention policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Delete this long (ms) after the last upload or share.
+    pub expire_after_ms: Option<i64>,
+    /// Delete once every recipient has downloaded it (WhatsApp-style).
+    pub after_download: bool,
+}
+
+/// Whether the sweeper may delete `r` now. `members` holds the current
+/// members of every chat `r` was shared in. Never while a message carrying
+/// it is undelivered to any recipient.
+pub fn due(
+    r: &MediaRecord,
+    policy: Retention,
+    members: &BTreeMap<ChatId, Vec<Member>>,
+    now: i64,
+) -> bool {
+    if r.state != MediaState::Live {
+        return false;
+    }
+    let recipients = || {
+        r.shares.iter().flat_map(move |s| {
+            members
+                .get(&s.chat_id)
+                .into_iter()
+                .flatten()
+                .filter(move |m| m.user_id != s.by && !r.uploaders.contains(&m.user_id))
+                .map(move |m| (s, m))
+        })
+    };
+    let undelivered =
+        r.shares.iter().any(|s| s.seq == 0) || recipients().any(|(s, m)| m.delivered_seq < s.seq);
+    if undelivered {
+        return false;
+    }
+    let downloaded_by_all =
+        !r.shares.is_empty() && recipients().all(|(_, m)| r.downloads.contains(&m.user_id));
+    let expired = policy
+        .expire_after_ms
+        .is_some_and(|ttl| now.saturating_sub(r.touched_at) >= ttl);
+    (policy.after_download && downloaded_by_all) || expired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fixtures;
+    use crate::model::Role;
+    use uuid::Uuid;
+
+    fn facts(id: &str) -> Facts {
+        let r = fixtures::record(id);
+        Facts {
+            id: r.id,
+            bucket: r.bucket,
+            kind: r.kind,
+            content_type: r.content_type,
+            size: r.size,
+            width: r.width,
+            height: r.height,
+            blurhash: r.blurhash,
+            thumbnail: r.thumbnail,
+            name: r.name,
+        }
+    }
+
+    fn written(c: Claim) -> (MediaRecord, Option<u64>, bool) {
+        match c {
+            Claim::Write {
+                record,
+                expected,
+                duplicate,
+            } => (record, expected, duplicate),
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_bytes_uploaded_twice_are_one_record_with_two_uploaders() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (first, expected, dup) = written(claim(None, facts("x"), a, 1));
+        assert_eq!((expected, dup, first.version), (None, false, 1));
+        let (second, expected, dup) = written(claim(Some(&first), facts("x"), b, 2));
+        assert_eq!((expected, dup), (Some(1), true));
+        assert_eq!(second.uploaders, vec![a, b]);
+        assert_eq!(
+            claim(Some(&second), facts("x"), a, 3),
+            Claim::Unchanged(second.clone())
+        );
+        let deleting = with_state(&second, MediaState::Deleting);
+        assert_eq!(claim(Some(&deleting), facts("x"), a, 4), Claim::Wait);
+        // Re-uploaded after retention deleted it: live again, shares kept.
+        let shared = with_share(&second, Uuid::new_v4(), 4, a, 3).unwrap();
+        let deleted = with_state(
+            &with_state(&shared, MediaState::Deleting),
+            MediaState::Deleted,
+        );
+        let (revived, expected, dup) = written(claim(Some(&deleted), facts("x"), b, 9));
+        assert_eq!((expected, dup), (Some(deleted.version), false));
+        assert_eq!(
+            (revived.state, revived.uploaders.clone()),
+            (MediaState::Live, vec![b])
+        );
+        assert_eq!(revived.shares, shared.shares);
+    }
+
+    #[test]
+    fn only_uploaders_and_members_of_a_sharing_chat_may_read() {
+        let (owner, peer, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let chat = Uuid::new_v4();
+        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        assert!(may_read(&r, owner, &[]));
+        assert!(!may_read(&r, peer, &[chat]));
+        let r = with_share(&r, chat, 0, owner, 2).unwrap();
+        assert!(may_read(&r, peer, &[chat]));
+        assert!(!may_read(&r, stranger, &[Uuid::new_v4()]));
+    }
+
+    #[test]
+    fn shares_remember_the_latest_message_and_reset_while_a_send_is_pending() {
+        let (owner, chat) = (Uuid::new_v4(), Uuid::new_v4());
+        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        let r = with_share(&r, chat, 0, owner, 2).unwrap();
+        let r = with_share(&r, chat, 7, owner, 2).unwrap();
+        assert_eq!(r.shares[0].seq, 7);
+        assert_eq!(
+            with_share(&r, chat, 5, owner, 3),
+            None,
+            "an older seq changes nothing"
+        );
+        let r = with_share(&r, chat, 0, owner, 4).unwrap();
+        assert_eq!(r.shares[0].seq, 0);
+        assert_eq!(r.shares.len(), 1);
+    }
+
+    fn member(user: UserId, delivered: Seq) -> Member {
+        Member {
+            delivered_seq: delivered,
+            read_seq: 0,
+            ..Member::new(user, Role::Member, 0)
+        }
+    }
+
+    #[test]
+    fn after_download_waits_for_the_last_recipient() {
+        let (owner, bob, carol, chat) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        let r = with_share(&r, chat, 3, owner, 1).unwrap();
+        let members = BTreeMap::from([(
+            chat,
+            vec![member(owner, 3), member(bob, 3), member(carol, 3)],
+        )]);
+        let policy = Retention {
+            expire_after_ms: None,
+            after_download: true,
+        };
+        assert!(!due(&r, policy, &members, 10));
+        let r = with_download(&r, bob).unwrap();
+        assert!(!due(&r, policy, &members, 10), "carol has not downloaded");
+        assert_eq!(with_download(&r, bob), None);
+        assert_eq!(
+            with_download(&r, owner),
+            None,
+            "the uploader does not count"
+        );
+        let r = with_download(&r, carol).unwrap();
+        assert!(due(&r, policy, &members, 10));
+        assert!(
+            !due(&r, Retention::default(), &members, 10),
+            "keep means keep"
+        );
+    }
+
+    #[test]
+    fn expiry_never_deletes_what_a_recipient_has_not_received() {
+        let (owner, bob, chat) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (r, ..) = written(claim(None, facts("x"), owner, 0));
+        let policy = Retention {
+            expire_after_ms: Some(100),
+            after_download: false,
+        };
+        assert!(!due(&r, policy, &BTreeMap::new(), 99));
+        assert!(
+            due(&r, policy, &BTreeMap::new(), 100),
+            "never shared, expired"
+        );
+        let r = with_share(&r, chat, 0, owner, 0).unwrap();
+        assert!(
+            !due(&r, policy, &BTreeMap::new(), 500),
+            "a send still pending"
+        );
+        let r = with_share(&r, chat, 5, owner, 0).unwrap();
+        let offline = BTreeMap::from([(chat, vec![member(owner, 5), member(bob, 4)])]);
+        assert!(
+            !due(&r, policy, &offline, 500),
+            "bob has not received seq 5"
+        );
+        let back = BTreeMap::from([(chat, vec![member(owner, 5), member(bob, 5)])]);
+        assert!(due(&r, policy, &back, 500));
+        assert!(!due(
+            &with_state(&r, MediaState::Deleting),
+            policy,
+            &back,
+            500
+        ));
+    }
+}
