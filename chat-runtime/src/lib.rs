@@ -36,3 +36,11 @@ pub mod session;
 pub mod shard;
 pub mod standalone;
 pub mod store;
+
+/// Installs the process-wide TLS crypto provider (ring): every HTTPS client
+/// here (object storage, NATS, kube) is built without a provider of its own,
+/// so call this first in every `main` and test harness. Calling it twice is
+/// harmless.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -51,8 +51,7 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // One TLS crypto provider for every client (object storage, NATS, CQL).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    chat_runtime::install_crypto();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

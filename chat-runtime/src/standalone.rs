@@ -36,6 +36,19 @@ pub struct Config {
     pub sweep_every: Duration,
 }
 
+impl Config {
+    /// Defaults for everything but the data directory.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            token_ttl_secs: 7 * 24 * 3600,
+            limits: Limits::default(),
+            media: Vec::new(),
+            sweep_every: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Largest upload of the default media folder.
 pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 100 << 20;
 

@@ -3,6 +3,9 @@
 //! `e2e/scripts/test-all.sh` installs and starts each service and exports its
 //! address in an environment variable; tests read it with [`service_env`],
 //! which fails loudly when the service is missing instead of skipping.
+//! [`media`] holds the media scenarios every bucket backend must pass.
+
+pub mod media;
 
 /// Reads the environment variable a service script exported.
 ///
@@ -23,5 +26,5 @@ pub fn service_env(var: &str) -> String {
 /// Installs the process-wide rustls crypto provider (ring). Call first in every
 /// test that opens a TLS client (kube); calling it twice is harmless.
 pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    chat_runtime::install_crypto();
 }

@@ -601,6 +601,7 @@ async fn store_bench(messages: u64) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    chat_runtime::install_crypto();
     let Args { url, pid, scenario } = Args::parse();
     if let Scenario::Store { messages } = scenario {
         return store_bench(messages).await;

@@ -130,6 +130,7 @@ async fn upload(
     if declared_len.is_some_and(|n| n > limit) {
         // Refused before reading a byte; the limit is enforced while
         // streaming too, for bodies without a length.
+        node.metrics.media_reject("too_large");
         return Err(MediaError::TooLarge { limit }.into());
     }
     let declared = req
@@ -301,26 +302,26 @@ fn disposition(r: &MediaRecord, thumbnail: bool) -> String {
 }
 
 /// The object's bytes as the response body; counts bytes out, and records
-/// the download once the last byte of the object went out.
+/// the download once the object's last byte went out (hyper stops polling a
+/// body once its Content-Length is sent, so the end is counted, not awaited).
 fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpBody {
     let reaches_end = !thumbnail && dl.range.end == dl.size;
+    let mut left = dl.range.end - dl.range.start;
     let id = dl.record.id.clone();
-    let counter = node.clone();
-    let done = futures::stream::once(async move {
-        if reaches_end && let Err(e) = node.media.downloaded(&id, user).await {
-            tracing::warn!(media = %id, error = %e, "media: recording a download failed");
+    let frames = dl.body.map(move |chunk| {
+        let chunk = chunk.map_err(BoxError::from)?;
+        node.media.sent_bytes(chunk.len());
+        left = left.saturating_sub(chunk.len() as u64);
+        if left == 0 && reaches_end {
+            let (node, id) = (node.clone(), id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = node.media.downloaded(&id, user).await {
+                    tracing::warn!(media = %id, error = %e, "media: recording a download failed");
+                }
+            });
         }
-        None
-    })
-    .filter_map(std::future::ready);
-    let frames = dl
-        .body
-        .map(move |chunk| {
-            let chunk = chunk.map_err(BoxError::from)?;
-            counter.media.sent_bytes(chunk.len());
-            Ok(Frame::data(chunk))
-        })
-        .chain(done);
+        Ok(Frame::data(chunk))
+    });
     StreamBody::new(frames).boxed_unsync()
 }
 

@@ -190,8 +190,9 @@ pub fn due(
                 .map(move |m| (s, m))
         })
     };
-    let undelivered =
-        r.shares.iter().any(|s| s.seq == 0) || recipients().any(|(s, m)| m.delivered_seq < s.seq);
+    // A recipient who downloaded the media holds it, acked or not.
+    let undelivered = r.shares.iter().any(|s| s.seq == 0)
+        || recipients().any(|(s, m)| m.delivered_seq < s.seq && !r.downloads.contains(&m.user_id));
     if undelivered {
         return false;
     }
@@ -313,9 +314,10 @@ mod tests {
         );
         let (r, ..) = written(claim(None, facts("x"), owner, 1));
         let r = with_share(&r, chat, 3, owner, 1).unwrap();
+        // Carol never acked delivery; her download shows she has it.
         let members = BTreeMap::from([(
             chat,
-            vec![member(owner, 3), member(bob, 3), member(carol, 3)],
+            vec![member(owner, 3), member(bob, 3), member(carol, 0)],
         )]);
         let policy = Retention {
             expire_after_ms: None,

@@ -31,6 +31,7 @@ async fn spawn(dir: &std::path::Path) -> (Child, Server) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chat-runtime");
+    chat_runtime::install_crypto();
     let server = Server::client_only(
         format!("127.0.0.1:{port}").parse().unwrap(),
         reqwest::Client::new(),

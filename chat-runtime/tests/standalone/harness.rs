@@ -45,13 +45,14 @@ impl Server {
 
     /// Serves from `data_dir`; the caller keeps the directory.
     pub async fn start_in(data_dir: &std::path::Path, limits: Limits) -> Self {
+        chat_runtime::install_crypto();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = standalone::Config {
-            data_dir: data_dir.to_path_buf(),
             token_ttl_secs: 3600,
             limits,
+            ..standalone::Config::new(data_dir.to_path_buf())
         };
         let task = tokio::spawn(async move {
             standalone::serve(config, listener, async {

@@ -9,7 +9,6 @@ mod browser;
 use std::time::Duration;
 
 use browser::Browser;
-use chat_runtime::node::Limits;
 use chat_runtime::standalone;
 
 /// A standalone server on port 0 for one test.
@@ -21,14 +20,14 @@ struct App {
 
 impl App {
     async fn start() -> Self {
+        chat_runtime::install_crypto();
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = standalone::Config {
-            data_dir: dir.path().to_path_buf(),
             token_ttl_secs: 3600,
-            limits: Limits::default(),
+            ..standalone::Config::new(dir.path().to_path_buf())
         };
         tokio::spawn(async move {
             standalone::serve(config, listener, async {
