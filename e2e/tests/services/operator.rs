@@ -5,6 +5,9 @@
 //! The controller runs in-process with the recording control API (chat-runtime
 //! does not serve the control API yet), so ring steps are asserted through
 //! the calls it records. Each test works in a namespace of its own.
+//! [`failover`] holds the failover scenarios.
+
+mod failover;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
