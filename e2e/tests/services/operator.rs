@@ -6,10 +6,12 @@
 //! does not serve the control API yet), so ring steps are asserted through
 //! the calls it records. Each test works in a namespace of its own.
 //! [`failover`] holds the failover scenarios, [`chart`] the operator running
-//! under the Helm chart's RBAC.
+//! under the Helm chart's RBAC, [`table`] what `kubectl get chatclusters`
+//! prints.
 
 mod chart;
 mod failover;
+mod table;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

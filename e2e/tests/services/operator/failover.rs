@@ -22,6 +22,7 @@ use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use super::table::get_chatclusters;
 use super::{
     Operator, available, cleanup_namespace, client, cluster, delete_with_an_operator, install_crd,
     namespace, ring_reaches, until,
@@ -124,6 +125,9 @@ async fn failover(client: &Client, ns: &str, recording: &Recording) -> Result<()
         decided >= not_ready_since + SignedDuration::from_secs(DELAY),
         "failed over at {decided}, NotReady since {not_ready_since}: before the delay"
     );
+    let (rows, text) = get_chatclusters(client, ns).await?;
+    println!("$ kubectl get chatclusters -n {ns}   # shard 1 failed over\n{text}");
+    assert_eq!(rows[1][..6], ["chat", "3", "2", "1", "2", "Degraded"]);
     // The fenced shard is not asked to take part in its own removal.
     let epoch2 = shards_called(recording, 2);
     assert_eq!(
@@ -147,7 +151,17 @@ async fn failover(client: &Client, ns: &str, recording: &Recording) -> Result<()
     let status = api.get("chat").await?.status.unwrap();
     assert!(status.ring.unwrap().failed_over.is_empty());
 
-    gateway_not_ready_is_reported(&api, &pods).await
+    gateway_not_ready_is_reported(&api, &pods).await?;
+
+    // What `kubectl get chatclusters` shows now, from the CRD's printer columns.
+    let (rows, text) = get_chatclusters(client, ns).await?;
+    println!("$ kubectl get chatclusters -n {ns}\n{text}");
+    assert_eq!(
+        rows[0][..6],
+        ["NAME", "SHARDS", "READY", "GATEWAYS", "EPOCH", "PHASE"]
+    );
+    assert_eq!(rows[1][..6], ["chat", "3", "3", "1", "3", "Running"]);
+    Ok(())
 }
 
 /// `(rpc, shards)` of the control calls for `epoch`, by rpc name.
