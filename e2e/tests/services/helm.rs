@@ -1,18 +1,112 @@
 //! Smoke tests for helm (built by `e2e/scripts/helm.sh`) against the
-//! repository's chart, `charts/confab-operator`.
+//! repository's chart, `charts/confab-operator`, and the chart applied to
+//! the real control plane of `e2e/scripts/kube.sh`.
 //!
 //! They read the helm binary's path from `CONFAB_HELM` and fail when it is
-//! unset or helm does not run.
+//! unset or helm does not run. [`render`] and [`apply`] are shared with the
+//! operator scenarios that run under the chart's RBAC.
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use confab_e2e::service_env;
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::discovery::{Scope, pinned_kind};
+use kube::{Client, ResourceExt};
+use std::panic::AssertUnwindSafe;
 use tokio::process::Command;
 
-fn chart() -> PathBuf {
+use crate::operator::{cleanup_namespace, client, install_crd, namespace, unique, until};
+
+pub(crate) fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/confab-operator")
+}
+
+/// `helm template` of the chart as `release` in `namespace`, CRDs included,
+/// as objects (empty documents dropped).
+pub(crate) async fn render(release: &str, namespace: &str) -> Result<Vec<DynamicObject>> {
+    let chart = chart();
+    let out = helm(&[
+        "template",
+        release,
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+        "--include-crds",
+    ])
+    .await?;
+    if !out.status.success() {
+        bail!("helm template failed: {}", text(&out));
+    }
+    let rendered = String::from_utf8(out.stdout)?;
+    documents(&rendered)
+}
+
+/// The objects in a multi-document YAML stream.
+pub(crate) fn documents(yaml: &str) -> Result<Vec<DynamicObject>> {
+    let docs: Vec<Option<serde_json::Value>> =
+        serde_saphyr::from_multiple(yaml).context("rendered YAML does not parse")?;
+    docs.into_iter()
+        .flatten()
+        .map(|doc| serde_json::from_value(doc).context("a rendered document is not an object"))
+        .collect()
+}
+
+/// Server-side applies every object in order (namespaced ones in
+/// `namespace`), each kind resolved through API discovery.
+pub(crate) async fn apply(
+    client: &Client,
+    namespace: &str,
+    objects: &[DynamicObject],
+) -> Result<()> {
+    let params = PatchParams::apply("confab-e2e-helm").force();
+    for obj in objects {
+        let types = obj
+            .types
+            .as_ref()
+            .context("a rendered object without kind")?;
+        let gvk = kube::api::GroupVersionKind::try_from(types)?;
+        let (resource, caps) = pinned_kind(client, &gvk).await?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .context("a rendered object without name")?;
+        api.patch(&name, &params, &Patch::Apply(obj))
+            .await
+            .with_context(|| format!("the API server refused {} {name}", types.kind))?;
+    }
+    Ok(())
+}
+
+/// Deletes the cluster-scoped objects among `objects` but the CRD, which
+/// other tests share.
+pub(crate) async fn delete_cluster_scoped(client: &Client, objects: &[DynamicObject]) {
+    for obj in objects {
+        let Some(types) = obj.types.as_ref() else {
+            continue;
+        };
+        if types.kind == "CustomResourceDefinition" {
+            continue;
+        }
+        let Ok(gvk) = kube::api::GroupVersionKind::try_from(types) else {
+            continue;
+        };
+        let Ok((resource, caps)) = pinned_kind(client, &gvk).await else {
+            continue;
+        };
+        if caps.scope == Scope::Cluster {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let _ = api.delete(&obj.name_any(), &DeleteParams::default()).await;
+        }
+    }
 }
 
 /// Runs helm with `args`, returning its output whether or not it succeeded.
@@ -104,4 +198,56 @@ async fn chart_refuses_replicas_without_leader_election() -> Result<()> {
     .await?;
     assert!(out.status.success(), "helm template failed: {}", text(&out));
     Ok(())
+}
+
+#[tokio::test]
+async fn rendered_chart_applies_to_the_apiserver_and_the_operator_rolls_out() -> Result<()> {
+    let client = client().await?;
+    // The CRD is shared with the operator tests: install it the usual way
+    // first, so that the chart's copy (the same YAML) is applied over it.
+    install_crd(&client).await?;
+    let ns = namespace(&client, "helm").await?;
+    let release = unique("confab");
+    let objects = render(&release, &ns).await?;
+    let result = AssertUnwindSafe(async {
+        let kinds: Vec<String> = objects
+            .iter()
+            .filter_map(|o| o.types.as_ref().map(|t| t.kind.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Deployment"
+            ]
+        );
+        apply(&client, &ns, &objects).await?;
+        // kwok runs the pod (nothing executes): the Deployment, its pod
+        // template and the hardened security context were all accepted.
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        let name = objects
+            .iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+            .map(|o| o.name_any())
+            .context("no Deployment rendered")?;
+        until("operator Deployment Available", || async {
+            let d = deployments.get(&name).await?;
+            let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            Ok(if ready == 1 {
+                Ok(())
+            } else {
+                Err(format!("{ready} ready"))
+            })
+        })
+        .await?;
+        anyhow::Ok(())
+    })
+    .catch_unwind()
+    .await;
+    delete_cluster_scoped(&client, &objects).await;
+    cleanup_namespace(&client, &ns).await;
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -5,6 +5,13 @@
 //! The controller runs in-process with the recording control API (chat-runtime
 //! does not serve the control API yet), so ring steps are asserted through
 //! the calls it records. Each test works in a namespace of its own.
+//! [`failover`] holds the failover scenarios, [`chart`] the operator running
+//! under the Helm chart's RBAC, [`table`] what `kubectl get chatclusters`
+//! prints.
+
+mod chart;
+mod failover;
+mod table;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -32,7 +39,7 @@ use tokio::sync::oneshot;
 /// How long a cluster may take to reach a state (pods via kwok included).
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-async fn client() -> Result<Client> {
+pub(crate) async fn client() -> Result<Client> {
     install_crypto();
     let path = service_env("CONFAB_KUBECONFIG");
     let kubeconfig =
@@ -41,7 +48,7 @@ async fn client() -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -50,7 +57,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Installs the generated CRD (server-side apply) and waits until Established.
-async fn install_crd(client: &Client) -> Result<()> {
+pub(crate) async fn install_crd(client: &Client) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = ChatCluster::crd();
     let name = crd.metadata.name.clone().unwrap();
@@ -65,7 +72,7 @@ async fn install_crd(client: &Client) -> Result<()> {
     Ok(())
 }
 
-async fn namespace(client: &Client, prefix: &str) -> Result<String> {
+pub(crate) async fn namespace(client: &Client, prefix: &str) -> Result<String> {
     let name = unique(prefix);
     let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
     Api::<Namespace>::all(client.clone())
@@ -74,12 +81,12 @@ async fn namespace(client: &Client, prefix: &str) -> Result<String> {
     Ok(name)
 }
 
-fn cluster(name: &str, spec: serde_json::Value) -> Result<ChatCluster> {
+pub(crate) fn cluster(name: &str, spec: serde_json::Value) -> Result<ChatCluster> {
     Ok(ChatCluster::new(name, serde_json::from_value(spec)?))
 }
 
 /// Polls `check` every 500 ms until it answers `Ok(Some(_))`.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+pub(crate) async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Result<T, String>>>,
@@ -98,13 +105,13 @@ where
 }
 
 /// A controller running in-process on `ns`; stops when dropped.
-struct Operator {
+pub(crate) struct Operator {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Operator {
-    fn start(client: &Client, ns: &str, control: Arc<dyn ControlApi>) -> Self {
+    pub(crate) fn start(client: &Client, ns: &str, control: Arc<dyn ControlApi>) -> Self {
         let settings = Settings {
             namespace: Some(ns.to_string()),
             lease: None,
@@ -126,7 +133,7 @@ impl Operator {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().map(|s| s.send(()));
         let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
     }
@@ -140,7 +147,7 @@ impl Drop for Operator {
     }
 }
 
-async fn cleanup_namespace(client: &Client, ns: &str) {
+pub(crate) async fn cleanup_namespace(client: &Client, ns: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(ns, &DeleteParams::default())
         .await;
@@ -220,7 +227,7 @@ async fn crd_installs_and_cel_rules_reject_bad_specs_with_their_messages() -> Re
 
 /// Waits for the ring in status to reach `epoch` with `members`, and the shard
 /// StatefulSet for `replicas`.
-async fn ring_reaches(
+pub(crate) async fn ring_reaches(
     api: &Api<ChatCluster>,
     sts: &Api<StatefulSet>,
     epoch: u64,
@@ -260,7 +267,7 @@ async fn ring_reaches(
     .await
 }
 
-async fn available(api: &Api<ChatCluster>) -> Result<()> {
+pub(crate) async fn available(api: &Api<ChatCluster>) -> Result<()> {
     until("Available=True", || async {
         let cc = api.get("chat").await?;
         let status = cc.status.unwrap_or_default();
@@ -532,7 +539,7 @@ async fn resume_half_done_scale(client: &Client, ns: &str) -> Result<()> {
 }
 
 /// Deletes `chat` with an operator running, so its finalizer is removed.
-async fn delete_with_an_operator(client: &Client, ns: &str) {
+pub(crate) async fn delete_with_an_operator(client: &Client, ns: &str) {
     let api: Api<ChatCluster> = Api::namespaced(client.clone(), ns);
     let cleaner = Operator::start(client, ns, Arc::new(Recording::default()));
     let _ = api.delete("chat", &DeleteParams::default()).await;

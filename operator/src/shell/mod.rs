@@ -3,11 +3,14 @@
 //!
 //! [`run`] wires it together: the HTTP endpoints, optional leader election,
 //! and the kube-runtime `Controller` that owns every child kind and calls
-//! [`reconcile::reconcile`].
+//! [`reconcile::reconcile`]. Its tests drive `reconcile` against the
+//! scripted API server in `fake_api` and assert every call it makes.
 
 pub mod apply;
 pub mod control;
 pub mod driver;
+#[cfg(test)]
+pub mod fake_api;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -6,7 +6,7 @@
 use confab_api::cluster::ChatCluster;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use rand::RngCore;
@@ -51,7 +51,7 @@ pub async fn observe(
     };
     let gateway_svc = services.get_opt(&names.workload(Role::Gateway)).await?;
     Ok(Observed {
-        now: Timestamp::now(),
+        now: to_the_second(Timestamp::now()),
         signing_key,
         shard_pods,
         shard_replicas: shard_sts.as_ref().and_then(|s| s.spec.replicas),
@@ -61,6 +61,16 @@ pub async fn observe(
         scylla_ready: sts_ready(&sts, &names.workload(Role::Scylla)).await?,
         gateway_ingress: gateway_svc.as_ref().and_then(ingress),
     })
+}
+
+/// `t` truncated to whole seconds: the API stores times (`metav1.Time`) at
+/// that precision, so a status computed from it reads back equal to what was
+/// written, and the next comparison does not see a change that is not there.
+fn to_the_second(t: Timestamp) -> Timestamp {
+    let round = TimestampRound::new()
+        .smallest(Unit::Second)
+        .mode(RoundMode::Trunc);
+    t.round(round).unwrap_or(t)
 }
 
 async fn deploy_ready(api: &Api<Deployment>, name: &str) -> Result<i32, kube::Error> {
@@ -126,6 +136,12 @@ mod tests {
         cc.metadata.namespace = Some("prod".into());
         cc.metadata.uid = Some("u".into());
         Names::new(&cc)
+    }
+
+    #[test]
+    fn now_is_truncated_to_the_precision_the_api_stores() {
+        let t: Timestamp = "2026-11-28T12:00:00.999999Z".parse().unwrap();
+        assert_eq!(to_the_second(t), "2026-11-28T12:00:00Z".parse().unwrap());
     }
 
     #[test]

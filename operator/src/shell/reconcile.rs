@@ -277,3 +277,7 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     ctx.info(cc, "CleanedUp", note).await;
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
