@@ -14,7 +14,7 @@ cd "$repo"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-services=(nats cassandra kube helm chromium)
+services=(nats cassandra kube helm chromium s3)
 results="$CONFAB_RUN/test-results.log"
 : >"$results"
 started=()

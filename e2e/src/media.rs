@@ -23,6 +23,27 @@ pub trait Backend: Sync {
         retention_days: Option<u32>,
         after_download: bool,
     ) -> BucketConfig;
+    /// What an interrupted upload may have left in the backend's own storage
+    /// (multipart parts, staging files) for `bucket`.
+    fn leftovers(&self, bucket: &BucketConfig) -> Result<Vec<String>>;
+}
+
+/// Every file under `dir` whose name passes `keep`, recursively.
+pub fn files_under(dir: &std::path::Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            out.extend(files_under(&path, keep)?);
+        } else if keep(&entry.file_name().to_string_lossy()) {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// Filesystem buckets under one temporary folder.
@@ -39,6 +60,11 @@ impl LocalFolders {
 }
 
 impl Backend for LocalFolders {
+    fn leftovers(&self, bucket: &BucketConfig) -> Result<Vec<String>> {
+        let dir = bucket.credentials_dir.as_deref().context("folder")?;
+        files_under(&std::path::Path::new(dir).join(buckets::UPLOADS), &|_| true)
+    }
+
     fn bucket(&self, max: u64, days: Option<u32>, after_download: bool) -> BucketConfig {
         let dir = self.root.path().join(Uuid::new_v4().to_string());
         BucketConfig {
@@ -370,38 +396,74 @@ pub async fn duplicate_stored_once(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
-/// An upload over the bucket's limit is cut off while streaming (no
-/// Content-Length to refuse it up front) and leaves nothing behind; with a
+/// `n` bytes of "video" (an MP4 signature, then random bytes) in 64 KiB
+/// chunks, streamed with chunked transfer encoding (no Content-Length).
+fn streamed_video(n: usize) -> (reqwest::Body, Vec<u8>) {
+    let mut bytes = random_bytes(n);
+    bytes[..12].copy_from_slice(b"\x00\x00\x00\x18ftypmp42");
+    let chunks: Vec<_> = bytes
+        .chunks(64 << 10)
+        .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    (body, bytes)
+}
+
+/// A video larger than one multipart part streams through in parts and
+/// comes back byte for byte.
+pub async fn large_upload_in_parts(backend: &dyn Backend) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bucket = backend.bucket(32 << 20, None, false);
+    let app = App::start(dir.path(), vec![bucket.clone()]).await?;
+    let (alice, bob) = (app.user("alice").await?, app.user("bob").await?);
+    let chat = app.direct(&alice, &bob).await?;
+    let (body, bytes) = streamed_video(12 << 20);
+    let (s, up) = app.upload(&alice, "video/mp4", body).await?;
+    ensure!(
+        s == 201 && up["kind"] == "video" && up["size"] == bytes.len(),
+        "{s} {up}"
+    );
+    let id = up["media_id"].as_str().context("media_id")?.to_owned();
+    let (s, b) = app.send_media(&alice, chat, "video", &id).await?;
+    ensure!(s == 201, "send: {s} {b}");
+    let got = app
+        .get(&format!("/v1/media/{id}"), Some(&bob.token), &[])
+        .await?;
+    ensure!(got.status() == 200 && got.headers()["content-type"] == "video/mp4");
+    ensure!(
+        got.bytes().await?.as_ref() == bytes.as_slice(),
+        "video bytes differ"
+    );
+    let left = backend.leftovers(&bucket)?;
+    ensure!(left.is_empty(), "left behind: {left:?}");
+    app.stop().await;
+    Ok(())
+}
+
+/// An upload over the bucket's limit is cut off while streaming — after a
+/// multipart part was already sent — and leaves nothing behind; with a
 /// Content-Length it is refused before any byte is read.
 pub async fn oversize_rejected_mid_stream(backend: &dyn Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let bucket = backend.bucket(1 << 20, None, false);
+    let bucket = backend.bucket(7 << 20, None, false);
     let app = App::start(dir.path(), vec![bucket.clone()]).await?;
     let alice = app.user("alice").await?;
-    // 12 MiB of "video" in 64 KiB chunks, streamed (chunked transfer
-    // encoding), so the server must count as it goes; it spans several
-    // multipart parts before the limit cuts it off.
-    let chunks = (0..192).map(|i| {
-        let mut c = random_bytes(64 << 10);
-        if i == 0 {
-            c[..12].copy_from_slice(b"\x00\x00\x00\x18ftypmp42");
-        }
-        Ok::<_, std::io::Error>(c)
-    });
-    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let (body, _) = streamed_video(12 << 20);
     // The server answers 413 and stops reading; the client may see the
     // answer or a connection closed under it. Either way the metrics below
     // must show the refusal was for size.
     if let Ok((s, b)) = app.upload(&alice, "video/mp4", body).await {
         ensure!(s == 413 && code(&b) == "too_large", "oversize: {s} {b}");
     }
-    let (s, b) = app.upload(&alice, "video/mp4", vec![0u8; 2 << 20]).await?;
+    let (s, b) = app.upload(&alice, "video/mp4", vec![0u8; 8 << 20]).await?;
     ensure!(s == 413 && code(&b) == "too_large", "with length: {s} {b}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     for prefix in ["media", buckets::UPLOADS] {
         let left = objects(&bucket, prefix).await?;
         ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
     }
+    let parts = backend.leftovers(&bucket)?;
+    ensure!(parts.is_empty(), "upload parts left behind: {parts:?}");
     let metrics = app.get("/metrics", None, &[]).await?.text().await?;
     let line = "confab_media_upload_rejects_total{reason=\"too_large\"} 2";
     ensure!(

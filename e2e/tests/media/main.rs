@@ -16,6 +16,11 @@ async fn duplicate_upload_is_stored_once() -> Result<()> {
 }
 
 #[tokio::test]
+async fn large_upload_streams_in_parts() -> Result<()> {
+    media::large_upload_in_parts(&LocalFolders::new()?).await
+}
+
+#[tokio::test]
 async fn oversize_upload_is_cut_off_mid_stream_and_leaves_nothing() -> Result<()> {
     media::oversize_rejected_mid_stream(&LocalFolders::new()?).await
 }

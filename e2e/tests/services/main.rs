@@ -6,6 +6,7 @@
 mod cql;
 mod helm;
 mod kube;
+mod media;
 mod nats;
 mod operator;
 mod runtime_seams;
