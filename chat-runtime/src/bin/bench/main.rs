@@ -13,6 +13,11 @@
 //!   source addresses; reports server RSS per connection.
 //! - `store`: embedded store append throughput at several concurrencies
 //!   (group commit), no network.
+//! - `media`: upload and download throughput of one large file against the
+//!   bucket backend directly (`object_store`) and through the server, and
+//!   the server's peak RSS while it streams ([`media`]).
+
+mod media;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +84,16 @@ enum Scenario {
         #[arg(long, default_value_t = 20_000)]
         messages: u64,
     },
+    /// Large-file upload and download, raw backend vs through the server.
+    Media {
+        /// Size of the file, in MiB.
+        #[arg(long, default_value_t = 512)]
+        mib: u64,
+        /// JSON list of buckets (as `--media-buckets` of the server); the
+        /// first is used. Default: a local folder.
+        #[arg(long)]
+        buckets: Option<PathBuf>,
+    },
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -119,7 +134,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn start_target(url: Option<String>, pid: Option<u32>) -> Result<Target> {
+async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -> Result<Target> {
     let http = reqwest::Client::new();
     if let Some(url) = url {
         let addr = url
@@ -151,6 +166,7 @@ async fn start_target(url: Option<String>, pid: Option<u32>) -> Result<Target> {
             "--max-connections",
             "200000",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .spawn()
         .with_context(|| format!("start {}", exe.display()))?;
@@ -606,7 +622,11 @@ async fn main() -> Result<()> {
     if let Scenario::Store { messages } = scenario {
         return store_bench(messages).await;
     }
-    let target = start_target(url, pid).await?;
+    let extra = match &scenario {
+        Scenario::Media { mib, buckets } => media::server_args(*mib, buckets.as_deref()),
+        _ => Vec::new(),
+    };
+    let target = start_target(url, pid, &extra).await?;
     match scenario {
         Scenario::Direct {
             pairs,
@@ -628,6 +648,7 @@ async fn main() -> Result<()> {
             connections,
             sources,
         } => idle(&target, connections, sources).await,
+        Scenario::Media { mib, buckets } => media::run(&target, mib, buckets.as_deref()).await,
         Scenario::Store { .. } => unreachable!("handled above"),
     }
 }
