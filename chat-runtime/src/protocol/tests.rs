@@ -87,6 +87,48 @@ fn rejects_oversize_frames_before_parsing() {
 }
 
 #[test]
+fn media_sends_need_a_media_id_and_text_sends_a_body() {
+    let id = "ab".repeat(32);
+    let ok = format!(
+        r#"{{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"a","kind":"video","media_id":"{id}"}}"#
+    );
+    assert!(matches!(
+        decode(ok.as_bytes()).unwrap(),
+        ClientFrame::Send { kind: SendKind::Video, ref body, .. } if body.is_empty()
+    ));
+    let cases = [
+        (
+            SendKind::Image,
+            "",
+            None,
+            "a media message needs the media_id of an upload",
+        ),
+        (
+            SendKind::Text,
+            "hi",
+            Some(id.as_str()),
+            "a text message takes no media_id",
+        ),
+        (SendKind::Text, "", None, "body must be 1 to 16384 bytes"),
+        (
+            SendKind::File,
+            "",
+            Some("not-hex"),
+            "media_id must be 64 hex digits",
+        ),
+    ];
+    for (kind, body, media, reason) in cases {
+        assert_eq!(check_send(kind, "a", body, media), Err(reason));
+    }
+    let long_caption = "x".repeat(MAX_CAPTION_BYTES + 1);
+    assert!(check_send(SendKind::Audio, "a", &long_caption, Some(&id)).is_err());
+    assert_eq!(
+        check_send(SendKind::Audio, "a", "listen", Some(&id)),
+        Ok(())
+    );
+}
+
+#[test]
 fn invalid_utf8_is_a_bad_frame() {
     let err = decode(b"{\"type\":\"ping\xff\"}").unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadFrame);

@@ -7,5 +7,6 @@ mod direct;
 mod docs;
 mod groups;
 mod harness;
+mod media;
 mod presence;
 mod resume;
