@@ -568,3 +568,45 @@ fn reject_reason(e: &MediaError) -> &'static str {
         _ => "error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[tokio::test]
+    async fn the_sweeper_removes_uploads_a_crash_left_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+        let config = crate::standalone::local_bucket(dir.path(), 1 << 20);
+        let bucket = buckets::open(&config).unwrap();
+        let orphan = buckets::upload();
+        bucket
+            .store
+            .put(&orphan, PutPayload::from_static(b"half an upload"))
+            .await
+            .unwrap();
+        let media = Media::new(
+            store,
+            vec![bucket.clone()],
+            &[1; 32],
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+
+        let now = now_ms();
+        let swept = media.sweep(now).await.unwrap();
+        assert_eq!(
+            swept.stale_uploads, 0,
+            "a fresh upload may still be in flight"
+        );
+        assert!(bucket.store.head(&orphan).await.is_ok());
+        let later = now + STALE_UPLOAD.as_millis() as i64 + 1000;
+        let swept = media.sweep(later).await.unwrap();
+        assert_eq!(swept.stale_uploads, 1);
+        assert!(matches!(
+            bucket.store.head(&orphan).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
+    }
+}
