@@ -7,6 +7,8 @@
 //!   (ScyllaDB / Cassandra) for clusters; one conformance suite.
 //! - [`bus`]: the `Bus` seam (per-user event fan-out); in-process for
 //!   standalone, NATS for clusters; one conformance suite.
+//! - [`cluster`]: cluster mode's pure cores — a shard's ring view, lease
+//!   and the fence its writes carry (ownership of chats during handoff).
 //! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
 //!   `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens.
@@ -24,6 +26,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod error;
 pub mod gateway;
 pub mod media;

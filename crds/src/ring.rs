@@ -85,7 +85,8 @@ pub enum RingError {
 ///
 /// Serializes to its inputs only (`version`, `epoch`, `shards`,
 /// `vnodesPerShard`); the tokens are recomputed when it is read back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `Hash` lets a ring sit in a model checker's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RingSpec", into = "RingSpec")]
 pub struct Ring {
     epoch: u64,
