@@ -7,8 +7,8 @@
 use crate::protocol::ErrorCode;
 use crate::store::StoreError;
 
-/// A refused or failed request.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// A refused or failed request. Serializable: shards answer gateways with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{code:?}: {message}")]
 pub struct ApiError {
     pub code: ErrorCode,

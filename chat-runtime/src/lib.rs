@@ -20,6 +20,8 @@
 //! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
 //!   and operational routes as warp filters, the embedded web client.
 //! - [`standalone`]: everything in one process.
+//! - [`cluster`]: the pure cores of cluster mode (shard ownership);
+//!   [`roles`]: the `gateway` and `shard` processes around them.
 //!
 //! The core (`shard`, `session`, `presence`, `node`) imports neither warp nor
 //! any network client; it talks to the `Store`, `Bus` and `ShardClient` traits.
@@ -35,6 +37,7 @@ pub mod model;
 pub mod node;
 pub mod presence;
 pub mod protocol;
+pub mod roles;
 pub mod session;
 pub mod shard;
 pub mod standalone;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chat_runtime::node::Limits;
-use chat_runtime::standalone;
+use chat_runtime::{roles, standalone};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -47,6 +47,46 @@ enum Role {
         #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
         media_sweep_secs: u64,
     },
+    /// Cluster edge: WebSocket, REST and media; commands go to shards over NATS.
+    Gateway {
+        #[command(flatten)]
+        pod: Pod,
+        /// Seconds between media retention sweeps.
+        #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
+        media_sweep_secs: u64,
+    },
+    /// Cluster sequencer of the chats the ring gives this shard.
+    Shard {
+        #[command(flatten)]
+        pod: Pod,
+        /// This shard's ordinal; default: the suffix of the pod name
+        /// (`<cluster>-shard-<ordinal>`).
+        #[arg(long, env = "CONFAB_SHARD")]
+        ordinal: Option<u32>,
+        /// Lease lifetime in milliseconds: a shard that stops renewing
+        /// holds its chats at most this long.
+        #[arg(long, env = "CONFAB_LEASE_MS", default_value_t = 10_000)]
+        lease_ms: u64,
+    },
+}
+
+/// What every cluster pod is told (the operator sets these variables).
+#[derive(clap::Args)]
+struct Pod {
+    /// The cluster config file.
+    #[arg(long, env = confab_api::config::CONFIG_ENV, default_value = confab_api::config::CONFIG_PATH)]
+    config: PathBuf,
+    /// HTTP address (the gateway's WebSocket/REST; every role's /healthz, /readyz, /metrics).
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// The control API's address.
+    #[arg(long, env = "CONFAB_CONTROL_LISTEN", default_value = "0.0.0.0:9090")]
+    control_listen: std::net::SocketAddr,
+}
+
+/// The ordinal at the end of a pod name such as `chat-shard-2`.
+fn ordinal_of(pod: &str) -> Option<u32> {
+    pod.rsplit('-').next()?.parse().ok()
 }
 
 #[tokio::main]
@@ -96,6 +136,37 @@ async fn main() -> anyhow::Result<()> {
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
             };
             standalone::serve(config, listener, shutdown_signal()).await
+        }
+        Role::Gateway {
+            pod,
+            media_sweep_secs,
+        } => {
+            let args = roles::gateway::GatewayArgs {
+                config: pod.config,
+                listen: pod.listen,
+                control_listen: pod.control_listen,
+                limits: Limits::default(),
+                sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
+            };
+            roles::gateway::run(args, shutdown_signal()).await
+        }
+        Role::Shard {
+            pod,
+            ordinal,
+            lease_ms,
+        } => {
+            let pod_name = std::env::var(confab_api::config::POD_NAME_ENV).unwrap_or_default();
+            let ordinal = ordinal.or_else(|| ordinal_of(&pod_name)).context(
+                "no shard ordinal: pass --ordinal or set CONFAB_POD_NAME to <cluster>-shard-<n>",
+            )?;
+            let args = roles::shard::ShardArgs {
+                config: pod.config,
+                ordinal,
+                listen: pod.listen,
+                control_listen: pod.control_listen,
+                lease_ttl: std::time::Duration::from_millis(lease_ms.max(1000)),
+            };
+            roles::shard::run(args, shutdown_signal()).await
         }
     }
 }

@@ -136,6 +136,11 @@ impl Node {
         (n < self.limits.max_connections).then_some(slot)
     }
 
+    /// Open WebSocket sessions.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     /// Charges one frame to `user`'s rate limit.
     pub fn check_rate(&self, user: UserId) -> Result<(), ApiError> {
         self.limiter.check_key(&user).map_err(|not_until| {

@@ -131,19 +131,7 @@ pub async fn serve(
         config.limits,
         stop_rx.clone(),
     ));
-    let mut drained = stop_rx;
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        // Keep the sender alive so sessions see `true`, not a closed channel.
-        std::future::pending::<()>().await;
-    });
     tracing::info!(addr = %listener.local_addr()?, "standalone serving");
-    gateway::server::serve(listener, node, async move {
-        let _ = drained.wait_for(|stop| *stop).await;
-        // Give sessions a moment to send their close frames.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    })
-    .await;
+    gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
     Ok(())
 }

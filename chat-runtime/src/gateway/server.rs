@@ -39,6 +39,30 @@ where
 /// Longest wait for open HTTP requests once `shutdown` resolved.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Serves `node` on `listener` until `shutdown` resolves; then sets `stop`
+/// (sessions close with 1012, "reconnect"), gives them a moment to send
+/// their close frames, and drains open requests. `stop` must be the sender
+/// of the node's shutdown signal.
+pub async fn serve_until(
+    listener: TcpListener,
+    node: Arc<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut stopped = stop.subscribe();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        // Keep the sender alive so sessions see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    serve(listener, node, async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+}
+
 /// Serves `listener` until `shutdown` resolves, then drains open requests.
 pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let routes = warp::service(super::routes(node.clone()));

@@ -5,17 +5,21 @@
 //! in clusters). The shard assigns gapless seqs, stores before it answers,
 //! then fans the event out on the bus.
 
+pub mod remote;
 mod sequencer;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-pub use sequencer::Shard;
+pub use sequencer::{Minter, Shard};
 
 use crate::error::ApiError;
 use crate::model::{ChatId, Content, Seq, UserId};
 
-/// A change to a chat, on behalf of `user`.
-#[derive(Clone, Debug, PartialEq)]
+/// A change to a chat, on behalf of `user`. Serializable: in clusters it
+/// travels from gateway to shard as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     Send {
         user: UserId,
@@ -68,7 +72,7 @@ pub enum Command {
 }
 
 /// One message to send: text, or media the gateway already attached.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SendItem {
     pub chat: ChatId,
     pub client_msg_id: String,
@@ -76,7 +80,8 @@ pub struct SendItem {
 }
 
 /// The shard's answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
 pub enum Reply {
     Sent {
         seq: Seq,
@@ -87,6 +92,40 @@ pub enum Reply {
     SentMany(Vec<Result<Reply, ApiError>>),
     Chat(ChatId),
     Done,
+}
+
+impl Command {
+    /// The chat the command changes; `None` for commands that create one
+    /// (any shard may take those: it mints an id it owns).
+    pub fn chat(&self) -> Option<ChatId> {
+        match self {
+            Self::Send { item, .. } => Some(item.chat),
+            Self::SendMany { items, .. } => items.first().map(|i| i.chat),
+            Self::Watermark { chat, .. }
+            | Self::Typing { chat, .. }
+            | Self::Join { chat, .. }
+            | Self::Leave { chat, .. }
+            | Self::AddMember { chat, .. }
+            | Self::RemoveMember { chat, .. } => Some(*chat),
+            Self::CreateGroup { .. } | Self::OpenDirect { .. } => None,
+        }
+    }
+
+    /// The user on whose behalf it runs.
+    pub fn user(&self) -> UserId {
+        match self {
+            Self::Send { user, .. }
+            | Self::SendMany { user, .. }
+            | Self::Watermark { user, .. }
+            | Self::Typing { user, .. }
+            | Self::CreateGroup { user, .. }
+            | Self::OpenDirect { user, .. }
+            | Self::Join { user, .. }
+            | Self::Leave { user, .. }
+            | Self::AddMember { user, .. }
+            | Self::RemoveMember { user, .. } => *user,
+        }
+    }
 }
 
 /// How a gateway reaches the shard that owns a chat.

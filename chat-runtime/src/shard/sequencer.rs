@@ -34,12 +34,17 @@ struct ChatState {
 
 type Slot = Arc<tokio::sync::Mutex<Option<ChatState>>>;
 
+/// Makes the id of a new chat. In a cluster a shard mints ids the ring gives
+/// to itself, so the chat it creates is one it sequences.
+pub type Minter = Arc<dyn Fn() -> ChatId + Send + Sync>;
+
 /// The sequencer for the chats it owns.
 pub struct Shard {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     chats: Mutex<HashMap<ChatId, Slot>>,
+    mint: Minter,
 }
 
 fn group_full() -> ApiError {
@@ -133,11 +138,38 @@ impl ChatState {
 
 impl Shard {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self::with_minter(store, bus, metrics, Arc::new(Uuid::now_v7))
+    }
+
+    /// A shard whose new chats get their ids from `mint`.
+    pub fn with_minter(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        mint: Minter,
+    ) -> Self {
         Self {
             store,
             bus,
             metrics,
             chats: Mutex::new(HashMap::new()),
+            mint,
+        }
+    }
+
+    /// Chats whose state this shard holds in memory.
+    pub fn cached(&self) -> Vec<ChatId> {
+        self.chats.lock().expect("chat map").keys().copied().collect()
+    }
+
+    /// Waits for the commands running on `chat` to finish, then drops its
+    /// state: the next command reloads it from the store. Used when a ring
+    /// change moves the chat (away, or back after another shard had it).
+    pub async fn release(&self, chat: ChatId) {
+        let slot = self.chats.lock().expect("chat map").get(&chat).cloned();
+        if let Some(slot) = slot {
+            slot.lock().await.take();
+            self.chats.lock().expect("chat map").remove(&chat);
         }
     }
 
@@ -449,11 +481,11 @@ impl Shard {
         {
             Ok(Some(_)) => {}
             Ok(None) => {
-                self.forget(chat);
+                self.evict(chat);
                 return Err(ApiError::not_member());
             }
             Err(e) => {
-                self.forget(chat);
+                self.evict(chat);
                 return Err(e.into());
             }
         }
@@ -469,7 +501,7 @@ impl Shard {
     }
 
     /// Drops a chat's cached state; the next command reloads it from the store.
-    fn forget(&self, chat: ChatId) {
+    fn evict(&self, chat: ChatId) {
         self.chats.lock().expect("shard map lock").remove(&chat);
     }
 
@@ -512,7 +544,7 @@ impl Shard {
         }
         let now = now_ms();
         let chat = Chat {
-            id: Uuid::now_v7(),
+            id: (self.mint)(),
             kind: ChatKind::Group,
             title,
             created_by: user,
@@ -559,7 +591,7 @@ impl Shard {
         }
         let now = now_ms();
         let chat = Chat {
-            id: Uuid::now_v7(),
+            id: (self.mint)(),
             kind: ChatKind::Direct,
             title: String::new(),
             created_by: user,

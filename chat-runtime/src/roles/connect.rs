@@ -1,0 +1,86 @@
+//! From the cluster config file to connected clients: NATS, the CQL store,
+//! the token signing key, the media buckets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use confab_api::config::{ClusterConfig, NatsConfig, StoreConfig};
+use scylla::client::session_builder::SessionBuilder;
+
+use crate::store::scylla::{self as cql, Replication, ScyllaConfig, ScyllaStore};
+
+/// Reads and checks the config file at `path`.
+pub fn load(path: &Path) -> Result<ClusterConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the cluster config {}", path.display()))?;
+    ClusterConfig::from_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Subject prefixes of one cluster, so several can share a NATS.
+pub fn user_prefix(config: &ClusterConfig) -> String {
+    format!("confab.{}.user", config.cluster)
+}
+
+pub fn shard_prefix(config: &ClusterConfig) -> String {
+    format!("confab.{}.shard", config.cluster)
+}
+
+/// Connects to NATS (reconnecting forever on its own).
+pub async fn nats(config: &NatsConfig, name: &str) -> Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None);
+    if let Some(file) = &config.credentials_file {
+        options = options
+            .credentials_file(file)
+            .await
+            .with_context(|| format!("NATS credentials {file}"))?;
+    }
+    options
+        .connect(config.url.as_str())
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", config.url))
+}
+
+/// Connects to the CQL store and applies pending migrations.
+pub async fn store(config: &StoreConfig) -> Result<Arc<ScyllaStore>> {
+    let StoreConfig::Scylla {
+        contact_points,
+        keyspace,
+        replication_factor,
+        credentials_dir,
+    } = config;
+    let mut builder = cql::recommended(SessionBuilder::new().known_nodes(contact_points));
+    if let Some(dir) = credentials_dir {
+        let read = |k: &str| -> Result<String> {
+            let p = Path::new(dir).join(k);
+            Ok(std::fs::read_to_string(&p)
+                .with_context(|| format!("{}", p.display()))?
+                .trim()
+                .to_owned())
+        };
+        builder = builder.user(read("username")?, read("password")?);
+    }
+    let session = builder
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to the store at {contact_points:?}"))?;
+    let settings = ScyllaConfig::new(
+        keyspace.clone(),
+        Replication::Simple {
+            factor: *replication_factor,
+        },
+    );
+    Ok(Arc::new(ScyllaStore::open(Arc::new(session), settings).await?))
+}
+
+/// The token signing key from its file (hex or raw, at least 32 bytes).
+pub fn signing_key(path: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("signing key {path}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let key = hex::decode(text.trim()).unwrap_or(bytes);
+    anyhow::ensure!(key.len() >= 32, "the signing key in {path} is shorter than 32 bytes");
+    Ok(key)
+}

@@ -1,0 +1,211 @@
+//! The operator's control API (`crds/proto/control.proto`) on every runtime
+//! pod. On a shard it drives the ownership core: each ring step is applied,
+//! persisted (a NATS key-value record) and only then acknowledged; chats a
+//! step moves are flushed out of the sequencer's cache. A gateway reports
+//! its status; it learns rings from the shards' answers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_nats::jetstream::kv;
+use confab_api::control::control_server::{Control, ControlServer};
+use confab_api::control::{
+    AbortRingReply, AbortRingRequest, CommitRingReply, CommitRingRequest, DrainReply,
+    DrainRequest, PrepareRingReply, PrepareRingRequest, Ring as WireRing, StatusReply,
+    StatusRequest,
+};
+use confab_api::ring::{Ring, ShardId};
+use tonic::{Request, Response, Status};
+
+use super::monotonic_now;
+use crate::cluster::{Ownership, OwnershipError};
+use crate::node::Node;
+use crate::shard::Shard;
+use crate::shard::remote::NatsShardClient;
+
+/// A ring from its wire form, checked.
+pub fn ring_from_wire(w: Option<WireRing>) -> Result<Ring, Status> {
+    let w = w.ok_or_else(|| Status::invalid_argument("ring is required"))?;
+    if w.version != Ring::VERSION {
+        return Err(Status::invalid_argument(format!(
+            "ring version {} is unknown to this build (it knows {})",
+            w.version,
+            Ring::VERSION
+        )));
+    }
+    let shards: Vec<ShardId> = w.shards.into_iter().map(ShardId).collect();
+    Ring::new(w.epoch, &shards, w.vnodes_per_shard)
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn refused(e: OwnershipError) -> Status {
+    Status::failed_precondition(e.to_string())
+}
+
+/// A shard's control service.
+pub struct ShardControl {
+    pub ownership: Arc<Mutex<Ownership>>,
+    pub shard: Arc<Shard>,
+    /// Where the ownership record is persisted, and under which key.
+    pub records: kv::Store,
+    pub key: String,
+}
+
+impl ShardControl {
+    async fn persist(&self) -> Result<(), Status> {
+        let record = self.ownership.lock().expect("ownership lock").record();
+        let bytes = serde_json::to_vec(&record).expect("records serialize");
+        self.records
+            .put(&self.key, bytes.into())
+            .await
+            .map_err(|e| Status::unavailable(format!("persisting the ownership record: {e}")))?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Control for ShardControl {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let s = self
+            .ownership
+            .lock()
+            .expect("ownership lock")
+            .status(monotonic_now());
+        Ok(Response::new(StatusReply {
+            role: "shard".into(),
+            ring_epoch: s.ring_epoch,
+            connections: 0,
+            prepared_epoch: s.prepared_epoch,
+            shard: s.shard.0,
+            owned_chats: self.shard.cached().len() as u64,
+            lease_held: s.lease_held,
+        }))
+    }
+
+    async fn prepare_ring(
+        &self,
+        req: Request<PrepareRingRequest>,
+    ) -> Result<Response<PrepareRingReply>, Status> {
+        let req = req.into_inner();
+        let ring = ring_from_wire(req.ring)?;
+        let handoff = self
+            .ownership
+            .lock()
+            .expect("ownership lock")
+            .prepare(ring, req.from_epoch)
+            .map_err(refused)?;
+        self.persist().await?;
+        // Stopped already (the core refuses them); wait for commands in
+        // flight on them to finish, so the store has all they wrote.
+        let released = handoff.released(self.shard.cached());
+        for chat in &released {
+            self.shard.release(*chat).await;
+        }
+        tracing::info!(epoch = handoff.to().epoch(), released = released.len(), "ring prepared");
+        Ok(Response::new(PrepareRingReply {
+            released_chats: released.len() as u64,
+        }))
+    }
+
+    async fn commit_ring(
+        &self,
+        req: Request<CommitRingRequest>,
+    ) -> Result<Response<CommitRingReply>, Status> {
+        let epoch = req.into_inner().epoch;
+        let handoff = self
+            .ownership
+            .lock()
+            .expect("ownership lock")
+            .commit(epoch)
+            .map_err(refused)?;
+        self.persist().await?;
+        // State cached from an earlier ownership is stale: reload on use.
+        let acquired = handoff.acquired(self.shard.cached());
+        for chat in &acquired {
+            self.shard.release(*chat).await;
+        }
+        tracing::info!(epoch, "ring committed");
+        Ok(Response::new(CommitRingReply {
+            acquired_chats: acquired.len() as u64,
+        }))
+    }
+
+    async fn abort_ring(
+        &self,
+        req: Request<AbortRingRequest>,
+    ) -> Result<Response<AbortRingReply>, Status> {
+        let epoch = req.into_inner().epoch;
+        let aborted = self.ownership.lock().expect("ownership lock").abort(epoch);
+        if aborted {
+            self.persist().await?;
+            tracing::info!(epoch, "ring change aborted");
+        }
+        Ok(Response::new(AbortRingReply {}))
+    }
+
+    async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        self.ownership.lock().expect("ownership lock").drain();
+        for chat in self.shard.cached() {
+            self.shard.release(chat).await;
+        }
+        Ok(Response::new(DrainReply { remaining: 0 }))
+    }
+}
+
+/// A gateway's control service: status; rings reach gateways from shards.
+pub struct GatewayControl {
+    pub node: Arc<Node>,
+    pub shards: Arc<NatsShardClient>,
+}
+
+#[tonic::async_trait]
+impl Control for GatewayControl {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        Ok(Response::new(StatusReply {
+            role: "gateway".into(),
+            ring_epoch: self.shards.ring().epoch(),
+            connections: self.node.connections() as u64,
+            ..StatusReply::default()
+        }))
+    }
+
+    async fn prepare_ring(
+        &self,
+        _: Request<PrepareRingRequest>,
+    ) -> Result<Response<PrepareRingReply>, Status> {
+        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+    }
+
+    async fn commit_ring(
+        &self,
+        _: Request<CommitRingRequest>,
+    ) -> Result<Response<CommitRingReply>, Status> {
+        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+    }
+
+    async fn abort_ring(
+        &self,
+        _: Request<AbortRingRequest>,
+    ) -> Result<Response<AbortRingReply>, Status> {
+        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+    }
+
+    async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        Ok(Response::new(DrainReply {
+            remaining: self.node.connections() as u64,
+        }))
+    }
+}
+
+/// Serves `service` on `addr` until the process ends.
+pub fn spawn<S: Control>(addr: SocketAddr, service: S) {
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(ControlServer::new(service))
+            .serve(addr)
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, %addr, "control API stopped");
+        }
+    });
+}

@@ -1,0 +1,92 @@
+//! `chat-runtime gateway`: the WebSocket/HTTP edge of a cluster. Holds no
+//! durable state: sessions subscribe to their user's NATS subject, commands
+//! go to the owning shard over NATS, reads go to the store, media to the
+//! configured buckets. A crash loses nothing: devices reconnect to another
+//! gateway and resume from their watermarks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{connect, control};
+use crate::auth::TokenKeys;
+use crate::bus::nats::NatsBus;
+use crate::gateway;
+use crate::media::{Media, buckets};
+use crate::metrics::Metrics;
+use crate::node::{Limits, Node, Seams};
+use crate::shard::remote::NatsShardClient;
+
+/// Lifetime of login tokens issued by gateways.
+const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// What a gateway process is told.
+#[derive(Clone, Debug)]
+pub struct GatewayArgs {
+    pub config: std::path::PathBuf,
+    pub listen: SocketAddr,
+    pub control_listen: SocketAddr,
+    pub limits: Limits,
+    pub sweep_every: Duration,
+}
+
+/// Runs the gateway until `shutdown` resolves; then tells every session to
+/// reconnect (close 1012) and drains.
+pub async fn run(
+    args: GatewayArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let config = connect::load(&args.config)?;
+    let nats = connect::nats(&config.nats, &format!("{}-gateway", config.cluster)).await?;
+    let store = connect::store(&config.store).await?;
+    let key = connect::signing_key(&config.auth.signing_key_file)?;
+    let metrics = Arc::new(Metrics::new());
+    let bus = Arc::new(NatsBus::with_prefix(nats.clone(), connect::user_prefix(&config)));
+    let shards = Arc::new(NatsShardClient::new(
+        nats,
+        connect::shard_prefix(&config),
+        config.ring.clone(),
+    ));
+    anyhow::ensure!(
+        !config.media.is_empty(),
+        "the cluster config names no media bucket"
+    );
+    let buckets = config
+        .media
+        .iter()
+        .map(buckets::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let media = Arc::new(Media::new(store.clone(), buckets, &key, metrics.clone())?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    media.clone().spawn_sweeper(args.sweep_every, stop_rx.clone());
+    let seams = Seams {
+        store,
+        bus,
+        shards: shards.clone(),
+        media,
+    };
+    let node = Arc::new(Node::new(
+        seams,
+        TokenKeys::new(&key, TOKEN_TTL_SECS),
+        metrics,
+        args.limits,
+        stop_rx,
+    ));
+    control::spawn(
+        args.control_listen,
+        control::GatewayControl {
+            node: node.clone(),
+            shards,
+        },
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %args.listen, control = %args.control_listen, "gateway serving");
+    gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
+    Ok(())
+}

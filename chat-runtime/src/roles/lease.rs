@@ -1,0 +1,100 @@
+//! A shard's lease: a key in a NATS key-value bucket whose entries expire
+//! after the lease time. Taking it is `create` (fails while another holds
+//! it); keeping it is `update` at the revision last seen (fails if anyone
+//! else wrote it). The holder counts its lease from the moment it *sent*
+//! the request, less a margin, so it always believes it lost the lease
+//! before NATS lets another take it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+
+use super::monotonic_now;
+use crate::cluster::{Millis, Ownership};
+
+/// How the lease is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseTimes {
+    /// Entries expire this long after their last write.
+    pub ttl: Duration,
+    /// Subtracted from the holder's view of its expiry (clock drift, delays).
+    pub margin: Duration,
+}
+
+impl LeaseTimes {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            margin: (ttl / 5).min(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// The lease bucket of a cluster.
+pub async fn bucket(js: &jetstream::Context, cluster: &str, times: LeaseTimes) -> Result<kv::Store> {
+    let name = format!("confab-{cluster}-leases");
+    if let Ok(store) = js.get_key_value(&name).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.clone(),
+        history: 1,
+        max_age: times.ttl,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating the lease bucket {name}"))
+}
+
+/// Takes and keeps the lease `key` for `ownership` until the process ends.
+pub fn keep(store: kv::Store, key: String, holder: String, times: LeaseTimes, ownership: Arc<Mutex<Ownership>>) {
+    tokio::spawn(async move {
+        let value = Bytes::from(holder);
+        let renew_every = times.ttl / 3;
+        loop {
+            // Take it (waits out a dead holder's entry).
+            let sent = monotonic_now();
+            let revision = match store.create(&key, value.clone()).await {
+                Ok(rev) => rev,
+                Err(e) => {
+                    tracing::debug!(error = %e, %key, "lease held elsewhere or NATS away; retrying");
+                    tokio::time::sleep(renew_every.min(Duration::from_secs(1))).await;
+                    continue;
+                }
+            };
+            let mut revision = revision;
+            ownership
+                .lock()
+                .expect("ownership lock")
+                .lease_acquired(expiry(sent, times), revision);
+            tracing::info!(%key, revision, "lease taken");
+            // Keep it.
+            loop {
+                tokio::time::sleep(renew_every).await;
+                let sent = monotonic_now();
+                match store.update(&key, value.clone(), revision).await {
+                    Ok(rev) => {
+                        revision = rev;
+                        ownership
+                            .lock()
+                            .expect("ownership lock")
+                            .lease_renewed(expiry(sent, times), rev);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %key, "lease renewal failed; sequencing stops");
+                        ownership.lock().expect("ownership lock").lease_lost();
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn expiry(sent: Millis, times: LeaseTimes) -> Millis {
+    let ms = times.ttl.saturating_sub(times.margin).as_millis() as u64;
+    Millis(sent.0 + ms)
+}

@@ -1,0 +1,175 @@
+//! `chat-runtime shard`: sequences the chats the ring gives it. Commands
+//! arrive over NATS ([`crate::shard::remote`]); each is admitted only while
+//! the ownership core says this shard may sequence its chat (committed ring,
+//! no change moving it, a live lease). The control API moves rings.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::{self, kv};
+use confab_api::ring::ShardId;
+use uuid::Uuid;
+use warp::Filter;
+
+use super::lease::{self, LeaseTimes};
+use super::{connect, control, monotonic_now};
+use crate::bus::nats::NatsBus;
+use crate::cluster::{NotOwner, Ownership, OwnershipRecord};
+use crate::metrics::Metrics;
+use crate::shard::remote::{self, Answer, Gate};
+use crate::shard::{Command, Shard};
+
+/// What a shard process is told.
+#[derive(Clone, Debug)]
+pub struct ShardArgs {
+    pub config: std::path::PathBuf,
+    pub ordinal: u32,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub listen: SocketAddr,
+    /// The control API.
+    pub control_listen: SocketAddr,
+    pub lease_ttl: Duration,
+}
+
+/// Admits commands by the ownership core.
+struct OwnershipGate(Arc<Mutex<Ownership>>);
+
+impl Gate for OwnershipGate {
+    fn admit(&self, command: &Command) -> Result<(), Answer> {
+        let own = self.0.lock().expect("ownership lock");
+        let now = monotonic_now();
+        let Some(chat) = command.chat() else {
+            // Creating a chat: this shard mints an id it owns; it needs to
+            // be in the ring, not draining, and leased.
+            let s = own.status(now);
+            return if s.lease_held && !s.draining && own.committed().contains(own.shard()) {
+                Ok(())
+            } else {
+                Err(Answer::Retry {
+                    reason: "this shard cannot create chats now".into(),
+                })
+            };
+        };
+        match own.may_sequence(chat, now) {
+            Ok(_fence) => Ok(()),
+            Err(NotOwner::WrongShard { .. }) => Err(Answer::Moved {
+                ring: own.committed().clone(),
+            }),
+            Err(other) => Err(Answer::Retry {
+                reason: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// Ids of new chats: ones the committed ring gives to this shard.
+fn minter(ownership: Arc<Mutex<Ownership>>) -> crate::shard::Minter {
+    Arc::new(move || {
+        let own = ownership.lock().expect("ownership lock");
+        let me = own.shard();
+        // Each try lands on `me` with probability 1/N.
+        (0..10_000)
+            .map(|_| Uuid::now_v7())
+            .find(|id| own.committed().owner(*id) == me)
+            .unwrap_or_else(Uuid::now_v7)
+    })
+}
+
+async fn records(js: &jetstream::Context, cluster: &str) -> Result<kv::Store> {
+    let name = format!("confab-{cluster}-ownership");
+    if let Ok(store) = js.get_key_value(&name).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.clone(),
+        history: 1,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating the ownership bucket {name}"))
+}
+
+/// Runs the shard until `shutdown` resolves.
+pub async fn run(
+    args: ShardArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let config = connect::load(&args.config)?;
+    let me = ShardId(args.ordinal);
+    let name = format!("{}-shard-{}", config.cluster, me.0);
+    let nats = connect::nats(&config.nats, &name).await?;
+    let js = jetstream::new(nats.clone());
+    let store = connect::store(&config.store).await?;
+    let bus = Arc::new(NatsBus::with_prefix(nats.clone(), connect::user_prefix(&config)));
+
+    let records = records(&js, &config.cluster).await?;
+    let key = format!("shard-{}", me.0);
+    let ownership = match records.get(&key).await.context("reading the ownership record")? {
+        Some(bytes) => {
+            let record: OwnershipRecord =
+                serde_json::from_slice(&bytes).context("a corrupt ownership record")?;
+            tracing::info!(epoch = record.committed.epoch(), "resuming from the ownership record");
+            Ownership::recover(record)
+        }
+        None => Ownership::new(me, config.ring.clone()),
+    };
+    let ownership = Arc::new(Mutex::new(ownership));
+    let times = LeaseTimes::new(args.lease_ttl);
+    let leases = lease::bucket(&js, &config.cluster, times).await?;
+    lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
+
+    let metrics = Arc::new(Metrics::new());
+    let shard = Arc::new(Shard::with_minter(
+        store,
+        bus,
+        metrics.clone(),
+        minter(ownership.clone()),
+    ));
+    control::spawn(
+        args.control_listen,
+        control::ShardControl {
+            ownership: ownership.clone(),
+            shard: shard.clone(),
+            records,
+            key,
+        },
+    );
+    let prefix = connect::shard_prefix(&config);
+    let gate = Arc::new(OwnershipGate(ownership.clone()));
+    let inbox = tokio::spawn({
+        let (nats, shard) = (nats.clone(), shard.clone());
+        async move { remote::serve(nats, &prefix, me, shard, gate).await }
+    });
+    tracing::info!(shard = me.0, listen = %args.listen, control = %args.control_listen, "shard serving");
+    let ops = warp::serve(ops_routes(ownership, metrics))
+        .bind(args.listen)
+        .await
+        .graceful(shutdown)
+        .run();
+    ops.await;
+    inbox.abort();
+    Ok(())
+}
+
+/// `/healthz` (alive), `/readyz` (holds its lease), `/metrics`.
+fn ops_routes(
+    ownership: Arc<Mutex<Ownership>>,
+    metrics: Arc<Metrics>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    let health = warp::path!("healthz").map(|| "ok");
+    let ready = warp::path!("readyz").map(move || {
+        let s = ownership
+            .lock()
+            .expect("ownership lock")
+            .status(monotonic_now());
+        if s.lease_held && !s.draining {
+            warp::reply::with_status("ready", warp::http::StatusCode::OK)
+        } else {
+            warp::reply::with_status("no lease", warp::http::StatusCode::SERVICE_UNAVAILABLE)
+        }
+    });
+    let metrics = warp::path!("metrics").map(move || metrics.render());
+    warp::get().and(health.or(ready).or(metrics))
+}

@@ -1,0 +1,262 @@
+//! Gateways reach shards over NATS request/reply (DESIGN §2, the
+//! `ShardClient` seam in clusters).
+//!
+//! Subject `<prefix>.<ordinal>`; the request is a JSON [`Command`], the reply
+//! a JSON [`Answer`]. A shard answers a command for a chat it does not own
+//! with [`Answer::Moved`] and its committed ring, so a gateway with an older
+//! ring catches up from the answer itself; "not now" (a ring change in
+//! flight, no lease yet) is [`Answer::Retry`]. The gateway retries both —
+//! and timeouts and "no responders" — with backoff until a deadline: every
+//! command is idempotent (sends carry a `client_msg_id`), so a retry never
+//! doubles a message.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use confab_api::ring::{Ring, ShardId};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Command, Reply, SendItem, Shard, ShardClient};
+use crate::error::ApiError;
+use crate::protocol::ErrorCode;
+
+/// Subject prefix of shard inboxes unless another is given.
+pub const DEFAULT_PREFIX: &str = "confab.shard";
+/// How long one request waits for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a command keeps being retried before the caller is told
+/// `unavailable` (and retries itself, idempotently).
+const DEADLINE: Duration = Duration::from_secs(15);
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A shard's answer to a command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", content = "value", rename_all = "snake_case")]
+pub enum Answer {
+    /// The command ran (or was refused on its merits).
+    Done(Result<Reply, ApiError>),
+    /// This shard does not own the chat in `ring` (its committed ring).
+    Moved { ring: Ring },
+    /// Try again shortly (the chat is moving, or the shard has no lease).
+    Retry { reason: String },
+}
+
+/// The subject of shard `ordinal`'s inbox.
+pub fn subject(prefix: &str, shard: ShardId) -> String {
+    format!("{prefix}.{}", shard.0)
+}
+
+/// Gateway side: routes each command to its chat's owner by the newest ring
+/// it knows.
+pub struct NatsShardClient {
+    client: async_nats::Client,
+    prefix: String,
+    ring: RwLock<Ring>,
+}
+
+impl NatsShardClient {
+    pub fn new(client: async_nats::Client, prefix: impl Into<String>, ring: Ring) -> Self {
+        Self {
+            client,
+            prefix: prefix.into(),
+            ring: RwLock::new(ring),
+        }
+    }
+
+    /// The ring this gateway routes by.
+    pub fn ring(&self) -> Ring {
+        self.ring.read().expect("ring lock").clone()
+    }
+
+    /// Adopts `ring` if it is newer; returns whether it was.
+    fn adopt(&self, ring: Ring) -> bool {
+        let mut current = self.ring.write().expect("ring lock");
+        if ring.epoch() > current.epoch() {
+            tracing::info!(epoch = ring.epoch(), "gateway: routing by a newer ring");
+            *current = ring;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn owner(&self, command: &Command) -> ShardId {
+        let key = command.chat().unwrap_or_else(|| command.user());
+        self.ring.read().expect("ring lock").owner(key)
+    }
+
+    /// One command to one owner, retried until answered or out of time.
+    async fn call_one(&self, command: &Command) -> Result<Reply, ApiError> {
+        let payload = Bytes::from(serde_json::to_vec(command).expect("commands serialize"));
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let owner = self.owner(command);
+            let request = async_nats::Request::new()
+                .payload(payload.clone())
+                .timeout(Some(REQUEST_TIMEOUT));
+            let why = match self
+                .client
+                .send_request(subject(&self.prefix, owner), request)
+                .await
+            {
+                Ok(msg) => match serde_json::from_slice::<Answer>(&msg.payload) {
+                    Ok(Answer::Done(result)) => return result,
+                    Ok(Answer::Moved { ring }) => {
+                        if self.adopt(ring) {
+                            continue;
+                        }
+                        format!("{owner} does not own the chat at our ring's epoch")
+                    }
+                    Ok(Answer::Retry { reason }) => reason,
+                    Err(e) => format!("undecodable answer from {owner}: {e}"),
+                },
+                Err(e) => format!("{owner}: {e}"),
+            };
+            if started.elapsed() > DEADLINE {
+                tracing::warn!(%owner, reason = %why, "gateway: shard unavailable");
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the chat's shard is not answering; retry",
+                ));
+            }
+            tracing::debug!(%owner, reason = %why, "gateway: retrying a command");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// A batch of sends may span chats of several shards: one batch per
+    /// owner, answered in the original order.
+    async fn send_many(&self, user: uuid::Uuid, items: Vec<SendItem>) -> Result<Reply, ApiError> {
+        let ring = self.ring();
+        let mut by_owner: Vec<(ShardId, Vec<(usize, SendItem)>)> = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let owner = ring.owner(item.chat);
+            match by_owner.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, list)) => list.push((i, item)),
+                None => by_owner.push((owner, vec![(i, item)])),
+            }
+        }
+        let n = by_owner.iter().map(|(_, l)| l.len()).sum();
+        let calls = by_owner.into_iter().map(|(_, list)| async move {
+            let (indexes, items): (Vec<usize>, Vec<SendItem>) = list.into_iter().unzip();
+            let count = items.len();
+            let results = match self.call_one(&Command::SendMany { user, items }).await {
+                Ok(Reply::SentMany(r)) if r.len() == count => r,
+                Ok(other) => {
+                    let e = ApiError::new(ErrorCode::Internal, format!("unexpected {other:?}"));
+                    vec![Err(e); count]
+                }
+                Err(e) => vec![Err(e); count],
+            };
+            indexes.into_iter().zip(results).collect::<Vec<_>>()
+        });
+        let mut out: Vec<Option<Result<Reply, ApiError>>> = vec![None; n];
+        for (i, r) in futures::future::join_all(calls).await.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        Ok(Reply::SentMany(
+            out.into_iter()
+                .map(|r| r.expect("every send answered"))
+                .collect(),
+        ))
+    }
+}
+
+#[async_trait]
+impl ShardClient for NatsShardClient {
+    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
+        match command {
+            Command::SendMany { user, items } => self.send_many(user, items).await,
+            other => self.call_one(&other).await,
+        }
+    }
+}
+
+/// Decides whether this shard takes a command now: `Ok` to run it, or the
+/// answer to give instead.
+pub trait Gate: Send + Sync + 'static {
+    fn admit(&self, command: &Command) -> Result<(), Answer>;
+}
+
+/// Shard side: answers the commands sent to shard `me`'s inbox until the
+/// subscription ends. Each command runs in its own task; the sequencer
+/// orders commands per chat.
+pub async fn serve(
+    client: async_nats::Client,
+    prefix: &str,
+    me: ShardId,
+    shard: Arc<Shard>,
+    gate: Arc<dyn Gate>,
+) -> Result<(), async_nats::SubscribeError> {
+    let mut inbox = client
+        .queue_subscribe(subject(prefix, me), format!("shard-{}", me.0))
+        .await?;
+    while let Some(msg) = inbox.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let (client, shard, gate) = (client.clone(), shard.clone(), gate.clone());
+        tokio::spawn(async move {
+            let answer = match serde_json::from_slice::<Command>(&msg.payload) {
+                Err(e) => Answer::Done(Err(ApiError::invalid(format!("bad command: {e}")))),
+                Ok(command) => match gate.admit(&command) {
+                    Ok(()) => Answer::Done(shard.handle(command).await),
+                    Err(answer) => answer,
+                },
+            };
+            let bytes = Bytes::from(serde_json::to_vec(&answer).expect("answers serialize"));
+            if let Err(e) = client.publish(reply_to, bytes).await {
+                tracing::warn!(error = %e, "shard: could not answer a command");
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Content;
+
+    #[test]
+    fn commands_and_answers_round_trip_as_json() {
+        let user = uuid::Uuid::new_v4();
+        let command = Command::SendMany {
+            user,
+            items: vec![SendItem {
+                chat: uuid::Uuid::new_v4(),
+                client_msg_id: "c-1".into(),
+                content: Content::Text { body: "hi".into() },
+            }],
+        };
+        let json = serde_json::to_string(&command).unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);
+        let answers = [
+            Answer::Done(Ok(Reply::SentMany(vec![
+                Ok(Reply::Sent {
+                    seq: 4,
+                    sent_at: 9,
+                    duplicate: false,
+                }),
+                Err(ApiError::not_member()),
+            ]))),
+            Answer::Done(Ok(Reply::Chat(user))),
+            Answer::Moved {
+                ring: Ring::new(2, &[ShardId(0), ShardId(1)], 8).unwrap(),
+            },
+            Answer::Retry {
+                reason: "moving".into(),
+            },
+        ];
+        for a in answers {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Answer>(&json).unwrap(), a, "{json}");
+        }
+    }
+}
