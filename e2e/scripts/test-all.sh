@@ -61,4 +61,6 @@ for s in "${services[@]}"; do
 done
 
 phase "smoke and end-to-end tests against real services"
+# The cluster scenarios run the chat-runtime binary as shard and gateway processes.
+cargo build --locked -p chat-runtime --bin chat-runtime
 cargo test -p confab-e2e --locked --features services -- --test-threads 2 2>&1 | tee -a "$results"

@@ -3,8 +3,12 @@
 //! `e2e/scripts/test-all.sh` installs and starts each service and exports its
 //! address in an environment variable; tests read it with [`service_env`],
 //! which fails loudly when the service is missing instead of skipping.
-//! [`media`] holds the media scenarios every bucket backend must pass.
+//! [`media`] holds the media scenarios every bucket backend must pass;
+//! [`cluster`] runs shard and gateway processes on loopback, and [`device`]
+//! is a resuming WebSocket client for scenarios against them.
 
+pub mod cluster;
+pub mod device;
 pub mod media;
 
 /// Reads the environment variable a service script exported.

@@ -73,7 +73,9 @@ pub async fn store(config: &StoreConfig) -> Result<Arc<ScyllaStore>> {
             factor: *replication_factor,
         },
     );
-    Ok(Arc::new(ScyllaStore::open(Arc::new(session), settings).await?))
+    Ok(Arc::new(
+        ScyllaStore::open(Arc::new(session), settings).await?,
+    ))
 }
 
 /// The token signing key from its file (hex or raw, at least 32 bytes).
@@ -81,6 +83,9 @@ pub fn signing_key(path: &str) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("signing key {path}"))?;
     let text = String::from_utf8_lossy(&bytes);
     let key = hex::decode(text.trim()).unwrap_or(bytes);
-    anyhow::ensure!(key.len() >= 32, "the signing key in {path} is shorter than 32 bytes");
+    anyhow::ensure!(
+        key.len() >= 32,
+        "the signing key in {path} is shorter than 32 bytes"
+    );
     Ok(key)
 }

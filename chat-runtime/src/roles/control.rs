@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use async_nats::jetstream::kv;
 use confab_api::control::control_server::{Control, ControlServer};
 use confab_api::control::{
-    AbortRingReply, AbortRingRequest, CommitRingReply, CommitRingRequest, DrainReply,
-    DrainRequest, PrepareRingReply, PrepareRingRequest, Ring as WireRing, StatusReply,
-    StatusRequest,
+    AbortRingReply, AbortRingRequest, CommitRingReply, CommitRingRequest, DrainReply, DrainRequest,
+    PrepareRingReply, PrepareRingRequest, Ring as WireRing, StatusReply, StatusRequest,
 };
 use confab_api::ring::{Ring, ShardId};
 use tonic::{Request, Response, Status};
@@ -101,7 +100,11 @@ impl Control for ShardControl {
         for chat in &released {
             self.shard.release(*chat).await;
         }
-        tracing::info!(epoch = handoff.to().epoch(), released = released.len(), "ring prepared");
+        tracing::info!(
+            epoch = handoff.to().epoch(),
+            released = released.len(),
+            "ring prepared"
+        );
         Ok(Response::new(PrepareRingReply {
             released_chats: released.len() as u64,
         }))
@@ -173,21 +176,27 @@ impl Control for GatewayControl {
         &self,
         _: Request<PrepareRingRequest>,
     ) -> Result<Response<PrepareRingReply>, Status> {
-        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+        Err(Status::unimplemented(
+            "gateways learn rings from the shards' answers",
+        ))
     }
 
     async fn commit_ring(
         &self,
         _: Request<CommitRingRequest>,
     ) -> Result<Response<CommitRingReply>, Status> {
-        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+        Err(Status::unimplemented(
+            "gateways learn rings from the shards' answers",
+        ))
     }
 
     async fn abort_ring(
         &self,
         _: Request<AbortRingRequest>,
     ) -> Result<Response<AbortRingReply>, Status> {
-        Err(Status::unimplemented("gateways learn rings from the shards' answers"))
+        Err(Status::unimplemented(
+            "gateways learn rings from the shards' answers",
+        ))
     }
 
     async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {

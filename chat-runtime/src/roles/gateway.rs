@@ -45,7 +45,10 @@ pub async fn run(
     let store = connect::store(&config.store).await?;
     let key = connect::signing_key(&config.auth.signing_key_file)?;
     let metrics = Arc::new(Metrics::new());
-    let bus = Arc::new(NatsBus::with_prefix(nats.clone(), connect::user_prefix(&config)));
+    let bus = Arc::new(NatsBus::with_prefix(
+        nats.clone(),
+        connect::user_prefix(&config),
+    ));
     let shards = Arc::new(NatsShardClient::new(
         nats,
         connect::shard_prefix(&config),
@@ -62,7 +65,9 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let media = Arc::new(Media::new(store.clone(), buckets, &key, metrics.clone())?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    media.clone().spawn_sweeper(args.sweep_every, stop_rx.clone());
+    media
+        .clone()
+        .spawn_sweeper(args.sweep_every, stop_rx.clone());
     let seams = Seams {
         store,
         bus,

@@ -34,7 +34,11 @@ impl LeaseTimes {
 }
 
 /// The lease bucket of a cluster.
-pub async fn bucket(js: &jetstream::Context, cluster: &str, times: LeaseTimes) -> Result<kv::Store> {
+pub async fn bucket(
+    js: &jetstream::Context,
+    cluster: &str,
+    times: LeaseTimes,
+) -> Result<kv::Store> {
     let name = format!("confab-{cluster}-leases");
     if let Ok(store) = js.get_key_value(&name).await {
         return Ok(store);
@@ -50,7 +54,13 @@ pub async fn bucket(js: &jetstream::Context, cluster: &str, times: LeaseTimes) -
 }
 
 /// Takes and keeps the lease `key` for `ownership` until the process ends.
-pub fn keep(store: kv::Store, key: String, holder: String, times: LeaseTimes, ownership: Arc<Mutex<Ownership>>) {
+pub fn keep(
+    store: kv::Store,
+    key: String,
+    holder: String,
+    times: LeaseTimes,
+    ownership: Arc<Mutex<Ownership>>,
+) {
     tokio::spawn(async move {
         let value = Bytes::from(holder);
         let renew_every = times.ttl / 3;

@@ -102,15 +102,25 @@ pub async fn run(
     let nats = connect::nats(&config.nats, &name).await?;
     let js = jetstream::new(nats.clone());
     let store = connect::store(&config.store).await?;
-    let bus = Arc::new(NatsBus::with_prefix(nats.clone(), connect::user_prefix(&config)));
+    let bus = Arc::new(NatsBus::with_prefix(
+        nats.clone(),
+        connect::user_prefix(&config),
+    ));
 
     let records = records(&js, &config.cluster).await?;
     let key = format!("shard-{}", me.0);
-    let ownership = match records.get(&key).await.context("reading the ownership record")? {
+    let ownership = match records
+        .get(&key)
+        .await
+        .context("reading the ownership record")?
+    {
         Some(bytes) => {
             let record: OwnershipRecord =
                 serde_json::from_slice(&bytes).context("a corrupt ownership record")?;
-            tracing::info!(epoch = record.committed.epoch(), "resuming from the ownership record");
+            tracing::info!(
+                epoch = record.committed.epoch(),
+                "resuming from the ownership record"
+            );
             Ownership::recover(record)
         }
         None => Ownership::new(me, config.ring.clone()),

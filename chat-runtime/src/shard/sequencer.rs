@@ -159,7 +159,12 @@ impl Shard {
 
     /// Chats whose state this shard holds in memory.
     pub fn cached(&self) -> Vec<ChatId> {
-        self.chats.lock().expect("chat map").keys().copied().collect()
+        self.chats
+            .lock()
+            .expect("chat map")
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Waits for the commands running on `chat` to finish, then drops its

@@ -3,6 +3,7 @@
 //! Run by `e2e/scripts/test-all.sh`, which starts the services and exports
 //! their addresses. A missing service fails its tests loudly.
 
+mod cluster;
 mod cql;
 mod helm;
 mod kube;

@@ -1,0 +1,271 @@
+//! A local cluster on loopback for the cluster-mode scenarios: the real
+//! nats-server and Cassandra the service scripts started, plus shard and
+//! gateway processes of the `chat-runtime` binary — configured by the
+//! operator's own config code (`confab_operator::core::config`), from a
+//! `ChatCluster` naming that NATS and that CQL node as external services.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use confab_api::cluster::ChatCluster;
+use confab_api::config::{BucketConfig, ClusterConfig};
+use confab_api::ring::{Ring, ShardId};
+use confab_operator::core::config::cluster_config;
+use confab_operator::core::names::Names;
+use uuid::Uuid;
+
+use crate::service_env;
+
+/// One runtime process.
+pub struct Proc {
+    child: Child,
+    pub http: SocketAddr,
+    pub control: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// `kill -9`: no goodbye, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A cluster of `chat-runtime` processes on loopback.
+pub struct LocalCluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    bin: PathBuf,
+    pub shards: Vec<Option<Proc>>,
+    pub gateways: Vec<Option<Proc>>,
+    pub http: reqwest::Client,
+}
+
+fn free_addr() -> Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The `chat-runtime` binary next to this test's build (`target/<profile>/`).
+fn runtime_binary() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("CONFAB_RUNTIME_BIN") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary outside target/<profile>/deps")?;
+    let bin = profile_dir.join("chat-runtime");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build -p chat-runtime --bin chat-runtime)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The `ChatCluster` a platform team would apply for this setup.
+fn chat_cluster(
+    name: &str,
+    shards: u32,
+    nats: &str,
+    cql: &str,
+    keyspace: &str,
+) -> Result<ChatCluster> {
+    let mut cc: ChatCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "confab.dev/v1alpha1",
+        "kind": "ChatCluster",
+        "metadata": {"name": name, "namespace": "local", "uid": Uuid::new_v4().to_string()},
+        "spec": {
+            "image": "chat-runtime:local",
+            "shards": {"count": shards},
+            "nats": {"external": {"url": nats}},
+            "scylla": {"external": {"contactPoints": [cql], "keyspace": keyspace, "replicationFactor": 1}},
+            "media": {"buckets": [{"name": "media", "provider": "filesystem"}]}
+        }
+    }))?;
+    cc.metadata.generation = Some(1);
+    Ok(cc)
+}
+
+impl LocalCluster {
+    /// Starts `shards` shards and `gateways` gateways and waits until every
+    /// shard holds its lease and every gateway answers.
+    pub async fn start(shards: u32, gateways: usize) -> Result<Self> {
+        crate::install_crypto();
+        let nats = service_env("CONFAB_NATS_URL");
+        let cql = service_env("CONFAB_CQL_NODE");
+        let dir = tempfile::tempdir()?;
+        let id = Uuid::new_v4().simple().to_string();
+        let name = format!("c{}", &id[..10]);
+        let keyspace = format!("confab_{}", &id[..12]);
+        let cc = chat_cluster(&name, shards, &nats, &cql, &keyspace)?;
+        let ids: Vec<ShardId> = (0..shards).map(ShardId).collect();
+        let ring = Ring::new(1, &ids, 64)?;
+        let mut config: ClusterConfig = cluster_config(&cc, &Names::new(&cc), ring);
+        // Files the operator mounts into pods live in the scratch folder here.
+        let key = dir.path().join("signing-key");
+        std::fs::write(&key, hex_key())?;
+        config.auth.signing_key_file = key.to_string_lossy().into_owned();
+        let media = dir.path().join("media");
+        config.media = vec![BucketConfig {
+            credentials_dir: Some(media.to_string_lossy().into_owned()),
+            ..config.media[0].clone()
+        }];
+        let path = dir.path().join("cluster.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
+        let mut cluster = Self {
+            dir,
+            config: path,
+            bin: runtime_binary()?,
+            shards: Vec::new(),
+            gateways: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        for n in 0..shards {
+            let p = cluster.spawn(
+                &format!("shard-{n}"),
+                &["shard", "--ordinal", &n.to_string(), "--lease-ms", "3000"],
+            )?;
+            cluster.shards.push(Some(p));
+        }
+        for i in 0..gateways {
+            let p = cluster.spawn(&format!("gateway-{i}"), &["gateway"])?;
+            cluster.gateways.push(Some(p));
+        }
+        for n in 0..shards as usize {
+            cluster.wait_ready_shard(n).await?;
+        }
+        for i in 0..gateways {
+            cluster.wait_ready_gateway(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&self, name: &str, args: &[&str]) -> Result<Proc> {
+        let (http, control) = (free_addr()?, free_addr()?);
+        let log = self.dir.path().join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(&self.bin)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .args([
+                "--listen",
+                &http.to_string(),
+                "--control-listen",
+                &control.to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        Ok(Proc {
+            child,
+            http,
+            control,
+            log,
+        })
+    }
+
+    async fn wait_ok(&self, url: String, what: &str, log: &Path) -> Result<()> {
+        for _ in 0..300 {
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(30).collect();
+        bail!(
+            "{what} not ready after 30 s; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+
+    /// Waits until shard `n` holds its lease.
+    pub async fn wait_ready_shard(&self, n: usize) -> Result<()> {
+        let p = self.shards[n].as_ref().context("shard not running")?;
+        self.wait_ok(
+            format!("http://{}/readyz", p.http),
+            &format!("shard {n}"),
+            &p.log,
+        )
+        .await
+    }
+
+    async fn wait_ready_gateway(&self, i: usize) -> Result<()> {
+        let p = self.gateways[i].as_ref().context("gateway not running")?;
+        self.wait_ok(
+            format!("http://{}/readyz", p.http),
+            &format!("gateway {i}"),
+            &p.log,
+        )
+        .await
+    }
+
+    /// `http://host:port` of gateway `i`.
+    pub fn gateway_url(&self, i: usize) -> String {
+        let p = self.gateways[i].as_ref().expect("gateway running");
+        format!("http://{}", p.http)
+    }
+
+    /// The index of a running gateway.
+    pub fn any_gateway(&self) -> usize {
+        self.gateways
+            .iter()
+            .position(Option::is_some)
+            .expect("a gateway is running")
+    }
+
+    /// `kill -9` gateway `i`.
+    pub fn kill_gateway(&mut self, i: usize) {
+        if let Some(mut p) = self.gateways[i].take() {
+            p.kill();
+        }
+    }
+
+    /// `kill -9` shard `n`.
+    pub fn kill_shard(&mut self, n: usize) {
+        if let Some(mut p) = self.shards[n].take() {
+            p.kill();
+        }
+    }
+
+    /// Starts shard `n` again (after a kill) and waits for its lease.
+    pub async fn restart_shard(&mut self, n: usize) -> Result<()> {
+        let p = self.spawn(
+            &format!("shard-{n}"),
+            &["shard", "--ordinal", &n.to_string(), "--lease-ms", "3000"],
+        )?;
+        self.shards[n] = Some(p);
+        self.wait_ready_shard(n).await
+    }
+}
+
+fn hex_key() -> String {
+    let key: Vec<u8> = (0..32).map(|_| rand_byte()).collect();
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rand_byte() -> u8 {
+    Uuid::new_v4().as_bytes()[0]
+}

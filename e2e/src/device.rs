@@ -1,0 +1,151 @@
+//! A client device for scenario tests: one WebSocket session that resumes
+//! from its watermarks, remembers what it received, and re-sends what was
+//! never acknowledged (with the same `client_msg_id`, as real clients do).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chat_runtime::protocol::ServerFrame;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A logged-in device.
+pub struct Device {
+    pub token: String,
+    ws: Option<Ws>,
+    /// Highest seq held per chat (what `hello` resumes from).
+    pub watermarks: BTreeMap<Uuid, u64>,
+    /// Every (chat, seq) received, with the client_msg_id it carried.
+    pub received: BTreeMap<(Uuid, u64), String>,
+    /// Sends not yet acknowledged: client_msg_id → (chat, body).
+    pub pending: BTreeMap<String, (Uuid, String)>,
+    /// Acknowledged sends: client_msg_id → (chat, seq).
+    pub acked: BTreeMap<String, (Uuid, u64)>,
+    /// Acknowledgements that said `duplicate` (a retry of a stored send).
+    pub duplicates: BTreeSet<String>,
+}
+
+impl Device {
+    pub fn new(token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            ws: None,
+            watermarks: BTreeMap::new(),
+            received: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            duplicates: BTreeSet::new(),
+        }
+    }
+
+    /// Connects to `base` (`http://host:port`), resumes, and re-sends what
+    /// was pending. Returns once `synced` arrived.
+    pub async fn connect(&mut self, base: &str) -> Result<()> {
+        let url = format!("{}/v1/ws", base.replace("http://", "ws://"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let hello = json!({"type": "hello", "token": self.token, "watermarks": self.watermarks});
+        ws.send(Message::text(hello.to_string())).await?;
+        self.ws = Some(ws);
+        loop {
+            match self.next_frame(Duration::from_secs(20)).await? {
+                Some(ServerFrame::Synced { .. }) => break,
+                Some(_) | None => {}
+            }
+        }
+        let pending: Vec<_> = self
+            .pending
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, (chat, body)) in pending {
+            self.write(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub fn disconnect(&mut self) {
+        self.ws = None;
+    }
+
+    async fn write(&mut self, v: Value) -> Result<()> {
+        let ws = self.ws.as_mut().context("not connected")?;
+        ws.send(Message::text(v.to_string())).await?;
+        Ok(())
+    }
+
+    /// Sends a text message (remembered as pending until acknowledged).
+    pub async fn send(&mut self, chat: Uuid, id: &str, body: &str) -> Result<()> {
+        self.pending.insert(id.to_owned(), (chat, body.to_owned()));
+        self.write(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
+            .await
+    }
+
+    /// Reads one frame (or `None` after `wait` of silence) and records it.
+    pub async fn next_frame(&mut self, wait: Duration) -> Result<Option<ServerFrame>> {
+        let ws = self.ws.as_mut().context("not connected")?;
+        let msg = match tokio::time::timeout(wait, ws.next()).await {
+            Err(_) => return Ok(None),
+            Ok(None) => bail!("connection closed"),
+            Ok(Some(m)) => m?,
+        };
+        let frame: ServerFrame = match msg {
+            Message::Text(t) => serde_json::from_str(&t)?,
+            Message::Close(c) => bail!("closed by the server: {c:?}"),
+            _ => return Ok(None),
+        };
+        match &frame {
+            ServerFrame::Message { message } => {
+                let key = (message.chat_id, message.seq);
+                self.received.insert(key, message.client_msg_id.clone());
+                let w = self.watermarks.entry(message.chat_id).or_default();
+                *w = (*w).max(message.seq);
+            }
+            ServerFrame::Sent {
+                chat_id,
+                client_msg_id,
+                seq,
+                duplicate,
+                ..
+            } => {
+                self.pending.remove(client_msg_id);
+                self.acked.insert(client_msg_id.clone(), (*chat_id, *seq));
+                if *duplicate {
+                    self.duplicates.insert(client_msg_id.clone());
+                }
+            }
+            ServerFrame::Error {
+                client_msg_id: Some(id),
+                code,
+                message,
+                ..
+            } => bail!("send {id} refused: {code:?} {message}"),
+            _ => {}
+        }
+        Ok(Some(frame))
+    }
+
+    /// Reads until `done` holds or `wait` passes without progress.
+    pub async fn until(&mut self, wait: Duration, done: impl Fn(&Self) -> bool) -> Result<()> {
+        while !done(self) {
+            if self.next_frame(wait).await?.is_none() {
+                bail!("no progress for {wait:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Seqs received in `chat`, ascending.
+    pub fn seqs(&self, chat: Uuid) -> Vec<u64> {
+        self.received
+            .range((chat, 0)..=(chat, u64::MAX))
+            .map(|((_, s), _)| *s)
+            .collect()
+    }
+}
