@@ -4,6 +4,7 @@
 //! operator's own config code (`confab_operator::core::config`), from a
 //! `ChatCluster` naming that NATS and that CQL node as external services.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ use confab_api::config::{BucketConfig, ClusterConfig};
 use confab_api::ring::{Ring, ShardId};
 use confab_operator::core::config::cluster_config;
 use confab_operator::core::names::Names;
+use confab_operator::shell::control::{ControlApi, GrpcControl, Target};
 use uuid::Uuid;
 
 use crate::service_env;
@@ -248,6 +250,49 @@ impl LocalCluster {
         if let Some(mut p) = self.shards[n].take() {
             p.kill();
         }
+    }
+
+    /// Moves the cluster from ring `from` to ring `to` the way the operator
+    /// does, through the control API with the operator's own client:
+    /// prepare on every running shard of either ring, then commit.
+    /// Returns the fraction of chats the change moves.
+    pub async fn change_ring(&self, from: &Ring, to: &Ring) -> Result<f64> {
+        let control = GrpcControl {
+            timeout: Duration::from_secs(10),
+        };
+        let members: BTreeSet<u32> = from
+            .shards()
+            .iter()
+            .chain(to.shards())
+            .map(|s| s.0)
+            .collect();
+        let targets: Vec<Target> = members
+            .into_iter()
+            .filter_map(|n| {
+                let p = self.shards.get(n as usize)?.as_ref()?;
+                Some(Target {
+                    namespace: "local".into(),
+                    cluster: "local".into(),
+                    shard: n,
+                    address: p.control.to_string(),
+                })
+            })
+            .collect();
+        for t in &targets {
+            control.prepare_ring(t, to, from.epoch()).await?;
+        }
+        for t in &targets {
+            control.commit_ring(t, to.epoch()).await?;
+        }
+        Ok(Ring::moved(from, to))
+    }
+
+    /// Starts shard `n` (new, or again after a kill) and waits for its lease.
+    pub async fn add_shard(&mut self, n: usize) -> Result<()> {
+        while self.shards.len() <= n {
+            self.shards.push(None);
+        }
+        self.restart_shard(n).await
     }
 
     /// Starts shard `n` again (after a kill) and waits for its lease.

@@ -84,6 +84,15 @@ impl NatsShardClient {
         }
     }
 
+    /// The shard after `shard` in the ring (wrapping), if there is another.
+    fn next_after(&self, shard: ShardId) -> Option<ShardId> {
+        let ring = self.ring.read().expect("ring lock");
+        let shards = ring.shards();
+        let i = shards.iter().position(|s| *s == shard).map_or(0, |i| i + 1);
+        let next = shards[i % shards.len()];
+        (next != shard).then_some(next)
+    }
+
     fn owner(&self, command: &Command) -> ShardId {
         let key = command.chat().unwrap_or_else(|| command.user());
         self.ring.read().expect("ring lock").owner(key)
@@ -94,8 +103,13 @@ impl NatsShardClient {
         let payload = Bytes::from(serde_json::to_vec(command).expect("commands serialize"));
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
+        // After a shard does not answer (dead, or removed from the ring we
+        // route by), ask the next one: any live shard answers `Moved` with
+        // its committed ring, which is how a gateway catches up with a ring
+        // that no longer has the shard it was calling.
+        let mut probe: Option<ShardId> = None;
         loop {
-            let owner = self.owner(command);
+            let owner = probe.take().unwrap_or_else(|| self.owner(command));
             let request = async_nats::Request::new()
                 .payload(payload.clone())
                 .timeout(Some(REQUEST_TIMEOUT));
@@ -115,7 +129,10 @@ impl NatsShardClient {
                     Ok(Answer::Retry { reason }) => reason,
                     Err(e) => format!("undecodable answer from {owner}: {e}"),
                 },
-                Err(e) => format!("{owner}: {e}"),
+                Err(e) => {
+                    probe = self.next_after(owner);
+                    format!("{owner}: {e}")
+                }
             };
             if started.elapsed() > DEADLINE {
                 tracing::warn!(%owner, reason = %why, "gateway: shard unavailable");

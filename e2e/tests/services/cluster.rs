@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use confab_api::ring::{Ring, ShardId};
 use confab_e2e::cluster::LocalCluster;
 use confab_e2e::device::Device;
 use serde_json::{Value, json};
@@ -214,4 +215,152 @@ async fn a_gateway_killed_under_load_loses_nothing() -> Result<()> {
     ensure!(a.acked.len() == total, "acked {} of {total}", a.acked.len());
     check(&c, &alice, chat, &[&a], &[&b]).await?;
     Ok(())
+}
+
+/// Pairs of users in direct chats, the sender of pair `i` on gateway `i % 2`
+/// and its receiver on the other gateway.
+struct Pairs {
+    readers: Vec<User>,
+    chats: Vec<Uuid>,
+    senders: Vec<Device>,
+    receivers: Vec<Device>,
+}
+
+async fn pairs(c: &LocalCluster, n: usize) -> Result<Pairs> {
+    let mut p = Pairs {
+        readers: Vec::new(),
+        chats: Vec::new(),
+        senders: Vec::new(),
+        receivers: Vec::new(),
+    };
+    for i in 0..n {
+        let (gs, gr) = (i % 2, (i + 1) % 2);
+        let s = user(c, gs, "sender").await?;
+        let r = user(c, gr, "receiver").await?;
+        let chat: Uuid = post(
+            c,
+            gs,
+            "/v1/direct",
+            Some(&s.token),
+            json!({"phone": r.phone}),
+        )
+        .await?["chat_id"]
+            .as_str()
+            .context("chat_id")?
+            .parse()?;
+        let mut sd = Device::new(&s.token);
+        sd.connect(&c.gateway_url(gs)).await?;
+        let mut rd = Device::new(&r.token);
+        rd.connect(&c.gateway_url(gr)).await?;
+        p.chats.push(chat);
+        p.senders.push(sd);
+        p.receivers.push(rd);
+        p.readers.push(s);
+    }
+    Ok(p)
+}
+
+/// Sends `rounds` messages from every sender, paced, in a task.
+fn load(
+    mut senders: Vec<Device>,
+    chats: Vec<Uuid>,
+    rounds: usize,
+) -> tokio::task::JoinHandle<Result<Vec<Device>>> {
+    tokio::spawn(async move {
+        for r in 0..rounds {
+            for (d, chat) in senders.iter_mut().zip(&chats) {
+                d.send(*chat, &format!("m-{r}"), "load").await?;
+                while d.next_frame(Duration::from_millis(1)).await?.is_some() {}
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(senders)
+    })
+}
+
+/// Waits for every send to be acked and every receiver to hold everything,
+/// then checks every chat.
+async fn settle(c: &LocalCluster, p: Pairs, senders: Vec<Device>, rounds: usize) -> Result<()> {
+    let mut senders = senders;
+    let mut receivers = p.receivers;
+    for (i, d) in senders.iter_mut().enumerate() {
+        d.until(WAIT, |d| d.pending.is_empty())
+            .await
+            .with_context(|| format!("sender {i}"))?;
+        ensure!(
+            d.acked.len() == rounds,
+            "sender {i}: acked {} of {rounds}",
+            d.acked.len()
+        );
+    }
+    for (i, (d, chat)) in receivers.iter_mut().zip(&p.chats).enumerate() {
+        d.until(WAIT, |d| d.seqs(*chat).len() >= rounds)
+            .await
+            .with_context(|| format!("receiver {i}"))?;
+    }
+    for i in 0..p.chats.len() {
+        check(
+            c,
+            &p.readers[i],
+            p.chats[i],
+            &[&senders[i]],
+            &[&receivers[i]],
+        )
+        .await
+        .with_context(|| format!("chat {i}"))?;
+    }
+    Ok(())
+}
+
+fn ring(epoch: u64, shards: &[u32]) -> Result<Ring> {
+    let ids: Vec<ShardId> = shards.iter().copied().map(ShardId).collect();
+    Ok(Ring::new(epoch, &ids, 64)?)
+}
+
+#[tokio::test]
+async fn shards_added_and_removed_under_load_move_about_one_nth() -> Result<()> {
+    let mut c = LocalCluster::start(3, 2).await?;
+    let mut p = pairs(&c, 8).await?;
+    let rounds = 120;
+    let running = load(std::mem::take(&mut p.senders), p.chats.clone(), rounds);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    c.add_shard(3).await?;
+    let (r1, r2) = (ring(1, &[0, 1, 2])?, ring(2, &[0, 1, 2, 3])?);
+    let moved_up = c.change_ring(&r1, &r2).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r3 = ring(3, &[0, 2, 3])?;
+    let moved_down = c.change_ring(&r2, &r3).await?;
+    c.kill_shard(1); // removed from the ring: nothing may reach it any more
+    println!("ring 3 -> 4 shards moved {moved_up:.3} of chats; 4 -> 3 moved {moved_down:.3}");
+    ensure!(
+        (0.18..=0.32).contains(&moved_up),
+        "adding a 4th shard moved {moved_up}"
+    );
+    ensure!(
+        (0.18..=0.32).contains(&moved_down),
+        "removing one of 4 moved {moved_down}"
+    );
+
+    let senders = running.await??;
+    settle(&c, p, senders, rounds).await
+}
+
+#[tokio::test]
+async fn a_shard_killed_under_load_fails_over_to_its_neighbours() -> Result<()> {
+    let mut c = LocalCluster::start(3, 2).await?;
+    let mut p = pairs(&c, 8).await?;
+    let rounds = 120;
+    let running = load(std::mem::take(&mut p.senders), p.chats.clone(), rounds);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.kill_shard(2);
+    // The operator's failover: once the shard has been gone for longer than
+    // its lease (3 s here), a ring without it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let moved = c
+        .change_ring(&ring(1, &[0, 1, 2])?, &ring(2, &[0, 1])?)
+        .await?;
+    println!("failover moved {moved:.3} of chats");
+    let senders = running.await??;
+    settle(&c, p, senders, rounds).await
 }
