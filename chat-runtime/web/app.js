@@ -28,7 +28,8 @@ async function rest(method, path, body) {
   const resp = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   const text = await resp.text();
   const data = text ? JSON.parse(text) : null;
-  if (!resp.ok) throw new Error((data && data.message) || resp.statusText);
+  // Carry the server's stable error code (docs/protocol.md) for callers that switch on it.
+  if (!resp.ok) throw Object.assign(new Error((data && data.message) || resp.statusText), { code: data && data.code, status: resp.status });
   return data;
 }
 
@@ -62,6 +63,7 @@ function signOut() {
   state.token = null; state.me = null;
   if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
   state.chats.clear(); state.highs = {}; state.open = null;
+  forgetMedia();
   show();
 }
 
@@ -173,11 +175,15 @@ function onSent(f) {
   const p = state.pending.get(f.client_msg_id);
   if (p) { p.seq = f.seq; }
   const c = state.chats.get(f.chat_id);
-  if (c && !c.messages.has(f.seq) && p) {
-    c.messages.set(f.seq, { chat_id: f.chat_id, seq: f.seq, sender: state.me, client_msg_id: f.client_msg_id, kind: "text", body: p.body, sent_at: f.sent_at });
-  }
+  if (c && !c.messages.has(f.seq) && p) c.messages.set(f.seq, ownMessage(f, p));
   state.pending.delete(f.client_msg_id);
   if (state.open === f.chat_id) renderMessages(true);
+}
+// The message this device sent, as the server stored it.
+function ownMessage(f, p) {
+  const m = { chat_id: f.chat_id, seq: f.seq, sender: state.me, client_msg_id: f.client_msg_id, sent_at: f.sent_at };
+  // A media message carries what the upload answered, and the text as its caption.
+  return p.upload ? { ...p.upload, ...m, caption: p.body } : { ...m, kind: "text", body: p.body };
 }
 function onReceipt(f) {
   const c = state.chats.get(f.chat_id);
@@ -218,7 +224,8 @@ function time(ms) {
 }
 function preview(c, m) {
   if (!m) return "";
-  return m.kind === "system" ? systemText(c, m) : m.body;
+  if (m.kind === "system") return systemText(c, m);
+  return isMedia(m) ? mediaPreview(m) : m.body;
 }
 function systemText(c, m) {
   const who = memberName(c, m.user_id), by = memberName(c, m.sender);
@@ -276,7 +283,8 @@ function messageItem(c, m) {
   const mine = m.sender === state.me;
   if (mine) li.classList.add("mine");
   if (!mine && c.kind === "group") li.append(el("span", "sender", memberName(c, m.sender)));
-  li.append(el("span", "body", m.body));
+  if (isMedia(m)) li.append(attachmentNode(m));
+  li.append(el("span", "body", isMedia(m) ? m.caption || "" : m.body));
   const meta = el("span", "meta", time(m.sent_at));
   if (mine) {
     const status = tickStatus(c, m.seq);
@@ -290,6 +298,7 @@ function messageItem(c, m) {
 function pendingItem(id, p) {
   const li = document.createElement("li");
   li.className = "mine"; li.dataset.pending = id;
+  if (p.file) li.append(uploadLine(p));
   li.append(el("span", "body", p.body));
   const meta = el("span", "meta", p.failed ? "not sent: " + p.failed : "");
   const t = el("span", "tick", p.failed ? "!" : "🕓"); t.dataset.status = p.failed ? "failed" : "pending";
@@ -390,12 +399,14 @@ $("composer").addEventListener("submit", (e) => {
   state.pending.set(id, { chat_id: state.open, body: text });
   $("text").value = "";
   renderMessages(true);
-  const frame = { type: "send", chat_id: state.open, client_msg_id: id, body: text };
-  if (!send(frame)) {
-    // Offline: retry with the same client_msg_id once connected (idempotent).
-    const retry = setInterval(() => { if (send(frame)) clearInterval(retry); }, 500);
-  }
+  sendFrame({ type: "send", chat_id: state.open, client_msg_id: id, body: text });
 });
+// Sends a `send` frame now, or once connected: retries reuse the
+// client_msg_id, so the server stores the message once (idempotent).
+function sendFrame(frame) {
+  if (send(frame)) return;
+  const retry = setInterval(() => { if (send(frame)) clearInterval(retry); }, 500);
+}
 $("text").addEventListener("input", () => {
   if (state.open && Date.now() - state.lastTypingSent > 2000) {
     state.lastTypingSent = Date.now(); send({ type: "typing", chat_id: state.open });
@@ -454,4 +465,5 @@ function start() {
   if (!state.token) return;
   connect();
 }
+wireMedia();
 start();

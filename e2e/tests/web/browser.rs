@@ -292,4 +292,80 @@ impl Page<'_> {
         )
         .await;
     }
+
+    /// Picks `file` with the composer's attach button (the composer's text
+    /// becomes its caption).
+    pub async fn attach(&self, file: &Path) {
+        let input = self.c.find(Locator::Css("#attach-input")).await.unwrap();
+        input.send_keys(file.to_str().unwrap()).await.unwrap();
+    }
+
+    /// Waits until the last message is a photo whose thumbnail has loaded,
+    /// with `caption` under it; returns the thumbnail's natural size.
+    pub async fn wait_photo(&self, caption: &str) -> (u64, u64) {
+        const LAST_PHOTO: &str = "[...document.querySelectorAll('#messages li')].pop()?.querySelector('.attachment.image img')";
+        self.wait_js(
+            &format!("a loaded photo captioned {caption}"),
+            &format!(
+                "(() => {{ const img = {LAST_PHOTO}; return img && img.complete && img.naturalWidth > 0 && img.closest('li').querySelector('.body').textContent === arguments[0]; }})()"
+            ),
+            vec![json!(caption)],
+        )
+        .await;
+        let size = self
+            .js(
+                &format!("const img = {LAST_PHOTO}; return [img.naturalWidth, img.naturalHeight];"),
+                vec![],
+            )
+            .await;
+        serde_json::from_value(size).unwrap()
+    }
+
+    /// Clicks the last photo and waits for the viewer to show the full image;
+    /// returns its natural size.
+    pub async fn open_last_photo(&self) -> (u64, u64) {
+        self.click("#messages li:last-child .attachment.image button")
+            .await;
+        self.wait_js(
+            "the full image in the viewer",
+            "(() => { const v = document.getElementById('viewer'); const img = document.getElementById('viewer-img'); return v.open && img.complete && img.naturalWidth > 0; })()",
+            vec![],
+        )
+        .await;
+        let size = self
+            .js(
+                "const img = document.getElementById('viewer-img'); return [img.naturalWidth, img.naturalHeight];",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(size).unwrap()
+    }
+
+    /// Waits until the last message is a file offered for download as `name`
+    /// with `size` shown; returns the link's address (path and query).
+    pub async fn wait_file(&self, name: &str, size: &str) -> String {
+        const LAST_FILE: &str = "[...document.querySelectorAll('#messages li')].pop()?.querySelector('.attachment.file a.file')";
+        self.wait_js(
+            &format!("a download link for {name}"),
+            &format!(
+                "(() => {{ const a = {LAST_FILE}; return a && a.download === arguments[0] && a.querySelector('.file-name').textContent === '📄 ' + arguments[0] && a.querySelector('.file-size').textContent === arguments[1] && a.getAttribute('href').startsWith('/v1/media/'); }})()"
+            ),
+            vec![json!(name), json!(size)],
+        )
+        .await;
+        let href = self
+            .js(&format!("return {LAST_FILE}.getAttribute('href');"), vec![])
+            .await;
+        href.as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the last message's attachment says why it cannot be shown.
+    pub async fn wait_media_unavailable(&self, text: &str) {
+        self.wait_js(
+            &format!("the attachment to say {text}"),
+            "[...document.querySelectorAll('#messages li')].pop()?.querySelector('.attachment .unavailable')?.textContent === arguments[0]",
+            vec![json!(text)],
+        )
+        .await;
+    }
 }

@@ -5,6 +5,7 @@
 //! two sessions are two users (or two devices).
 
 mod browser;
+mod media;
 
 use std::time::Duration;
 
@@ -20,15 +21,21 @@ struct App {
 
 impl App {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `tune` adjusts first.
+    async fn start_with(tune: impl FnOnce(&mut standalone::Config)) -> Self {
         chat_runtime::install_crypto();
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = standalone::Config {
+        let mut config = standalone::Config {
             token_ttl_secs: 3600,
             ..standalone::Config::new(dir.path().to_path_buf())
         };
+        tune(&mut config);
         tokio::spawn(async move {
             standalone::serve(config, listener, async {
                 let _ = stopped.await;
@@ -192,15 +199,22 @@ async fn screenshots_at_phone_and_desktop_widths() {
     ] {
         a.send(t).await;
     }
+    let files = tempfile::tempdir().unwrap();
+    let photo = files.path().join("route.png");
+    std::fs::write(&photo, chat_runtime::media::fixtures::png(480, 320)).unwrap();
+    a.type_text("The new route").await;
+    a.attach(&photo).await;
     b.open_chat("Alice").await;
     b.wait_messages(&[
         "Hi Bob! Are we still on for climbing tonight?",
         "The gym opens at 6.",
+        "The new route",
     ])
     .await;
+    b.wait_photo("The new route").await;
     b.send("Yes! See you there at 6").await;
     a.wait_last_message("Yes! See you there at 6").await;
-    a.wait_tick(2, "read").await;
+    a.wait_tick(3, "read").await;
     let dir = std::path::Path::new(&confab_e2e::service_env("CONFAB_RUN")).join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, w, h) in [("desktop", 1280, 800), ("phone", 390, 844)] {
