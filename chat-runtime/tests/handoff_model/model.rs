@@ -27,15 +27,21 @@ pub enum Bug {
     IgnoreLeaseExpiry,
     /// The operator commits without waiting for every prepare.
     CommitWithoutAcks,
+    /// The shard acknowledges a prepare without persisting it: a restart
+    /// forgets that it stopped the chat.
+    AckPrepareUnpersisted,
     /// The store writes blindly: no conditional insert, no fence.
     BlindStore,
+    /// The store keeps its conditional insert but checks no fence.
+    NoStoreFence,
 }
 
 /// Bounds and faults of one check.
 #[derive(Clone, Debug)]
 pub struct Handoff {
     pub scenario: Scenario,
-    pub bug: Option<Bug>,
+    /// Deliberate bugs switched on (none in the real protocol).
+    pub bugs: Vec<Bug>,
     /// The one chat; `{0}` places it on shard 0, `{1}` and `{0, 1}` on 1, so
     /// every ring change moves it.
     pub chat: ChatId,
@@ -102,14 +108,14 @@ pub enum Action {
 const INITIAL: (u64, Mask) = (1, 0b01);
 
 impl Handoff {
-    pub fn new(scenario: Scenario, bug: Option<Bug>) -> Self {
+    pub fn new(scenario: Scenario, bugs: &[Bug]) -> Self {
         let pair = ring(1, 0b11);
         let chat = sample_chats(1000)
             .find(|&c| pair.owner(c) == ShardId(1))
             .expect("a chat that {0, 1} places on shard 1");
         let base = Self {
             scenario,
-            bug,
+            bugs: bugs.to_vec(),
             chat,
             max_time: 0,
             ttl: 2,
@@ -137,10 +143,14 @@ impl Handoff {
             Scenario::Crashes => Self {
                 max_time: 2,
                 max_crashes: 1,
-                max_revision: base.max_revision + 1,
+                max_revision: base.max_revision + 2,
                 ..base
             },
         }
+    }
+
+    pub fn has(&self, bug: Bug) -> bool {
+        self.bugs.contains(&bug)
     }
 
     fn members(from: Mask, to: Mask) -> impl Iterator<Item = u32> {
@@ -172,7 +182,7 @@ impl Handoff {
             } => {
                 let members = Self::members(op.shards, shards).fold(0, |m, s| m | bit(s));
                 let missing = members & !(acked | forced);
-                if missing == 0 || self.bug == Some(Bug::CommitWithoutAcks) {
+                if missing == 0 || self.has(Bug::CommitWithoutAcks) {
                     actions.push(Action::Commit);
                 }
                 if forced == 0 {
@@ -336,8 +346,7 @@ impl Model for Handoff {
                 shard.inflight.take()?;
                 shard.head = None;
                 if let Some(epoch) = shard.ack_after_flush.take() {
-                    state.persist(s);
-                    Self::on_prepared(&mut state, s, epoch);
+                    self.ack_prepare(&mut state, s, epoch);
                 }
             }
             Action::Crash(s) => {

@@ -12,10 +12,16 @@ use crate::world::{LeaseKey, Msg, MsgId, Node, Phase, State, bit, ring};
 impl Handoff {
     /// The expiry the shard's shell hands its core.
     pub(crate) fn shell_expiry(&self, expiry: u64) -> Millis {
-        match self.bug {
-            Some(Bug::IgnoreLeaseExpiry) => Millis(u64::MAX),
-            _ => Millis(expiry),
+        if self.has(Bug::IgnoreLeaseExpiry) {
+            Millis(u64::MAX)
+        } else {
+            Millis(expiry)
         }
+    }
+
+    /// Whether the store checks and raises the chat's fence.
+    fn store_fences(&self) -> bool {
+        !self.has(Bug::BlindStore) && !self.has(Bug::NoStoreFence)
     }
 
     pub(crate) fn lease_step(&self, state: &mut State, action: &Action) -> Option<()> {
@@ -87,16 +93,15 @@ impl Handoff {
         let Ok(fence) = shard.own.may_sequence(self.chat, now) else {
             return;
         };
-        let blind = self.bug == Some(Bug::BlindStore);
         let head = match shard.head {
             Some((f, head)) if f == fence => head,
             _ => {
                 // Claim the chat under this fence and load its head.
-                if !blind && !state.store.admits(fence) {
-                    state.store.fenced_out = true;
-                    return;
-                }
-                if !blind {
+                if self.store_fences() {
+                    if !state.store.admits(fence) {
+                        state.store.fenced_out = true;
+                        return;
+                    }
                     state.store.raise(fence);
                 }
                 let head = state.store.head();
@@ -134,17 +139,13 @@ impl Handoff {
             unreachable!()
         };
         let store = &mut state.store;
-        let ok = match self.bug {
-            Some(Bug::BlindStore) => true,
-            _ if !store.admits(fence) => {
-                store.fenced_out = true;
-                false
-            }
-            _ => !store.messages.contains_key(&seq),
-        };
+        let fenced_out = self.store_fences() && !store.admits(fence);
+        store.fenced_out |= fenced_out;
+        let taken = !self.has(Bug::BlindStore) && store.messages.contains_key(&seq);
+        let ok = !fenced_out && !taken;
         if ok {
             store.messages.insert(seq, (msg, from));
-            if self.bug != Some(Bug::BlindStore) {
+            if self.store_fences() {
                 store.raise(fence);
             }
         }
@@ -179,8 +180,7 @@ impl Handoff {
         shard.inflight = None;
         shard.head = ok.then_some((fence, seq));
         if let Some(epoch) = shard.ack_after_flush.take() {
-            state.persist(to);
-            Self::on_prepared(state, to, epoch);
+            self.ack_prepare(state, to, epoch);
         }
         if ok {
             state.ack(msg, seq);
@@ -209,8 +209,7 @@ impl Handoff {
                         return;
                     }
                 }
-                state.persist(to);
-                Self::on_prepared(state, to, epoch);
+                self.ack_prepare(state, to, epoch);
             }
             Msg::Commit { to, epoch } => {
                 let Some(shard) = state.shard_mut(to) else {
@@ -229,6 +228,14 @@ impl Handoff {
             }
             _ => unreachable!("not a control message: {m:?}"),
         }
+    }
+
+    /// Persists the prepared ring, then acknowledges the prepare.
+    pub(crate) fn ack_prepare(&self, state: &mut State, s: u32, epoch: u64) {
+        if !self.has(Bug::AckPrepareUnpersisted) {
+            state.persist(s);
+        }
+        Self::on_prepared(state, s, epoch);
     }
 
     pub(crate) fn on_prepared(state: &mut State, from: u32, epoch: u64) {
