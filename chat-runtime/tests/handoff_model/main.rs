@@ -114,6 +114,12 @@ fn acknowledging_an_unpersisted_prepare_makes_two_sequencers_after_a_restart() {
 }
 
 #[test]
+fn removing_a_shard_without_revoking_its_lease_makes_two_sequencers() {
+    let model = Handoff::new(Scenario::Failover, &[Bug::ForceWithoutTombstone]);
+    caught(model, ONE_SEQUENCER);
+}
+
+#[test]
 fn a_store_without_its_conditional_insert_loses_acked_messages() {
     let model = Handoff::new(Scenario::Clients, &[Bug::BlindStore]);
     caught(model, NO_ACKED_LOST);

@@ -30,6 +30,9 @@ pub enum Bug {
     /// The shard acknowledges a prepare without persisting it: a restart
     /// forgets that it stopped the chat.
     AckPrepareUnpersisted,
+    /// The operator removes an unresponsive shard without revoking its
+    /// lapsed lease: the shard leases again under its old ring.
+    ForceWithoutTombstone,
     /// The store writes blindly: no conditional insert, no fence.
     BlindStore,
     /// The store keeps its conditional insert but checks no fence.
@@ -227,7 +230,9 @@ impl Handoff {
                     forced,
                 },
             ) => {
-                state.leases[s as usize] = LeaseKey::Revoked { epoch };
+                if !self.has(Bug::ForceWithoutTombstone) {
+                    state.leases[s as usize] = LeaseKey::Revoked { epoch };
+                }
                 op.phase = Phase::Preparing {
                     epoch,
                     shards,
