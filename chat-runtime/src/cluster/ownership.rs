@@ -8,10 +8,11 @@
 //! 4. it holds a lease whose expiry is still ahead of `now`.
 //!
 //! Then [`Ownership::may_sequence`] hands out a [`Fence`] — (committed epoch,
-//! lease term) — that every store write of that chat carries; the store keeps
-//! the highest fence it has seen per chat and refuses lower ones, and its
-//! `(chat, seq)` insert is conditional, so a writer that lost the chat without
-//! noticing (paused past its lease) cannot overwrite anything.
+//! lease term) — that every store write of that chat carries. A fencing
+//! store keeps the highest fence per chat and refuses lower ones; together
+//! with the conditional `(chat, seq)` insert (which the CQL store already
+//! has), a writer that lost the chat without noticing — paused past its
+//! lease — cannot overwrite anything (`docs/cluster.md` §4, §9).
 //!
 //! The transitions follow `crds/proto/control.proto`: [`Ownership::prepare`],
 //! [`Ownership::commit`] and [`Ownership::abort`] are idempotent for the same
