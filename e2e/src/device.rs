@@ -55,7 +55,8 @@ impl Device {
         loop {
             match self.next_frame(Duration::from_secs(20)).await? {
                 Some(ServerFrame::Synced { .. }) => break,
-                Some(_) | None => {}
+                Some(_) => {}
+                None => bail!("no `synced` within 20 s of hello"),
             }
         }
         let pending: Vec<_> = self
