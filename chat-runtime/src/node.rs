@@ -240,6 +240,19 @@ impl Node {
         Ok(self.keys.issue(user.id))
     }
 
+    /// Verifies an `Authorization: Bearer <token>` header's value.
+    pub async fn authenticate_header(&self, value: Option<&str>) -> Result<Claims, ApiError> {
+        let token = value
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "send Authorization: Bearer <token>",
+                )
+            })?;
+        self.authenticate(token).await
+    }
+
     /// Verifies a token: signature, expiry and revocation.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
         let claims = self.keys.verify(token).map_err(|e| match e {

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::auth::TokenKeys;
 use crate::bus::local::LocalBus;
 use crate::gateway;
-use crate::media::{Media, buckets};
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
 use crate::shard::{LocalShardClient, Shard};
@@ -110,11 +110,12 @@ pub async fn serve(
     } else {
         config.media.clone()
     };
-    let buckets = bucket_configs
-        .iter()
-        .map(buckets::open)
-        .collect::<Result<Vec<_>, _>>()?;
-    let media = Arc::new(Media::new(store.clone(), buckets, &key, metrics.clone())?);
+    let media = Arc::new(Media::from_config(
+        store.clone(),
+        &bucket_configs,
+        &key,
+        metrics.clone(),
+    )?);
     media
         .clone()
         .spawn_sweeper(config.sweep_every, stop_rx.clone());

@@ -100,18 +100,11 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Http
 }
 
 async fn bearer<B>(node: &Node, req: &Request<B>) -> Result<UserId, ApiError> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "send Authorization: Bearer <token>",
-            )
-        })?;
-    Ok(node.authenticate(token).await?.sub)
+    let header = req.headers().get(header::AUTHORIZATION);
+    let claims = node
+        .authenticate_header(header.and_then(|h| h.to_str().ok()))
+        .await?;
+    Ok(claims.sub)
 }
 
 async fn upload(

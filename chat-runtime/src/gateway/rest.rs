@@ -139,18 +139,7 @@ type Authed = Result<Claims, ApiError>;
 fn authed(node: Arc<Node>) -> impl Filter<Extract = (Authed,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization").then(move |h: Option<String>| {
         let node = node.clone();
-        async move {
-            let token = h
-                .as_deref()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        "send Authorization: Bearer <token>",
-                    )
-                })?;
-            node.authenticate(token).await
-        }
+        async move { node.authenticate_header(h.as_deref()).await }
     })
 }
 

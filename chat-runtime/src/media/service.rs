@@ -19,6 +19,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use super::MediaError;
+use confab_api::config::BucketConfig;
+
 use super::buckets::{self, Bucket};
 use super::record::{self, Claim, Facts};
 use super::signed::{self, LinkParams, Links};
@@ -98,6 +100,20 @@ impl Media {
             links: Links::new(signing_key),
             metrics,
         })
+    }
+
+    /// Media over the buckets `configs` describes (the first takes uploads).
+    pub fn from_config(
+        store: Arc<dyn Store>,
+        configs: &[BucketConfig],
+        signing_key: &[u8],
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, MediaError> {
+        let buckets = configs
+            .iter()
+            .map(buckets::open)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(store, buckets, signing_key, metrics)
     }
 
     fn bucket(&self, name: &str) -> Result<&Bucket, MediaError> {

@@ -16,7 +16,7 @@ use super::{connect, control};
 use crate::auth::TokenKeys;
 use crate::bus::nats::NatsBus;
 use crate::gateway;
-use crate::media::{Media, buckets};
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
 use crate::shard::remote::NatsShardClient;
@@ -58,12 +58,12 @@ pub async fn run(
         !config.media.is_empty(),
         "the cluster config names no media bucket"
     );
-    let buckets = config
-        .media
-        .iter()
-        .map(buckets::open)
-        .collect::<Result<Vec<_>, _>>()?;
-    let media = Arc::new(Media::new(store.clone(), buckets, &key, metrics.clone())?);
+    let media = Arc::new(Media::from_config(
+        store.clone(),
+        &config.media,
+        &key,
+        metrics.clone(),
+    )?);
     let (stop_tx, stop_rx) = watch::channel(false);
     media
         .clone()

@@ -55,6 +55,13 @@ async fn user(c: &LocalCluster, gw: usize, name: &str) -> Result<User> {
     })
 }
 
+/// The 1:1 chat of `a` and `b`, opened by `a` through gateway `gw`.
+async fn direct(c: &LocalCluster, gw: usize, a: &User, b: &User) -> Result<Uuid> {
+    let body = json!({"phone": b.phone});
+    let v = post(c, gw, "/v1/direct", Some(&a.token), body).await?;
+    Ok(v["chat_id"].as_str().context("chat_id")?.parse()?)
+}
+
 /// Every message of `chat` in the store, oldest first: (seq, client_msg_id).
 async fn history(c: &LocalCluster, gw: usize, u: &User, chat: Uuid) -> Result<Vec<(u64, String)>> {
     let mut out = Vec::new();
@@ -133,17 +140,7 @@ async fn direct_and_group_chats_across_gateways() -> Result<()> {
     let alice = user(&c, 0, "alice").await?;
     let bob = user(&c, 1, "bob").await?;
     let carol = user(&c, 1, "carol").await?;
-    let direct: Uuid = post(
-        &c,
-        0,
-        "/v1/direct",
-        Some(&alice.token),
-        json!({"phone": bob.phone}),
-    )
-    .await?["chat_id"]
-        .as_str()
-        .context("chat_id")?
-        .parse()?;
+    let direct = direct(&c, 0, &alice, &bob).await?;
     let group: Uuid = post(
         &c,
         1,
@@ -183,17 +180,7 @@ async fn a_gateway_killed_under_load_loses_nothing() -> Result<()> {
     let mut c = LocalCluster::start(3, 2).await?;
     let alice = user(&c, 0, "alice").await?;
     let bob = user(&c, 1, "bob").await?;
-    let chat: Uuid = post(
-        &c,
-        0,
-        "/v1/direct",
-        Some(&alice.token),
-        json!({"phone": bob.phone}),
-    )
-    .await?["chat_id"]
-        .as_str()
-        .context("chat_id")?
-        .parse()?;
+    let chat = direct(&c, 0, &alice, &bob).await?;
     let (mut a, mut b) = (Device::new(&alice.token), Device::new(&bob.token));
     a.connect(&c.gateway_url(0)).await?;
     b.connect(&c.gateway_url(1)).await?;
@@ -237,17 +224,7 @@ async fn pairs(c: &LocalCluster, n: usize) -> Result<Pairs> {
         let (gs, gr) = (i % 2, (i + 1) % 2);
         let s = user(c, gs, "sender").await?;
         let r = user(c, gr, "receiver").await?;
-        let chat: Uuid = post(
-            c,
-            gs,
-            "/v1/direct",
-            Some(&s.token),
-            json!({"phone": r.phone}),
-        )
-        .await?["chat_id"]
-            .as_str()
-            .context("chat_id")?
-            .parse()?;
+        let chat = direct(c, gs, &s, &r).await?;
         let mut sd = Device::new(&s.token);
         sd.connect(&c.gateway_url(gs)).await?;
         let mut rd = Device::new(&r.token);
