@@ -75,6 +75,8 @@ pub struct Node {
     passwords: PasswordPool,
     connections: AtomicUsize,
     shutdown: watch::Receiver<bool>,
+    /// Bumped when events may have been missed (the bus reconnected).
+    resync: watch::Sender<u64>,
 }
 
 /// A held connection slot; released on drop.
@@ -120,12 +122,25 @@ impl Node {
             passwords: PasswordPool::new(2),
             connections: AtomicUsize::new(0),
             shutdown,
+            resync: watch::Sender::new(0),
         }
     }
 
     /// A receiver that changes to `true` when the server shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
+    }
+
+    /// Tells every session that events may have been lost (the bus
+    /// reconnected): each closes with "missed events", and its device
+    /// resumes from the store.
+    pub fn resync_all(&self) {
+        self.resync.send_modify(|n| *n += 1);
+    }
+
+    /// Changes when [`Node::resync_all`] is called.
+    pub fn resync_signal(&self) -> watch::Receiver<u64> {
+        self.resync.subscribe()
     }
 
     /// Takes a connection slot, or `None` at the connection cap.

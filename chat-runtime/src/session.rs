@@ -248,6 +248,7 @@ impl Session {
         ));
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);
         let mut shutdown = self.node.shutdown_signal();
+        let mut resync = self.node.resync_signal();
         let mut tick = tokio::time::interval(heartbeat / 2);
         let mut last_frame = Instant::now();
         let mut bad_frames = 0;
@@ -287,6 +288,7 @@ impl Session {
                     if last_frame.elapsed() > heartbeat * 2 { break Some(CloseCode::HeartbeatTimeout) }
                 }
                 _ = shutdown.changed() => break Some(CloseCode::ServerRestart),
+                _ = resync.changed() => break Some(CloseCode::MissedEvents),
             }
         };
         drop(commands);

@@ -7,7 +7,7 @@
 #            built from the Go module instead). A second run only checks it.
 #   start    runs it on free loopback ports with a fresh store under
 #            $CONFAB_RUN/nats/, waits for JetStream to be healthy and writes
-#            $CONFAB_RUN/nats.env (CONFAB_NATS_URL).
+#            $CONFAB_RUN/nats.env (CONFAB_NATS_URL, CONFAB_NATS_BIN).
 #   stop     stops it; the log stays in $CONFAB_RUN/nats/nats.log.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -118,7 +118,11 @@ cmd_start() {
     die "nats-server did not become healthy"
   fi
   kill -0 "$(cat "$pidfile")" 2>/dev/null || { show_log_tail "$logfile"; die "nats-server exited"; }
-  printf 'export CONFAB_NATS_URL=nats://127.0.0.1:%s\n' "$port" >"$envfile"
+  {
+    printf 'export CONFAB_NATS_URL=nats://127.0.0.1:%s\n' "$port"
+    # Tests that restart NATS run a private server from the same binary.
+    printf 'export CONFAB_NATS_BIN=%s\n' "$bin"
+  } >"$envfile"
   log "nats-server ready: $(cat "$envfile")"
 }
 

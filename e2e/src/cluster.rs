@@ -43,8 +43,69 @@ impl Drop for Proc {
     }
 }
 
+/// A nats-server of the cluster's own, for scenarios that restart it.
+struct PrivateNats {
+    bin: PathBuf,
+    port: u16,
+    store: PathBuf,
+    child: Child,
+}
+
+impl PrivateNats {
+    fn spawn(bin: &Path, port: u16, store: &Path) -> Result<Child> {
+        Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-sd")
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))
+    }
+
+    async fn start(dir: &Path) -> Result<Self> {
+        let bin = PathBuf::from(service_env("CONFAB_NATS_BIN"));
+        let port = free_addr()?.port();
+        let store = dir.join("nats");
+        let child = Self::spawn(&bin, port, &store)?;
+        let nats = Self {
+            bin,
+            port,
+            store,
+            child,
+        };
+        nats.wait().await?;
+        Ok(nats)
+    }
+
+    async fn wait(&self) -> Result<()> {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("nats-server on port {} did not start", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A cluster of `chat-runtime` processes on loopback.
 pub struct LocalCluster {
+    nats: Option<PrivateNats>,
     dir: tempfile::TempDir,
     config: PathBuf,
     bin: PathBuf,
@@ -105,10 +166,23 @@ impl LocalCluster {
     /// Starts `shards` shards and `gateways` gateways and waits until every
     /// shard holds its lease and every gateway answers.
     pub async fn start(shards: u32, gateways: usize) -> Result<Self> {
+        Self::start_with(shards, gateways, false).await
+    }
+
+    /// As [`LocalCluster::start`]; with `own_nats`, on a nats-server of its
+    /// own that [`LocalCluster::restart_nats`] may kill and start again.
+    pub async fn start_with(shards: u32, gateways: usize, own_nats: bool) -> Result<Self> {
         crate::install_crypto();
-        let nats = service_env("CONFAB_NATS_URL");
         let cql = service_env("CONFAB_CQL_NODE");
         let dir = tempfile::tempdir()?;
+        let private = match own_nats {
+            true => Some(PrivateNats::start(dir.path()).await?),
+            false => None,
+        };
+        let nats = match &private {
+            Some(p) => p.url(),
+            None => service_env("CONFAB_NATS_URL"),
+        };
         let id = Uuid::new_v4().simple().to_string();
         let name = format!("c{}", &id[..10]);
         let keyspace = format!("confab_{}", &id[..12]);
@@ -128,6 +202,7 @@ impl LocalCluster {
         let path = dir.path().join("cluster.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
         let mut cluster = Self {
+            nats: private,
             dir,
             config: path,
             bin: runtime_binary()?,
@@ -228,6 +303,20 @@ impl LocalCluster {
     pub fn gateway_url(&self, i: usize) -> String {
         let p = self.gateways[i].as_ref().expect("gateway running");
         format!("http://{}", p.http)
+    }
+
+    /// `kill -9` the cluster's own nats-server and start it again on the
+    /// same port and store after `down`.
+    pub async fn restart_nats(&mut self, down: Duration) -> Result<()> {
+        let nats = self
+            .nats
+            .as_mut()
+            .context("the cluster runs on a shared NATS")?;
+        let _ = nats.child.kill();
+        let _ = nats.child.wait();
+        tokio::time::sleep(down).await;
+        nats.child = PrivateNats::spawn(&nats.bin, nats.port, &nats.store)?;
+        nats.wait().await
     }
 
     /// The index of a running gateway.

@@ -18,6 +18,8 @@ type Ws =
 /// A logged-in device.
 pub struct Device {
     pub token: String,
+    /// The gateway it last connected to.
+    base: String,
     ws: Option<Ws>,
     /// Highest seq held per chat (what `hello` resumes from).
     pub watermarks: BTreeMap<Uuid, u64>,
@@ -29,24 +31,29 @@ pub struct Device {
     pub acked: BTreeMap<String, (Uuid, u64)>,
     /// Acknowledgements that said `duplicate` (a retry of a stored send).
     pub duplicates: BTreeSet<String>,
+    /// Sends the server refused, with its reason (a scenario expects none).
+    pub refused: Vec<String>,
 }
 
 impl Device {
     pub fn new(token: &str) -> Self {
         Self {
             token: token.to_owned(),
+            base: String::new(),
             ws: None,
             watermarks: BTreeMap::new(),
             received: BTreeMap::new(),
             pending: BTreeMap::new(),
             acked: BTreeMap::new(),
             duplicates: BTreeSet::new(),
+            refused: Vec::new(),
         }
     }
 
     /// Connects to `base` (`http://host:port`), resumes, and re-sends what
     /// was pending. Returns once `synced` arrived.
     pub async fn connect(&mut self, base: &str) -> Result<()> {
+        self.base = base.to_owned();
         let url = format!("{}/v1/ws", base.replace("http://", "ws://"));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         let hello = json!({"type": "hello", "token": self.token, "watermarks": self.watermarks});
@@ -69,6 +76,21 @@ impl Device {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Reconnects to the same gateway, retrying for up to `wait` (as a real
+    /// client does after a "reconnect" close).
+    pub async fn reconnect(&mut self, wait: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let base = self.base.clone();
+        loop {
+            self.ws = None;
+            match self.connect(&base).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
     }
 
     pub fn disconnect(&mut self) {
@@ -126,7 +148,10 @@ impl Device {
                 code,
                 message,
                 ..
-            } => bail!("send {id} refused: {code:?} {message}"),
+            } => {
+                self.pending.remove(id);
+                self.refused.push(format!("{id}: {code:?} {message}"));
+            }
             _ => {}
         }
         Ok(Some(frame))
@@ -137,6 +162,23 @@ impl Device {
         while !done(self) {
             if self.next_frame(wait).await?.is_none() {
                 bail!("no progress for {wait:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Device::until`], but a dropped connection is reconnected (to
+    /// the same gateway) and resumed, as a real client does.
+    pub async fn until_resuming(
+        &mut self,
+        wait: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<()> {
+        while !done(self) {
+            match self.next_frame(wait).await {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("no progress for {wait:?}"),
+                Err(_) => self.reconnect(wait).await?,
             }
         }
         Ok(())

@@ -26,22 +26,37 @@ pub fn shard_prefix(config: &ClusterConfig) -> String {
     format!("confab.{}.shard", config.cluster)
 }
 
-/// Connects to NATS (reconnecting forever on its own).
-pub async fn nats(config: &NatsConfig, name: &str) -> Result<async_nats::Client> {
+/// Connects to NATS (reconnecting forever on its own). The receiver counts
+/// connections: it moves past 1 each time the client reconnected, after
+/// which anything published meanwhile may have been missed.
+pub async fn nats(
+    config: &NatsConfig,
+    name: &str,
+) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>)> {
+    let (connected, connections) = tokio::sync::watch::channel(0u64);
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
-        .max_reconnects(None);
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            match &event {
+                async_nats::Event::Connected => connected.send_modify(|n| *n += 1),
+                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost"),
+                _ => {}
+            }
+            async {}
+        });
     if let Some(file) = &config.credentials_file {
         options = options
             .credentials_file(file)
             .await
             .with_context(|| format!("NATS credentials {file}"))?;
     }
-    options
+    let client = options
         .connect(config.url.as_str())
         .await
-        .with_context(|| format!("cannot connect to NATS at {}", config.url))
+        .with_context(|| format!("cannot connect to NATS at {}", config.url))?;
+    Ok((client, connections))
 }
 
 /// Connects to the CQL store and applies pending migrations.

@@ -41,7 +41,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let config = connect::load(&args.config)?;
-    let nats = connect::nats(&config.nats, &format!("{}-gateway", config.cluster)).await?;
+    let (nats, mut connections) =
+        connect::nats(&config.nats, &format!("{}-gateway", config.cluster)).await?;
     let store = connect::store(&config.store).await?;
     let key = connect::signing_key(&config.auth.signing_key_file)?;
     let metrics = Arc::new(Metrics::new());
@@ -81,6 +82,20 @@ pub async fn run(
         args.limits,
         stop_rx,
     ));
+    // Events published while NATS was away are lost to the sessions here:
+    // after a reconnect every session closes with "missed events" and its
+    // device resumes from the store.
+    tokio::spawn({
+        let node = node.clone();
+        async move {
+            while connections.changed().await.is_ok() {
+                if *connections.borrow_and_update() > 1 {
+                    tracing::warn!("NATS reconnected: sessions resume from the store");
+                    node.resync_all();
+                }
+            }
+        }
+    });
     control::spawn(
         args.control_listen,
         control::GatewayControl {

@@ -99,7 +99,7 @@ pub async fn run(
     let config = connect::load(&args.config)?;
     let me = ShardId(args.ordinal);
     let name = format!("{}-shard-{}", config.cluster, me.0);
-    let nats = connect::nats(&config.nats, &name).await?;
+    let (nats, _) = connect::nats(&config.nats, &name).await?;
     let js = jetstream::new(nats.clone());
     let store = connect::store(&config.store).await?;
     let bus = Arc::new(NatsBus::with_prefix(

@@ -115,6 +115,7 @@ async fn check(
         }
     }
     for d in senders {
+        ensure!(d.refused.is_empty(), "sends refused: {:?}", d.refused);
         for (id, (ch, seq)) in &d.acked {
             if *ch == chat {
                 ensure!(
@@ -340,4 +341,86 @@ async fn a_shard_killed_under_load_fails_over_to_its_neighbours() -> Result<()> 
     println!("failover moved {moved:.3} of chats");
     let senders = running.await??;
     settle(&c, p, senders, rounds).await
+}
+
+#[tokio::test]
+async fn nats_restarted_under_load_recovers_by_itself() -> Result<()> {
+    let mut c = LocalCluster::start_with(3, 2, true).await?;
+    let mut p = pairs(&c, 6).await?;
+    let rounds = 100;
+    let chats = p.chats.clone();
+    let mut senders = std::mem::take(&mut p.senders);
+    let running = tokio::spawn(async move {
+        for r in 0..rounds {
+            for (d, chat) in senders.iter_mut().zip(&chats) {
+                // A send that cannot be written stays pending; the
+                // reconnect re-sends it.
+                if d.send(*chat, &format!("m-{r}"), "load").await.is_err() {
+                    d.reconnect(WAIT).await?;
+                }
+                loop {
+                    match d.next_frame(Duration::from_millis(1)).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => {
+                            d.reconnect(WAIT).await?;
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::Ok(senders)
+    });
+    // An idle device: events published while NATS was away may be lost to
+    // it, so its gateway closes it with 4003 ("missed events") once NATS is
+    // back, and it resumes from the store.
+    let watcher = user(&c, 1, "watcher").await?;
+    let mut idle = Device::new(&watcher.token);
+    idle.connect(&c.gateway_url(1)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // kill -9 NATS with traffic in flight; it comes back after a second with
+    // its JetStream store (leases, ownership records). Nothing else is touched.
+    c.restart_nats(Duration::from_secs(1)).await?;
+    let closed = loop {
+        match idle.next_frame(WAIT).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => anyhow::bail!("the idle session was not told to resume"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    ensure!(
+        closed.contains("4003"),
+        "expected close 4003, got: {closed}"
+    );
+    idle.reconnect(WAIT).await?;
+    let mut senders = running.await??;
+    for (i, d) in senders.iter_mut().enumerate() {
+        d.until_resuming(WAIT, |d| d.pending.is_empty())
+            .await
+            .with_context(|| format!("sender {i}"))?;
+        ensure!(
+            d.acked.len() == rounds,
+            "sender {i}: acked {} of {rounds}",
+            d.acked.len()
+        );
+    }
+    for (i, (d, chat)) in p.receivers.iter_mut().zip(&p.chats).enumerate() {
+        d.until_resuming(WAIT, |d| d.seqs(*chat).len() >= rounds)
+            .await
+            .with_context(|| format!("receiver {i}"))?;
+    }
+    for i in 0..p.chats.len() {
+        check(
+            &c,
+            &p.readers[i],
+            p.chats[i],
+            &[&senders[i]],
+            &[&p.receivers[i]],
+        )
+        .await
+        .with_context(|| format!("chat {i}"))?;
+    }
+    Ok(())
 }
