@@ -210,27 +210,38 @@ impl LocalCluster {
             gateways: Vec::new(),
             http: reqwest::Client::new(),
         };
-        for n in 0..shards {
-            let p = cluster.spawn(
-                &format!("shard-{n}"),
-                &["shard", "--ordinal", &n.to_string(), "--lease-ms", "3000"],
-            )?;
-            cluster.shards.push(Some(p));
-        }
-        for i in 0..gateways {
-            let p = cluster.spawn(&format!("gateway-{i}"), &["gateway"])?;
-            cluster.gateways.push(Some(p));
-        }
-        for n in 0..shards as usize {
-            cluster.wait_ready_shard(n).await?;
-        }
-        for i in 0..gateways {
-            cluster.wait_ready_gateway(i).await?;
-        }
+        let started = futures::future::try_join_all((0..shards).map(|n| cluster.launch_shard(n)));
+        cluster.shards = started.await?.into_iter().map(Some).collect();
+        let started = futures::future::try_join_all(
+            (0..gateways).map(|i| cluster.launch(format!("gateway-{i}"), vec!["gateway".into()])),
+        );
+        cluster.gateways = started.await?.into_iter().map(Some).collect();
         Ok(cluster)
     }
 
-    fn spawn(&self, name: &str, args: &[&str]) -> Result<Proc> {
+    async fn launch_shard(&self, n: u32) -> Result<Proc> {
+        let args = ["shard", "--ordinal", &n.to_string(), "--lease-ms", "3000"];
+        self.launch(format!("shard-{n}"), args.map(String::from).to_vec())
+            .await
+    }
+
+    /// Starts a process and waits until its `/readyz` answers (a shard: it
+    /// holds its lease). Ports are picked free just before; if another
+    /// process took one meanwhile, the start is tried again on new ports.
+    async fn launch(&self, name: String, args: Vec<String>) -> Result<Proc> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut p = self.spawn(&name, &args)?;
+            match self.wait_ready(&mut p, &name).await {
+                Ok(()) => return Ok(p),
+                Err(_) if attempt < 3 && p.child.try_wait()?.is_some() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
         let (http, control) = (free_addr()?, free_addr()?);
         let log = self.dir.path().join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
@@ -261,8 +272,12 @@ impl LocalCluster {
         })
     }
 
-    async fn wait_ok(&self, url: String, what: &str, log: &Path) -> Result<()> {
+    async fn wait_ready(&self, p: &mut Proc, what: &str) -> Result<()> {
+        let url = format!("http://{}/readyz", p.http);
         for _ in 0..300 {
+            if p.child.try_wait()?.is_some() {
+                break;
+            }
             if let Ok(r) = self.http.get(&url).send().await
                 && r.status().is_success()
             {
@@ -270,33 +285,12 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        let tail = std::fs::read_to_string(&p.log).unwrap_or_default();
         let tail: Vec<&str> = tail.lines().rev().take(30).collect();
         bail!(
-            "{what} not ready after 30 s; its log ends:\n{}",
+            "{what} not ready (or exited); its log ends:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
-    }
-
-    /// Waits until shard `n` holds its lease.
-    pub async fn wait_ready_shard(&self, n: usize) -> Result<()> {
-        let p = self.shards[n].as_ref().context("shard not running")?;
-        self.wait_ok(
-            format!("http://{}/readyz", p.http),
-            &format!("shard {n}"),
-            &p.log,
-        )
-        .await
-    }
-
-    async fn wait_ready_gateway(&self, i: usize) -> Result<()> {
-        let p = self.gateways[i].as_ref().context("gateway not running")?;
-        self.wait_ok(
-            format!("http://{}/readyz", p.http),
-            &format!("gateway {i}"),
-            &p.log,
-        )
-        .await
     }
 
     /// `http://host:port` of gateway `i`.
@@ -386,12 +380,9 @@ impl LocalCluster {
 
     /// Starts shard `n` again (after a kill) and waits for its lease.
     pub async fn restart_shard(&mut self, n: usize) -> Result<()> {
-        let p = self.spawn(
-            &format!("shard-{n}"),
-            &["shard", "--ordinal", &n.to_string(), "--lease-ms", "3000"],
-        )?;
+        let p = self.launch_shard(n as u32).await?;
         self.shards[n] = Some(p);
-        self.wait_ready_shard(n).await
+        Ok(())
     }
 }
 

@@ -206,15 +206,22 @@ impl Control for GatewayControl {
     }
 }
 
-/// Serves `service` on `addr` until the process ends.
-pub fn spawn<S: Control>(addr: SocketAddr, service: S) {
+/// Binds `addr` (failing the start when it cannot) and serves `service`
+/// there until the process ends.
+pub async fn spawn<S: Control>(addr: SocketAddr, service: S) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the control API"))?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(ControlServer::new(service))
-            .serve(addr)
+            .serve_with_incoming(incoming)
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, %addr, "control API stopped");
         }
     });
+    Ok(())
 }

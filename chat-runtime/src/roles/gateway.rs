@@ -102,7 +102,8 @@ pub async fn run(
             node: node.clone(),
             shards,
         },
-    );
+    )
+    .await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -145,7 +145,8 @@ pub async fn run(
             records,
             key,
         },
-    );
+    )
+    .await?;
     let prefix = connect::shard_prefix(&config);
     let gate = Arc::new(OwnershipGate(ownership.clone()));
     let inbox = tokio::spawn({
@@ -153,12 +154,14 @@ pub async fn run(
         async move { remote::serve(nats, &prefix, me, shard, gate).await }
     });
     tracing::info!(shard = me.0, listen = %args.listen, control = %args.control_listen, "shard serving");
-    let ops = warp::serve(ops_routes(ownership, metrics))
-        .bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    warp::serve(ops_routes(ownership, metrics))
+        .incoming(listener)
         .graceful(shutdown)
-        .run();
-    ops.await;
+        .run()
+        .await;
     inbox.abort();
     Ok(())
 }
