@@ -116,7 +116,11 @@ async fn deleted_media_is_no_longer_available() {
 
     // Bob downloads it; the sweeper then deletes it.
     let url = format!("{}{href}", app.url);
-    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    // Reading the body is the download: a response dropped after its
+    // headers fetched nothing.
+    let got = reqwest::get(&url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"row 7, seats 12-13\n");
     let http = reqwest::Client::new();
     let started = Instant::now();
     while http.head(&url).send().await.unwrap().status() != 410 {
