@@ -145,11 +145,10 @@ pub enum MediaKind {
     File,
 }
 
-/// The media a message carries. The server fills every field but `caption`
-/// from the upload, so receivers can trust them.
+/// What the server measured of uploaded bytes; messages carry it, so
+/// receivers can trust it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Attachment {
-    pub media_id: MediaId,
+pub struct MediaFacts {
     /// Sniffed from the bytes, never taken from the uploader's header.
     pub content_type: String,
     pub size: u64,
@@ -166,6 +165,14 @@ pub struct Attachment {
     /// The uploader's file name, for files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// The media a message carries: its upload's facts and the sender's caption.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub media_id: MediaId,
+    #[serde(flatten)]
+    pub facts: MediaFacts,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub caption: String,
 }
@@ -200,18 +207,8 @@ pub struct MediaRecord {
     /// Name of the bucket that holds the object.
     pub bucket: String,
     pub kind: MediaKind,
-    pub content_type: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blurhash: Option<String>,
-    #[serde(default)]
-    pub thumbnail: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[serde(flatten)]
+    pub facts: MediaFacts,
     /// Users who uploaded these bytes (each proved they hold them).
     pub uploaders: Vec<UserId>,
     pub shares: Vec<Share>,

@@ -19,7 +19,7 @@ use super::server::{BoxError, HttpBody};
 use crate::error::ApiError;
 use crate::media::signed::LinkParams;
 use crate::media::{Download, MediaError};
-use crate::model::{MediaKind, MediaRecord, UserId, now_ms};
+use crate::model::{MediaFacts, MediaKind, MediaRecord, UserId, now_ms};
 use crate::node::Node;
 use crate::protocol::ErrorCode;
 
@@ -48,17 +48,8 @@ struct Query {
 struct UploadView<'a> {
     media_id: &'a str,
     kind: MediaKind,
-    content_type: &'a str,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    height: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    blurhash: Option<&'a str>,
-    thumbnail: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    #[serde(flatten)]
+    facts: &'a MediaFacts,
     /// The same bytes were stored before: nothing new was written.
     duplicate: bool,
 }
@@ -139,13 +130,7 @@ async fn upload(
     let view = UploadView {
         media_id: &r.id,
         kind: r.kind,
-        content_type: &r.content_type,
-        size: r.size,
-        width: r.width,
-        height: r.height,
-        blurhash: r.blurhash.as_deref(),
-        thumbnail: r.thumbnail,
-        name: r.name.as_deref(),
+        facts: &r.facts,
         duplicate: up.duplicate,
     };
     Ok(json(StatusCode::CREATED, &view))
@@ -209,7 +194,7 @@ async fn download(
         set(&mut res, header::CACHE_CONTROL, &cache);
         return Ok(res);
     }
-    let range = match requested_range(&req, r.size) {
+    let range = match requested_range(&req, r.facts.size) {
         _ if thumbnail => None,
         Ok(range) => range,
         Err(size) => {
@@ -231,7 +216,7 @@ async fn download(
     let content_type = if thumbnail {
         "image/jpeg"
     } else {
-        &dl.record.content_type
+        &dl.record.facts.content_type
     };
     set(&mut res, header::CONTENT_TYPE, content_type);
     set(
@@ -275,7 +260,7 @@ fn requested_range<B>(req: &Request<B>, size: u64) -> Result<Option<std::ops::Ra
 }
 
 fn disposition(r: &MediaRecord, thumbnail: bool) -> String {
-    match (&r.name, r.kind, thumbnail) {
+    match (&r.facts.name, r.kind, thumbnail) {
         (Some(name), MediaKind::File, false) => {
             let safe: String = name
                 .chars()

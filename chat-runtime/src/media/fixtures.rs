@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use crate::model::{Attachment, MediaKind, MediaRecord, MediaState};
+use crate::model::{Attachment, MediaFacts, MediaKind, MediaRecord, MediaState};
 
 /// A `width`×`height` PNG with a gradient (so thumbnails are not trivial).
 pub fn png(width: u32, height: u32) -> Vec<u8> {
@@ -49,13 +49,15 @@ pub fn record(id: &str) -> MediaRecord {
         id: id.to_owned(),
         bucket: "media".into(),
         kind: MediaKind::Video,
-        content_type: "video/mp4".into(),
-        size: 1234,
-        width: None,
-        height: None,
-        blurhash: None,
-        thumbnail: false,
-        name: Some("clip.mp4".into()),
+        facts: MediaFacts {
+            content_type: "video/mp4".into(),
+            size: 1234,
+            width: None,
+            height: None,
+            blurhash: None,
+            thumbnail: false,
+            name: Some("clip.mp4".into()),
+        },
         uploaders: vec![uuid::Uuid::new_v4()],
         shares: Vec::new(),
         downloads: Vec::new(),

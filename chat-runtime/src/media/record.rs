@@ -5,22 +5,17 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Attachment, ChatId, MediaId, MediaKind, MediaRecord, MediaState, Member, Seq, Share, UserId,
+    Attachment, ChatId, MediaFacts, MediaId, MediaKind, MediaRecord, MediaState, Member, Seq,
+    Share, UserId,
 };
 
-/// Facts about uploaded bytes, as measured by the server.
+/// Uploaded bytes: where they are and what they are.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Facts {
+pub struct Upload {
     pub id: MediaId,
     pub bucket: String,
     pub kind: MediaKind,
-    pub content_type: String,
-    pub size: u64,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub blurhash: Option<String>,
-    pub thumbnail: bool,
-    pub name: Option<String>,
+    pub facts: MediaFacts,
 }
 
 /// What an upload does to the record of its bytes.
@@ -40,8 +35,8 @@ pub enum Claim {
     Wait,
 }
 
-/// How an upload of `facts` by `user` changes `current`.
-pub fn claim(current: Option<&MediaRecord>, facts: Facts, user: UserId, now: i64) -> Claim {
+/// How `upload` by `user` changes `current`.
+pub fn claim(current: Option<&MediaRecord>, upload: Upload, user: UserId, now: i64) -> Claim {
     match current {
         Some(r) if r.state == MediaState::Deleting => Claim::Wait,
         Some(r) if r.state == MediaState::Live => {
@@ -61,16 +56,10 @@ pub fn claim(current: Option<&MediaRecord>, facts: Facts, user: UserId, now: i64
         // New bytes, or bytes deleted by retention and uploaded again.
         _ => Claim::Write {
             record: MediaRecord {
-                id: facts.id,
-                bucket: facts.bucket,
-                kind: facts.kind,
-                content_type: facts.content_type,
-                size: facts.size,
-                width: facts.width,
-                height: facts.height,
-                blurhash: facts.blurhash,
-                thumbnail: facts.thumbnail,
-                name: facts.name,
+                id: upload.id,
+                bucket: upload.bucket,
+                kind: upload.kind,
+                facts: upload.facts,
                 uploaders: vec![user],
                 shares: current.map(|r| r.shares.clone()).unwrap_or_default(),
                 downloads: Vec::new(),
@@ -148,13 +137,7 @@ pub fn with_state(r: &MediaRecord, state: MediaState) -> MediaRecord {
 pub fn attachment(r: &MediaRecord, caption: String) -> Attachment {
     Attachment {
         media_id: r.id.clone(),
-        content_type: r.content_type.clone(),
-        size: r.size,
-        width: r.width,
-        height: r.height,
-        blurhash: r.blurhash.clone(),
-        thumbnail: r.thumbnail,
-        name: r.name.clone(),
+        facts: r.facts.clone(),
         caption,
     }
 }
@@ -211,19 +194,13 @@ mod tests {
     use crate::model::Role;
     use uuid::Uuid;
 
-    fn facts(id: &str) -> Facts {
+    fn upload(id: &str) -> Upload {
         let r = fixtures::record(id);
-        Facts {
+        Upload {
             id: r.id,
             bucket: r.bucket,
             kind: r.kind,
-            content_type: r.content_type,
-            size: r.size,
-            width: r.width,
-            height: r.height,
-            blurhash: r.blurhash,
-            thumbnail: r.thumbnail,
-            name: r.name,
+            facts: r.facts,
         }
     }
 
@@ -241,24 +218,24 @@ mod tests {
     #[test]
     fn the_same_bytes_uploaded_twice_are_one_record_with_two_uploaders() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let (first, expected, dup) = written(claim(None, facts("x"), a, 1));
+        let (first, expected, dup) = written(claim(None, upload("x"), a, 1));
         assert_eq!((expected, dup, first.version), (None, false, 1));
-        let (second, expected, dup) = written(claim(Some(&first), facts("x"), b, 2));
+        let (second, expected, dup) = written(claim(Some(&first), upload("x"), b, 2));
         assert_eq!((expected, dup), (Some(1), true));
         assert_eq!(second.uploaders, vec![a, b]);
         assert_eq!(
-            claim(Some(&second), facts("x"), a, 3),
+            claim(Some(&second), upload("x"), a, 3),
             Claim::Unchanged(second.clone())
         );
         let deleting = with_state(&second, MediaState::Deleting);
-        assert_eq!(claim(Some(&deleting), facts("x"), a, 4), Claim::Wait);
+        assert_eq!(claim(Some(&deleting), upload("x"), a, 4), Claim::Wait);
         // Re-uploaded after retention deleted it: live again, shares kept.
         let shared = with_share(&second, Uuid::new_v4(), 4, a, 3).unwrap();
         let deleted = with_state(
             &with_state(&shared, MediaState::Deleting),
             MediaState::Deleted,
         );
-        let (revived, expected, dup) = written(claim(Some(&deleted), facts("x"), b, 9));
+        let (revived, expected, dup) = written(claim(Some(&deleted), upload("x"), b, 9));
         assert_eq!((expected, dup), (Some(deleted.version), false));
         assert_eq!(
             (revived.state, revived.uploaders.clone()),
@@ -271,7 +248,7 @@ mod tests {
     fn only_uploaders_and_members_of_a_sharing_chat_may_read() {
         let (owner, peer, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let chat = Uuid::new_v4();
-        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        let (r, ..) = written(claim(None, upload("x"), owner, 1));
         assert!(may_read(&r, owner, &[]));
         assert!(!may_read(&r, peer, &[chat]));
         let r = with_share(&r, chat, 0, owner, 2).unwrap();
@@ -282,7 +259,7 @@ mod tests {
     #[test]
     fn shares_remember_the_latest_message_and_reset_while_a_send_is_pending() {
         let (owner, chat) = (Uuid::new_v4(), Uuid::new_v4());
-        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        let (r, ..) = written(claim(None, upload("x"), owner, 1));
         let r = with_share(&r, chat, 0, owner, 2).unwrap();
         let r = with_share(&r, chat, 7, owner, 2).unwrap();
         assert_eq!(r.shares[0].seq, 7);
@@ -312,7 +289,7 @@ mod tests {
             Uuid::new_v4(),
             Uuid::new_v4(),
         );
-        let (r, ..) = written(claim(None, facts("x"), owner, 1));
+        let (r, ..) = written(claim(None, upload("x"), owner, 1));
         let r = with_share(&r, chat, 3, owner, 1).unwrap();
         // Carol never acked delivery; her download shows she has it.
         let members = BTreeMap::from([(
@@ -343,7 +320,7 @@ mod tests {
     #[test]
     fn expiry_never_deletes_what_a_recipient_has_not_received() {
         let (owner, bob, chat) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let (r, ..) = written(claim(None, facts("x"), owner, 0));
+        let (r, ..) = written(claim(None, upload("x"), owner, 0));
         let policy = Retention {
             expire_after_ms: Some(100),
             after_download: false,

@@ -22,13 +22,15 @@ use super::MediaError;
 use confab_api::config::BucketConfig;
 
 use super::buckets::{self, Bucket};
-use super::record::{self, Claim, Facts};
+use super::record::{self, Claim, Upload};
 use super::signed::{self, LinkParams, Links};
 use super::sniff::{SNIFF_BYTES, Sniffed, sniff};
 use super::thumb;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::model::{ChatId, Content, MediaKind, MediaRecord, MediaState, Seq, UserId, now_ms};
+use crate::model::{
+    ChatId, Content, MediaFacts, MediaKind, MediaRecord, MediaState, Seq, UserId, now_ms,
+};
 use crate::store::Store;
 
 /// Upload part size: S3's minimum multipart part, and the most an upload
@@ -210,20 +212,22 @@ impl Media {
                 MediaKind::Image => Some(self.preview(bucket, &tmp).await?),
                 _ => None,
             };
-            let facts = Facts {
+            let upload = Upload {
                 id,
                 bucket: bucket.name.clone(),
                 kind: sniffed.kind,
-                content_type: sniffed.content_type,
-                size,
-                width: preview.as_ref().map(|p| p.width),
-                height: preview.as_ref().map(|p| p.height),
-                blurhash: preview.as_ref().map(|p| p.blurhash.clone()),
-                thumbnail: preview.is_some(),
-                name: name.filter(|_| sniffed.kind == MediaKind::File),
+                facts: MediaFacts {
+                    content_type: sniffed.content_type,
+                    size,
+                    width: preview.as_ref().map(|p| p.width),
+                    height: preview.as_ref().map(|p| p.height),
+                    blurhash: preview.as_ref().map(|p| p.blurhash.clone()),
+                    thumbnail: preview.is_some(),
+                    name: name.filter(|_| sniffed.kind == MediaKind::File),
+                },
             };
             let thumb = preview.map(|p| p.jpeg);
-            self.claim(bucket, &tmp, facts, thumb, user).await
+            self.claim(bucket, &tmp, upload, thumb, user).await
         }
         .await;
         // Gone already when it became the object; otherwise not needed.
@@ -276,15 +280,15 @@ impl Media {
         &self,
         bucket: &Bucket,
         tmp: &object_store::path::Path,
-        facts: Facts,
+        upload: Upload,
         thumb: Option<Vec<u8>>,
         user: UserId,
     ) -> Result<Uploaded, MediaError> {
-        let id = facts.id.clone();
+        let id = upload.id.clone();
         let mut placed = false;
         for _ in 0..CAS_ATTEMPTS {
             let current = self.store.media(&id).await?;
-            match record::claim(current.as_ref(), facts.clone(), user, now_ms()) {
+            match record::claim(current.as_ref(), upload.clone(), user, now_ms()) {
                 Claim::Wait => tokio::time::sleep(DELETING_PAUSE).await,
                 Claim::Unchanged(record) => {
                     return Ok(Uploaded {
@@ -433,7 +437,7 @@ impl Media {
     ) -> Result<Download, MediaError> {
         let bucket = self.bucket(&r.bucket)?;
         let path = if thumbnail {
-            if !r.thumbnail {
+            if !r.facts.thumbnail {
                 return Err(MediaError::NotFound);
             }
             buckets::thumbnail(&r.id)

@@ -87,13 +87,16 @@ async fn a_photo_sent_over_the_websocket_arrives_with_its_facts() {
     let Content::Image(a) = photo.content else {
         panic!("expected an image, got {:?}", photo.content);
     };
-    assert_eq!((a.width, a.height, a.thumbnail), (Some(64), Some(48), true));
     assert_eq!(
-        (a.media_id.as_str(), a.content_type.as_str()),
+        (a.facts.width, a.facts.height, a.facts.thumbnail),
+        (Some(64), Some(48), true)
+    );
+    assert_eq!(
+        (a.media_id.as_str(), a.facts.content_type.as_str()),
         (id.as_str(), "image/png")
     );
     assert_eq!(a.caption, "a square-ish photo");
-    assert!(a.blurhash.is_some());
+    assert!(a.facts.blurhash.is_some());
     // Bob may now fetch it: the share was recorded before the message went out.
     let got = server
         .http

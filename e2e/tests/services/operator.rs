@@ -2,9 +2,11 @@
 //! `e2e/scripts/kube.sh` (kube-apiserver, controller-manager, scheduler and
 //! kwok, which marks pods Running/Ready on a fake node).
 //!
-//! The controller runs in-process with the recording control API (chat-runtime
-//! does not serve the control API yet), so ring steps are asserted through
-//! the calls it records. Each test works in a namespace of its own.
+//! The controller runs in-process with the recording control API: kwok's pods
+//! run no processes, so ring steps are asserted through the calls it records
+//! (the runtime's real control server is driven by the operator's gRPC client
+//! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
+//! its own.
 //! [`failover`] holds the failover scenarios, [`chart`] the operator running
 //! under the Helm chart's RBAC, [`table`] what `kubectl get chatclusters`
 //! prints.
@@ -293,12 +295,22 @@ fn owned_by_chat<K: Resource>(obj: &K) -> bool {
 #[tokio::test]
 async fn chatcluster_creates_children_scales_3_5_2_and_cleans_up_through_the_finalizer()
 -> Result<()> {
+    with_operator("op-life", lifecycle).await
+}
+
+/// Runs `scenario` in a fresh namespace with an in-process operator that
+/// records its control calls; afterwards deletes the ChatCluster through its
+/// finalizer and the namespace — also when the scenario panicked.
+pub(crate) async fn with_operator(
+    prefix: &str,
+    scenario: impl AsyncFnOnce(&Client, &str, &Recording) -> Result<()>,
+) -> Result<()> {
     let client = client().await?;
     install_crd(&client).await?;
-    let ns = namespace(&client, "op-life").await?;
+    let ns = namespace(&client, prefix).await?;
     let recording = Recording::default();
     let operator = Operator::start(&client, &ns, Arc::new(recording.clone()));
-    let result = AssertUnwindSafe(lifecycle(&client, &ns, &recording))
+    let result = AssertUnwindSafe(scenario(&client, &ns, &recording))
         .catch_unwind()
         .await;
     operator.stop().await;

@@ -7,13 +7,9 @@
 //! subresource stays False until the test patches it back: the test plays
 //! the kubelet whose probe failed and then passed.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use confab_api::cluster::ChatCluster;
 use confab_operator::shell::control::Recording;
-use futures::FutureExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
@@ -23,10 +19,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::table::get_chatclusters;
-use super::{
-    Operator, available, cleanup_namespace, client, cluster, delete_with_an_operator, install_crd,
-    namespace, ring_reaches, until,
-};
+use super::{available, cluster, ring_reaches, until, with_operator};
 
 /// Seconds a shard may stay NotReady in these tests.
 const DELAY: i64 = 3;
@@ -81,18 +74,7 @@ async fn first_event(client: &Client, ns: &str, reason: &str) -> Result<Timestam
 
 #[tokio::test]
 async fn not_ready_shard_leaves_the_ring_after_the_delay_and_rejoins_when_ready() -> Result<()> {
-    let client = client().await?;
-    install_crd(&client).await?;
-    let ns = namespace(&client, "op-failover").await?;
-    let recording = Recording::default();
-    let operator = Operator::start(&client, &ns, Arc::new(recording.clone()));
-    let result = AssertUnwindSafe(failover(&client, &ns, &recording))
-        .catch_unwind()
-        .await;
-    operator.stop().await;
-    delete_with_an_operator(&client, &ns).await;
-    cleanup_namespace(&client, &ns).await;
-    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    with_operator("op-failover", failover).await
 }
 
 async fn failover(client: &Client, ns: &str, recording: &Recording) -> Result<()> {
