@@ -116,7 +116,7 @@ pub async fn serve(
         &key,
         metrics.clone(),
     )?);
-    media
+    let sweeper = media
         .clone()
         .spawn_sweeper(config.sweep_every, stop_rx.clone());
     let seams = Seams {
@@ -134,5 +134,8 @@ pub async fn serve(
     ));
     tracing::info!(addr = %listener.local_addr()?, "standalone serving");
     gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
+    // A sweep in flight still holds the store: let it finish, so the store
+    // is closed when this returns (a restart in the same process reopens it).
+    let _ = sweeper.await;
     Ok(())
 }

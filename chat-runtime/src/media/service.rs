@@ -552,7 +552,11 @@ impl Media {
     }
 
     /// Runs [`Media::sweep`] every `every` until `stop` turns true.
-    pub fn spawn_sweeper(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+    pub fn spawn_sweeper(
+        self: Arc<Self>,
+        every: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -569,7 +573,7 @@ impl Media {
                     Err(e) => tracing::warn!(error = %e, "media: retention sweep failed"),
                 }
             }
-        });
+        })
     }
 }
 

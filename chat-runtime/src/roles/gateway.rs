@@ -66,7 +66,7 @@ pub async fn run(
         metrics.clone(),
     )?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    media
+    let sweeper = media
         .clone()
         .spawn_sweeper(args.sweep_every, stop_rx.clone());
     let seams = Seams {
@@ -109,5 +109,8 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %args.listen, control = %args.control_listen, "gateway serving");
     gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
+    // A sweep in flight still holds the store: let it finish, so the store
+    // is closed when this returns (a restart in the same process reopens it).
+    let _ = sweeper.await;
     Ok(())
 }
