@@ -15,6 +15,8 @@
 //! - [`presence`]: online / last seen, visible to contacts only.
 //! - [`media`]: photos, videos, voice notes and files in object-storage
 //!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
+//! - [`push`]: push notifications for members with no live session — jobs,
+//!   retry policy, providers (FCM, APNs, webhook) and the notifier.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
 //! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
 //! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
@@ -37,6 +39,7 @@ pub mod model;
 pub mod node;
 pub mod presence;
 pub mod protocol;
+pub mod push;
 pub mod roles;
 pub mod session;
 pub mod shard;

@@ -46,6 +46,12 @@ enum Role {
         /// Seconds between media retention sweeps.
         #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
         media_sweep_secs: u64,
+        /// Lets devices register webhook (UnifiedPush) endpoints for push.
+        #[arg(long, env = "CONFAB_PUSH_WEBHOOKS")]
+        push_webhooks: bool,
+        /// Also allows plain-http webhook endpoints (development only).
+        #[arg(long, env = "CONFAB_PUSH_ALLOW_HTTP")]
+        push_allow_http: bool,
     },
     /// Cluster edge: WebSocket, REST and media; commands go to shards over NATS.
     Gateway {
@@ -67,6 +73,11 @@ enum Role {
         /// holds its chats at most this long.
         #[arg(long, env = "CONFAB_LEASE_MS", default_value_t = 10_000)]
         lease_ms: u64,
+    },
+    /// Cluster push worker: delivers queued push jobs to FCM, APNs and webhooks.
+    Notifier {
+        #[command(flatten)]
+        pod: Pod,
     },
 }
 
@@ -110,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
             media_max_bytes,
             media_buckets,
             media_sweep_secs,
+            push_webhooks,
+            push_allow_http,
         } => {
             let media = match media_buckets {
                 Some(path) => {
@@ -134,6 +147,11 @@ async fn main() -> anyhow::Result<()> {
                 },
                 media,
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
+                push: confab_api::config::PushConfig {
+                    webhooks: push_webhooks,
+                    allow_http_webhooks: push_allow_http,
+                    ..Default::default()
+                },
             };
             standalone::serve(config, listener, shutdown_signal()).await
         }
@@ -167,6 +185,13 @@ async fn main() -> anyhow::Result<()> {
                 lease_ttl: std::time::Duration::from_millis(lease_ms.max(1000)),
             };
             roles::shard::run(args, shutdown_signal()).await
+        }
+        Role::Notifier { pod } => {
+            let args = roles::notifier::NotifierArgs {
+                config: pod.config,
+                listen: pod.listen,
+            };
+            roles::notifier::run(args, shutdown_signal()).await
         }
     }
 }

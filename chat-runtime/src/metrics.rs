@@ -19,6 +19,12 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabel {
+    platform: &'static str,
+    outcome: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +46,13 @@ pub struct Metrics {
     /// Time to receive, check and store an upload, in seconds.
     pub upload_seconds: Histogram,
     media_rejects: Family<ReasonLabel, Counter>,
+    /// Push jobs queued (one per offline recipient of a message).
+    pub push_enqueued: Counter,
+    /// Push jobs the queue refused (logged; the message itself is stored).
+    pub push_enqueue_failures: Counter,
+    /// Push jobs given up on (in the dead-letter queue).
+    pub push_dead_letters: Counter,
+    push_attempts: Family<PushLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,6 +74,30 @@ impl Metrics {
         let media_bytes_out = Counter::default();
         let upload_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         let media_rejects = Family::<ReasonLabel, Counter>::default();
+        let push_enqueued = Counter::default();
+        let push_enqueue_failures = Counter::default();
+        let push_dead_letters = Counter::default();
+        let push_attempts = Family::<PushLabel, Counter>::default();
+        registry.register(
+            "push_enqueued",
+            "Push jobs queued for offline recipients",
+            push_enqueued.clone(),
+        );
+        registry.register(
+            "push_enqueue_failures",
+            "Push jobs the queue refused",
+            push_enqueue_failures.clone(),
+        );
+        registry.register(
+            "push_dead_letters",
+            "Push jobs given up on",
+            push_dead_letters.clone(),
+        );
+        registry.register(
+            "push_attempts",
+            "Deliveries to push services, by platform and outcome",
+            push_attempts.clone(),
+        );
         registry.register(
             "media_bytes_in",
             "Media bytes received in uploads",
@@ -119,7 +156,18 @@ impl Metrics {
             media_bytes_out,
             upload_seconds,
             media_rejects,
+            push_enqueued,
+            push_enqueue_failures,
+            push_dead_letters,
+            push_attempts,
         }
+    }
+
+    /// Counts one delivery attempt to a push service.
+    pub fn push_attempt(&self, platform: &'static str, outcome: &'static str) {
+        self.push_attempts
+            .get_or_create(&PushLabel { platform, outcome })
+            .inc();
     }
 
     /// Counts one error returned to a client.

@@ -247,3 +247,43 @@ pub struct Message {
     pub content: Content,
     pub sent_at: i64,
 }
+
+/// The push service a device is reached through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Firebase Cloud Messaging (Android, web); the token is an FCM
+    /// registration token.
+    Fcm,
+    /// Apple Push Notification service; the token is the hex device token.
+    Apns,
+    /// An HTTPS endpoint that takes a JSON POST (UnifiedPush distributors,
+    /// self-hosted relays); the token is the endpoint URL.
+    Webhook,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fcm => "fcm",
+            Self::Apns => "apns",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Fcm, Self::Apns, Self::Webhook]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// A device registered for push notifications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Chosen by the client; stable across app restarts.
+    pub device_id: String,
+    pub platform: Platform,
+    /// Where the push service reaches this device (see [`Platform`]).
+    pub token: String,
+}

@@ -14,12 +14,14 @@ use tokio::sync::watch;
 
 use crate::auth::{AuthError, Claims, PasswordPool, TokenKeys};
 use crate::bus::Bus;
+use crate::bus::sessions::Sessions;
 use crate::error::ApiError;
 use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::model::{ChatId, Content, MediaId, Seq, User, UserId, now_ms};
+use crate::model::{ChatId, Content, Device, MediaId, Seq, User, UserId, now_ms};
 use crate::presence::Presence;
 use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView, SendKind};
+use crate::push::{DevicePolicy, MAX_DEVICES};
 use crate::shard::{Command, Reply, SendItem, ShardClient};
 use crate::store::{Store, StoreError};
 
@@ -57,6 +59,7 @@ impl Default for Limits {
 pub struct Seams {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    pub sessions: Arc<dyn Sessions>,
     pub shards: Arc<dyn ShardClient>,
     pub media: Arc<Media>,
 }
@@ -69,6 +72,8 @@ pub struct Node {
     pub media: Arc<Media>,
     pub keys: TokenKeys,
     pub presence: Presence,
+    /// Which devices may register for push notifications.
+    pub devices: DevicePolicy,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     limiter: DefaultKeyedRateLimiter<UserId>,
@@ -99,6 +104,7 @@ impl Node {
         Seams {
             store,
             bus,
+            sessions,
             shards,
             media,
         }: Seams,
@@ -110,7 +116,8 @@ impl Node {
         let quota = Quota::per_second(NonZeroU32::new(limits.rate_per_sec.max(1)).expect("> 0"))
             .allow_burst(NonZeroU32::new(limits.burst.max(1)).expect("> 0"));
         Self {
-            presence: Presence::new(store.clone(), bus.clone()),
+            presence: Presence::new(sessions, store.clone(), bus.clone()),
+            devices: DevicePolicy::default(),
             store,
             bus,
             shards,
@@ -285,6 +292,37 @@ impl Node {
 
     pub async fn logout(&self, claims: &Claims) -> Result<(), ApiError> {
         Ok(self.store.revoke_token(&claims.jti, claims.exp).await?)
+    }
+
+    /// `self`, letting devices register as `policy` says.
+    pub fn with_devices(mut self, policy: DevicePolicy) -> Self {
+        self.devices = policy;
+        self
+    }
+
+    /// Registers (or re-registers, same id) a device of `user` for push
+    /// notifications.
+    pub async fn register_device(&self, user: UserId, device: Device) -> Result<Device, ApiError> {
+        self.devices.check(&device).map_err(ApiError::invalid)?;
+        let existing = self.store.devices(user).await?;
+        let known = existing.iter().any(|d| d.device_id == device.device_id);
+        if !known && existing.len() >= MAX_DEVICES {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("at most {MAX_DEVICES} devices per user; remove one first"),
+            ));
+        }
+        self.store.put_device(user, &device).await?;
+        Ok(device)
+    }
+
+    pub async fn devices(&self, user: UserId) -> Result<Vec<Device>, ApiError> {
+        Ok(self.store.devices(user).await?)
+    }
+
+    /// Unregisters a device; unknown ids are not an error (idempotent).
+    pub async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), ApiError> {
+        Ok(self.store.remove_device(user, device_id).await?)
     }
 
     pub async fn command(&self, command: Command) -> Result<Reply, ApiError> {

@@ -1,52 +1,47 @@
 //! Presence: who is online, and when a user was last seen.
 //!
-//! Online = at least one live session. Going online or offline is announced
-//! to the user's contacts (users who share a chat with them) and never to
-//! anyone else; last seen is stored when the last session ends. Announcing is
-//! best effort and never blocks the message path.
+//! Online = at least one live session on any gateway (the bus's
+//! [`Sessions`] directory). Going online or offline is announced to the
+//! user's contacts (users who share a chat with them) and never to anyone
+//! else; last seen is stored when the last session ends. Announcing is best
+//! effort and never blocks the message path.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, Envelope};
 use crate::error::ApiError;
 use crate::model::{UserId, now_ms};
 use crate::protocol::{self, ServerFrame};
 use crate::store::Store;
 
-/// Live session counts per user, and the announcements that follow changes.
+/// Who is online, and the announcements that follow changes.
 pub struct Presence {
-    sessions: Mutex<HashMap<UserId, usize>>,
+    sessions: Arc<dyn Sessions>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
 }
 
 impl Presence {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
+    pub fn new(sessions: Arc<dyn Sessions>, store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions,
             store,
             bus,
         }
     }
 
     pub fn is_online(&self, user: UserId) -> bool {
-        self.sessions
-            .lock()
-            .expect("presence lock")
-            .contains_key(&user)
+        self.sessions.online(user)
     }
 
     /// A session of `user` started.
     pub async fn connected(&self, user: UserId) {
-        let first = {
-            let mut s = self.sessions.lock().expect("presence lock");
-            let n = s.entry(user).or_default();
-            *n += 1;
-            *n == 1
-        };
+        let first = !self.sessions.online(user);
+        self.sessions.opened(user).await;
         if first {
             self.announce(user, true, None).await;
         }
@@ -54,21 +49,8 @@ impl Presence {
 
     /// A session of `user` ended.
     pub async fn disconnected(&self, user: UserId) {
-        let last = {
-            let mut s = self.sessions.lock().expect("presence lock");
-            match s.get_mut(&user) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    false
-                }
-                Some(_) => {
-                    s.remove(&user);
-                    true
-                }
-                None => false,
-            }
-        };
-        if last {
+        self.sessions.closed(user).await;
+        if !self.sessions.online(user) {
             let at = now_ms();
             if let Err(e) = self.store.set_last_seen(user, at).await {
                 tracing::warn!(error = %e, "cannot store last seen");

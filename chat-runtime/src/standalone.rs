@@ -1,23 +1,27 @@
 //! `chat-runtime standalone`: every role in one process — embedded store,
 //! in-process bus, one shard owning every chat, media in a local folder (or
-//! any configured buckets).
+//! any configured buckets), a notifier on an in-memory push queue.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_api::config::BucketConfig;
+use confab_api::config::{BucketConfig, PushConfig};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::TokenKeys;
 use crate::bus::local::LocalBus;
+use crate::bus::queue::LocalQueue;
+use crate::bus::sessions::LocalSessions;
 use crate::gateway;
 use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
+use crate::push::notifier::Notifier;
+use crate::push::{DevicePolicy, providers};
 use crate::shard::{LocalShardClient, Shard};
 use crate::store::embedded::EmbeddedStore;
 
@@ -34,6 +38,8 @@ pub struct Config {
     pub media: Vec<BucketConfig>,
     /// How often the retention sweeper runs.
     pub sweep_every: Duration,
+    /// Push credentials and webhook policy; the default sends no pushes.
+    pub push: PushConfig,
 }
 
 impl Config {
@@ -45,6 +51,7 @@ impl Config {
             limits: Limits::default(),
             media: Vec::new(),
             sweep_every: Duration::from_secs(300),
+            push: PushConfig::default(),
         }
     }
 }
@@ -103,7 +110,12 @@ pub async fn serve(
     let key = signing_key(&config.data_dir)?;
     let bus = Arc::new(LocalBus::new());
     let metrics = Arc::new(Metrics::new());
-    let shard = Arc::new(Shard::new(store.clone(), bus.clone(), metrics.clone()));
+    let sessions = Arc::new(LocalSessions::default());
+    let queue = Arc::new(LocalQueue::default());
+    let shard = Arc::new(
+        Shard::new(store.clone(), bus.clone(), metrics.clone())
+            .with_push(queue.clone(), sessions.clone()),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let bucket_configs = if config.media.is_empty() {
         vec![local_bucket(&config.data_dir, DEFAULT_MAX_MEDIA_BYTES)]
@@ -119,23 +131,35 @@ pub async fn serve(
     let sweeper = media
         .clone()
         .spawn_sweeper(config.sweep_every, stop_rx.clone());
+    let notifier = Arc::new(Notifier::new(
+        queue,
+        store.clone(),
+        providers::from_config(&config.push)?,
+        metrics.clone(),
+    ));
+    let notifier = tokio::spawn(notifier.run(stop_rx.clone()));
     let seams = Seams {
         store,
         bus,
+        sessions,
         shards: Arc::new(LocalShardClient(shard)),
         media,
     };
-    let node = Arc::new(Node::new(
-        seams,
-        TokenKeys::new(&key, config.token_ttl_secs),
-        metrics,
-        config.limits,
-        stop_rx.clone(),
-    ));
+    let node = Arc::new(
+        Node::new(
+            seams,
+            TokenKeys::new(&key, config.token_ttl_secs),
+            metrics,
+            config.limits,
+            stop_rx.clone(),
+        )
+        .with_devices(DevicePolicy::from_config(&config.push)),
+    );
     tracing::info!(addr = %listener.local_addr()?, "standalone serving");
     gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
     // A sweep in flight still holds the store: let it finish, so the store
     // is closed when this returns (a restart in the same process reopens it).
     let _ = sweeper.await;
+    let _ = notifier.await;
     Ok(())
 }

@@ -134,6 +134,13 @@ pub struct PushConfig {
     /// APNs `.p8` key file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apns_key_file: Option<String>,
+    /// Devices may register webhook endpoints (`https` URLs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhooks: bool,
+    /// Webhook endpoints may also be plain `http` (development only: the
+    /// notification travels unencrypted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_webhooks: bool,
 }
 
 /// Token signing.

@@ -111,6 +111,7 @@ pub struct LocalCluster {
     bin: PathBuf,
     pub shards: Vec<Option<Proc>>,
     pub gateways: Vec<Option<Proc>>,
+    pub notifier: Option<Proc>,
     pub http: reqwest::Client,
 }
 
@@ -155,7 +156,8 @@ fn chat_cluster(
             "shards": {"count": shards},
             "nats": {"external": {"url": nats}},
             "scylla": {"external": {"contactPoints": [cql], "keyspace": keyspace, "replicationFactor": 1}},
-            "media": {"buckets": [{"name": "media", "provider": "filesystem"}]}
+            "media": {"buckets": [{"name": "media", "provider": "filesystem"}]},
+            "push": {"webhooks": true}
         }
     }))?;
     cc.metadata.generation = Some(1);
@@ -199,6 +201,8 @@ impl LocalCluster {
             credentials_dir: Some(media.to_string_lossy().into_owned()),
             ..config.media[0].clone()
         }];
+        // The push receivers of the scenarios listen on plain-http loopback.
+        config.push.allow_http_webhooks = true;
         let path = dir.path().join("cluster.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
         let mut cluster = Self {
@@ -208,6 +212,7 @@ impl LocalCluster {
             bin: runtime_binary()?,
             shards: Vec::new(),
             gateways: Vec::new(),
+            notifier: None,
             http: reqwest::Client::new(),
         };
         let started = futures::future::try_join_all((0..shards).map(|n| cluster.launch_shard(n)));
@@ -216,6 +221,8 @@ impl LocalCluster {
             (0..gateways).map(|i| cluster.launch(format!("gateway-{i}"), vec!["gateway".into()])),
         );
         cluster.gateways = started.await?.into_iter().map(Some).collect();
+        let notifier = cluster.launch("notifier".into(), vec!["notifier".into()]);
+        cluster.notifier = Some(notifier.await?);
         Ok(cluster)
     }
 
@@ -291,6 +298,20 @@ impl LocalCluster {
             "{what} not ready (or exited); its log ends:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
+    }
+
+    /// The notifier's `/metrics` URL.
+    pub fn notifier_metrics(&self) -> String {
+        let p = self.notifier.as_ref().expect("notifier running");
+        format!("http://{}/metrics", p.http)
+    }
+
+    /// A REST client of gateway `i`.
+    pub fn api(&self, i: usize) -> crate::api::Api {
+        crate::api::Api {
+            url: self.gateway_url(i),
+            http: self.http.clone(),
+        }
     }
 
     /// `http://host:port` of gateway `i`.

@@ -3,13 +3,17 @@
 //! `e2e/scripts/test-all.sh` installs and starts each service and exports its
 //! address in an environment variable; tests read it with [`service_env`],
 //! which fails loudly when the service is missing instead of skipping.
+//! [`api`] is a REST client of one gateway.
 //! [`media`] holds the media scenarios every bucket backend must pass;
+//! [`push`] the push-notification scenarios, standalone and in a cluster;
 //! [`cluster`] runs shard and gateway processes on loopback, and [`device`]
 //! is a resuming WebSocket client for scenarios against them.
 
+pub mod api;
 pub mod cluster;
 pub mod device;
 pub mod media;
+pub mod push;
 
 /// Reads the environment variable a service script exported.
 ///

@@ -14,6 +14,8 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::api::{Api, User};
+
 /// Makes buckets for scenarios; every call returns a bucket no other
 /// scenario uses.
 pub trait Backend: Sync {
@@ -79,34 +81,38 @@ impl Backend for LocalFolders {
 /// How long to wait for an eventual outcome (a sweep) before failing.
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A standalone server with the given buckets.
+/// A standalone server with the given buckets; its REST calls through
+/// [`Api`].
 pub struct App {
-    pub url: String,
-    pub http: reqwest::Client,
+    api: Api,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// A registered, logged-in user.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub id: Uuid,
-    pub phone: String,
-    pub token: String,
+impl std::ops::Deref for App {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl App {
     /// Serves `data_dir` with `buckets`, sweeping retention every 100 ms.
     pub async fn start(data_dir: &std::path::Path, buckets: Vec<BucketConfig>) -> Result<Self> {
+        Self::serve(standalone::Config {
+            media: buckets,
+            sweep_every: Duration::from_millis(100),
+            ..standalone::Config::new(data_dir.to_path_buf())
+        })
+        .await
+    }
+
+    /// Serves `config` on a free loopback port.
+    pub async fn serve(config: standalone::Config) -> Result<Self> {
         crate::install_crypto();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = standalone::Config {
-            media: buckets,
-            sweep_every: Duration::from_millis(100),
-            ..standalone::Config::new(data_dir.to_path_buf())
-        };
         let task = tokio::spawn(async move {
             let served = standalone::serve(config, listener, async {
                 let _ = stopped.await;
@@ -115,8 +121,7 @@ impl App {
             served.expect("standalone server failed");
         });
         Ok(Self {
-            url,
-            http: reqwest::Client::new(),
+            api: Api::new(url),
             stop: Some(stop),
             task,
         })
@@ -128,61 +133,6 @@ impl App {
             let _ = s.send(());
         }
         let _ = tokio::time::timeout(WAIT, &mut self.task).await;
-    }
-
-    async fn json(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value)> {
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> Result<(u16, Value)> {
-        let req = self.http.post(format!("{}{path}", self.url));
-        self.json(req.bearer_auth(token).json(&body)).await
-    }
-
-    pub async fn user(&self, name: &str) -> Result<User> {
-        let phone = format!("+1{:010}", Uuid::new_v4().as_u128() % 10_000_000_000);
-        let creds = json!({"phone": phone, "display_name": name, "password": "s3cret-pass"});
-        let (s, b) = self
-            .json(
-                self.http
-                    .post(format!("{}/v1/register", self.url))
-                    .json(&creds),
-            )
-            .await?;
-        ensure!(s == 201, "register: {s} {b}");
-        let login = json!({"phone": phone, "password": "s3cret-pass"});
-        let (s, b) = self
-            .json(
-                self.http
-                    .post(format!("{}/v1/login", self.url))
-                    .json(&login),
-            )
-            .await?;
-        ensure!(s == 200, "login: {s} {b}");
-        Ok(User {
-            id: b["user_id"].as_str().context("user_id")?.parse()?,
-            phone,
-            token: b["token"].as_str().context("token")?.to_owned(),
-        })
-    }
-
-    pub async fn direct(&self, a: &User, b: &User) -> Result<Uuid> {
-        let (s, body) = self
-            .post("/v1/direct", &a.token, json!({"phone": b.phone}))
-            .await?;
-        ensure!(s == 200, "direct: {s} {body}");
-        Ok(body["chat_id"].as_str().context("chat_id")?.parse()?)
-    }
-
-    pub async fn group(&self, owner: &User, members: &[&User]) -> Result<Uuid> {
-        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
-        let body = json!({"title": "media", "members": ids});
-        let (s, b) = self.post("/v1/groups", &owner.token, body).await?;
-        ensure!(s == 201, "group: {s} {b}");
-        Ok(b["chat_id"].as_str().context("chat_id")?.parse()?)
     }
 
     /// `POST /v1/media` with `body` as `content_type`.
@@ -220,23 +170,6 @@ impl App {
                           "media_id": media_id, "body": "look at this"});
         self.post(&format!("/v1/chats/{chat}/messages"), &u.token, body)
             .await
-    }
-
-    /// `GET path` with an optional token and extra headers.
-    pub async fn get(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Result<reqwest::Response> {
-        let mut req = self.http.get(format!("{}{path}", self.url));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        Ok(req.send().await?)
     }
 
     /// The newest message of `chat` as `u` sees it.
@@ -625,7 +558,7 @@ pub async fn deleted_after_last_download(backend: &dyn Backend) -> Result<()> {
         app.user("bob").await?,
         app.user("carol").await?,
     );
-    let chat = app.group(&alice, &[&bob, &carol]).await?;
+    let chat = app.group(&alice, "media", &[&bob, &carol]).await?;
     let bytes = random_bytes(100_000);
     let id = app
         .uploaded(&alice, "application/octet-stream", bytes.clone())

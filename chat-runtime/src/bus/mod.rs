@@ -6,9 +6,18 @@
 //! the store. A subscriber that cannot keep up is cut off (its stream ends)
 //! rather than slowing the publisher; the session then closes with a
 //! "reconnect" code and the device resumes from its watermarks.
+//!
+//! Beside the event fan-out the bus carries two more things, each its own
+//! trait with an in-process and a NATS implementation: the push work queue
+//! ([`queue`], on JetStream) and the live-session directory ([`sessions`],
+//! in a JetStream key-value bucket).
 
 pub mod local;
 pub mod nats;
+pub mod nats_queue;
+pub mod nats_sessions;
+pub mod queue;
+pub mod sessions;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;

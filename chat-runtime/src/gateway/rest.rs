@@ -13,7 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::auth::Claims;
 use crate::error::ApiError;
-use crate::model::{MediaId, Seq};
+use crate::model::{Device, MediaId, Platform, Seq};
 use crate::node::Node;
 use crate::protocol::{ErrorCode, SendKind, ServerFrame, check_send};
 use crate::shard::{Command, Reply as ShardReply};
@@ -88,6 +88,18 @@ struct AddMember {
 struct Page {
     before: Option<Seq>,
     limit: Option<u32>,
+}
+
+/// `PUT /v1/devices/{device_id}`.
+#[derive(Deserialize)]
+struct DeviceBody {
+    platform: Platform,
+    token: String,
+}
+
+#[derive(Serialize)]
+struct Devices {
+    devices: Vec<Device>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +381,46 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
             .await;
             respond(&node, StatusCode::OK, r)
         });
+    let put_device = warp::path!("v1" / "devices" / String)
+        .and(warp::put())
+        .and(n())
+        .and(a())
+        .and(json::<DeviceBody>())
+        .then(
+            |id: String, node: Arc<Node>, c: Authed, b: DeviceBody| async move {
+                let device = Device {
+                    device_id: id,
+                    platform: b.platform,
+                    token: b.token,
+                };
+                let r = async { node.register_device(c?.sub, device).await }.await;
+                respond(&node, StatusCode::OK, r)
+            },
+        );
+    let list_devices = warp::path!("v1" / "devices")
+        .and(warp::get())
+        .and(n())
+        .and(a())
+        .then(|node: Arc<Node>, c: Authed| async move {
+            let r = async { node.devices(c?.sub).await }.await;
+            respond(&node, StatusCode::OK, r.map(|devices| Devices { devices }))
+        });
+    let delete_device = warp::path!("v1" / "devices" / String)
+        .and(warp::delete())
+        .and(n())
+        .and(a())
+        .then(|id: String, node: Arc<Node>, c: Authed| async move {
+            match async { node.remove_device(c?.sub, &id).await }.await {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
+            }
+        });
+    let device_routes = put_device
+        .or(list_devices)
+        .unify()
+        .or(delete_device)
+        .unify()
+        .boxed();
     let accounts = register
         .or(login)
         .unify()
@@ -405,6 +457,8 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .or(chat_routes)
         .unify()
         .or(group_routes)
+        .unify()
+        .or(device_routes)
         .unify()
         .boxed()
 }

@@ -1,5 +1,6 @@
-//! From the cluster config file to connected clients: NATS, the CQL store,
-//! the token signing key, the media buckets.
+//! From the cluster config file to connected clients: NATS (with the push
+//! queue and the session cache on JetStream), the CQL store, the token
+//! signing key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use anyhow::{Context, Result};
 use confab_api::config::{ClusterConfig, NatsConfig, StoreConfig};
 use scylla::client::session_builder::SessionBuilder;
 
+use crate::bus::nats_queue::NatsQueue;
+use crate::bus::nats_sessions::{self, NatsSessions};
 use crate::store::scylla::{self as cql, Replication, ScyllaConfig, ScyllaStore};
 
 /// Reads and checks the config file at `path`.
@@ -24,6 +27,35 @@ pub fn user_prefix(config: &ClusterConfig) -> String {
 
 pub fn shard_prefix(config: &ClusterConfig) -> String {
     format!("confab.{}.shard", config.cluster)
+}
+
+/// The cluster's live-session directory, as this process (`role`, plus a
+/// random id so restarts and replicas never share keys).
+pub async fn sessions(
+    nats: &async_nats::Client,
+    config: &ClusterConfig,
+    role: &str,
+) -> Result<Arc<NatsSessions>> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let replicas = config.nats.cache_replicas as usize;
+    let kv = nats_sessions::bucket(&js, &config.cluster, replicas)
+        .await
+        .context("opening the session cache")?;
+    let node = format!("{role}-{}", uuid::Uuid::new_v4().simple());
+    Ok(NatsSessions::start(kv, node))
+}
+
+/// The cluster's push work queue (replicated like the session cache).
+pub async fn push_queue(
+    nats: &async_nats::Client,
+    config: &ClusterConfig,
+) -> Result<Arc<NatsQueue>> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let replicas = config.nats.cache_replicas as usize;
+    let queue = NatsQueue::open(js, &config.cluster, replicas)
+        .await
+        .context("opening the push queue")?;
+    Ok(Arc::new(queue))
 }
 
 /// Connects to NATS (reconnecting forever on its own). The receiver counts

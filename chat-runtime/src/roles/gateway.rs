@@ -19,6 +19,7 @@ use crate::gateway;
 use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
+use crate::push::DevicePolicy;
 use crate::shard::remote::NatsShardClient;
 
 /// Lifetime of login tokens issued by gateways.
@@ -51,7 +52,7 @@ pub async fn run(
         connect::user_prefix(&config),
     ));
     let shards = Arc::new(NatsShardClient::new(
-        nats,
+        nats.clone(),
         connect::shard_prefix(&config),
         config.ring.clone(),
     ));
@@ -69,19 +70,24 @@ pub async fn run(
     let sweeper = media
         .clone()
         .spawn_sweeper(args.sweep_every, stop_rx.clone());
+    let sessions = connect::sessions(&nats, &config, "gateway").await?;
     let seams = Seams {
         store,
         bus,
+        sessions,
         shards: shards.clone(),
         media,
     };
-    let node = Arc::new(Node::new(
-        seams,
-        TokenKeys::new(&key, TOKEN_TTL_SECS),
-        metrics,
-        args.limits,
-        stop_rx,
-    ));
+    let node = Arc::new(
+        Node::new(
+            seams,
+            TokenKeys::new(&key, TOKEN_TTL_SECS),
+            metrics,
+            args.limits,
+            stop_rx,
+        )
+        .with_devices(DevicePolicy::from_config(&config.push)),
+    );
     // Events published while NATS was away are lost to the sessions here:
     // after a reconnect every session closes with "missed events" and its
     // device resumes from the store.

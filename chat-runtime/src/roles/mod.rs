@@ -1,4 +1,4 @@
-//! Cluster roles (DESIGN §2): `gateway` and `shard` processes configured by
+//! Cluster roles (DESIGN §2): `gateway`, `shard` and `notifier` processes configured by
 //! the cluster config file the operator writes (`confab_api::config`).
 //!
 //! - [`connect`]: the config file, NATS and the CQL store, the signing key.
@@ -8,6 +8,7 @@
 //!   ownership core ([`crate::cluster::ownership`]).
 //! - [`control`]: the operator's gRPC control API (`crds/proto/control.proto`).
 //! - [`gateway`]: the WebSocket/HTTP edge, routing commands to shards.
+//! - [`notifier`]: push jobs from the JetStream queue to the push services.
 //!
 //! These are thin shells: the decisions live in `cluster`, `shard`, `node`
 //! and `session`.
@@ -16,6 +17,7 @@ pub mod connect;
 pub mod control;
 pub mod gateway;
 pub mod lease;
+pub mod notifier;
 pub mod shard;
 
 use std::time::Instant;

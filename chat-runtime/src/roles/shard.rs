@@ -131,12 +131,12 @@ pub async fn run(
     lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
 
     let metrics = Arc::new(Metrics::new());
-    let shard = Arc::new(Shard::with_minter(
-        store,
-        bus,
-        metrics.clone(),
-        minter(ownership.clone()),
-    ));
+    let sessions = connect::sessions(&nats, &config, "shard").await?;
+    let queue = connect::push_queue(&nats, &config).await?;
+    let shard = Arc::new(
+        Shard::with_minter(store, bus, metrics.clone(), minter(ownership.clone()))
+            .with_push(queue, sessions),
+    );
     control::spawn(
         args.control_listen,
         control::ShardControl {

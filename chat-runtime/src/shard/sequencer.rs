@@ -9,6 +9,8 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::{Command, Reply, SendItem};
+use crate::bus::queue::PushQueue;
+use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, Envelope};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -17,6 +19,7 @@ use crate::model::{
     UserId, now_ms,
 };
 use crate::protocol::{self, ErrorCode, ServerFrame};
+use crate::push::{self, PushJob};
 use crate::store::{MemberChange, Store, StoreError};
 
 /// Senders of this many recent messages are remembered per chat, to send a
@@ -45,6 +48,13 @@ pub struct Shard {
     metrics: Arc<Metrics>,
     chats: Mutex<HashMap<ChatId, Slot>>,
     mint: Minter,
+    push: Option<Push>,
+}
+
+/// Where a shard queues push jobs, and how it tells who is offline.
+struct Push {
+    queue: Arc<dyn PushQueue>,
+    sessions: Arc<dyn Sessions>,
 }
 
 fn group_full() -> ApiError {
@@ -154,6 +164,32 @@ impl Shard {
             metrics,
             chats: Mutex::new(HashMap::new()),
             mint,
+            push: None,
+        }
+    }
+
+    /// `self`, queueing a push job on `queue` for each recipient of a
+    /// message who has no live session in `sessions`.
+    pub fn with_push(mut self, queue: Arc<dyn PushQueue>, sessions: Arc<dyn Sessions>) -> Self {
+        self.push = Some(Push { queue, sessions });
+        self
+    }
+
+    /// Queues the push jobs of `jobs`; a refusal is logged and counted, and
+    /// never fails the send (the message is stored and fanned out).
+    async fn queue_pushes(&self, jobs: Vec<PushJob>) {
+        let Some(push) = &self.push else { return };
+        let queued = futures::future::join_all(jobs.iter().map(|j| push.queue.enqueue(j))).await;
+        for (job, result) in jobs.iter().zip(queued) {
+            match result {
+                Ok(()) => {
+                    self.metrics.push_enqueued.inc();
+                }
+                Err(e) => {
+                    self.metrics.push_enqueue_failures.inc();
+                    tracing::warn!(error = %e, job = %job.key(), "push job not queued");
+                }
+            }
         }
     }
 
@@ -295,7 +331,11 @@ impl Shard {
         }
         audience.sort_unstable();
         audience.dedup();
+        let mut pushes = Vec::new();
         for msg in msgs {
+            if let Some(push) = &self.push {
+                pushes.extend(push::jobs_for(&msg, &audience, |u| push.sessions.online(u)));
+            }
             st.head = msg.seq;
             st.remember_sender(msg.seq, msg.sender);
             let envelope = Envelope {
@@ -309,6 +349,7 @@ impl Shard {
                 tracing::warn!(error = %e, chat = %st.chat.id, "fan-out failed");
             }
         }
+        self.queue_pushes(pushes).await;
         Ok(())
     }
 

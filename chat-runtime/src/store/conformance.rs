@@ -52,6 +52,39 @@ pub async fn run(store: &dyn Store) {
     watermarks(store).await;
     presence_and_tokens(store).await;
     media(store).await;
+    devices(store).await;
+}
+
+/// Devices are kept per user, replaced by id, listed by id, and forgotten.
+async fn devices(store: &dyn Store) {
+    use crate::model::{Device, Platform};
+    let (user, neighbour) = (Uuid::new_v4(), Uuid::new_v4());
+    let device = |id: &str, platform, token: &str| Device {
+        device_id: id.into(),
+        platform,
+        token: token.into(),
+    };
+    assert_eq!(store.devices(user).await.unwrap(), vec![]);
+    let phone = device("phone", Platform::Fcm, "fcm-token-1");
+    let tablet = device("tablet", Platform::Apns, "a0b1c2");
+    store.put_device(user, &tablet).await.unwrap();
+    store.put_device(user, &phone).await.unwrap();
+    let other = device("phone", Platform::Webhook, "https://push.example/u/1");
+    store.put_device(neighbour, &other).await.unwrap();
+    assert_eq!(
+        store.devices(user).await.unwrap(),
+        vec![phone.clone(), tablet.clone()]
+    );
+    let renewed = device("phone", Platform::Fcm, "fcm-token-2");
+    store.put_device(user, &renewed).await.unwrap();
+    assert_eq!(
+        store.devices(user).await.unwrap(),
+        vec![renewed, tablet.clone()]
+    );
+    store.remove_device(user, "phone").await.unwrap();
+    store.remove_device(user, "never-registered").await.unwrap();
+    assert_eq!(store.devices(user).await.unwrap(), vec![tablet]);
+    assert_eq!(store.devices(neighbour).await.unwrap(), vec![other]);
 }
 
 async fn users(store: &dyn Store) {

@@ -22,7 +22,7 @@ use redb::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{MemberChange, Store, StoreError};
-use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId};
+use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 type Id = u128;
 const USERS: TableDefinition<Id, &[u8]> = TableDefinition::new("users");
@@ -42,6 +42,8 @@ const LAST_SEEN: TableDefinition<Id, i64> = TableDefinition::new("last_seen");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 /// media id → record (JSON).
 const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+/// (user, device id) → device (JSON).
+const DEVICES: TableDefinition<(Id, &str), &[u8]> = TableDefinition::new("devices");
 
 /// Most jobs folded into one commit; bounds the latency of a commit.
 const MAX_BATCH: usize = 1024;
@@ -105,6 +107,7 @@ impl EmbeddedStore {
             txn.open_table(LAST_SEEN).map_err(backend)?;
             txn.open_table(REVOKED).map_err(backend)?;
             txn.open_table(MEDIA).map_err(backend)?;
+            txn.open_table(DEVICES).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         let (writer, jobs) = mpsc::channel(QUEUE);
@@ -596,6 +599,45 @@ impl Store for EmbeddedStore {
                 .map(|row| decode(row.map_err(backend)?.1.value()))
                 .collect()
         })
+    }
+
+    async fn put_device(&self, user: UserId, device: &Device) -> Result<(), StoreError> {
+        let (id, bytes) = (device.device_id.clone(), encode(device)?);
+        self.write(move |txn| {
+            txn.open_table(DEVICES)
+                .map_err(backend)?
+                .insert((user.as_u128(), id.as_str()), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn devices(&self, user: UserId) -> Result<Vec<Device>, StoreError> {
+        use std::ops::Bound;
+        self.read(|txn| {
+            let t = txn.open_table(DEVICES).map_err(backend)?;
+            let u = user.as_u128();
+            let upper = u
+                .checked_add(1)
+                .map_or(Bound::Unbounded, |next| Bound::Excluded((next, "")));
+            t.range::<(Id, &str)>((Bound::Included((u, "")), upper))
+                .map_err(backend)?
+                .map(|row| decode(row.map_err(backend)?.1.value()))
+                .collect()
+        })
+    }
+
+    async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), StoreError> {
+        let id = device_id.to_owned();
+        self.write(move |txn| {
+            txn.open_table(DEVICES)
+                .map_err(backend)?
+                .remove((user.as_u128(), id.as_str()))
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }
 

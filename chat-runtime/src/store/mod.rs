@@ -13,7 +13,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId};
+use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -142,4 +142,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<MediaRecord>, StoreError>;
+
+    /// Registers `device` for `user`'s push notifications, replacing the
+    /// device of the same id.
+    async fn put_device(&self, user: UserId, device: &Device) -> Result<(), StoreError>;
+    /// The user's registered devices, by device id.
+    async fn devices(&self, user: UserId) -> Result<Vec<Device>, StoreError>;
+    /// Forgets a device (signed out, or its push token was refused).
+    async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), StoreError>;
 }

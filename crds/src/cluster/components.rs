@@ -435,6 +435,10 @@ pub struct PushSpec {
     /// Apple Push Notification service `.p8` token key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apns: Option<SecretKeyRef>,
+    /// Lets devices register an HTTPS endpoint of their own (UnifiedPush
+    /// distributors, self-hosted relays) that notifiers POST to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhooks: bool,
 }
 
 /// Token signing.

@@ -8,58 +8,22 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use confab_api::ring::{Ring, ShardId};
+use confab_e2e::api::User;
 use confab_e2e::cluster::LocalCluster;
 use confab_e2e::device::Device;
-use serde_json::{Value, json};
+use confab_e2e::push;
+use serde_json::Value;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct User {
-    id: Uuid,
-    phone: String,
-    token: String,
-}
-
-async fn post(
-    c: &LocalCluster,
-    gw: usize,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Result<Value> {
-    let mut req = c
-        .http
-        .post(format!("{}{path}", c.gateway_url(gw)))
-        .json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    ensure!(status.is_success(), "{path}: {status} {v}");
-    Ok(v)
-}
-
 async fn user(c: &LocalCluster, gw: usize, name: &str) -> Result<User> {
-    let phone = format!("+1{:010}", Uuid::new_v4().as_u128() % 10_000_000_000);
-    let creds = json!({"phone": phone, "display_name": name, "password": "s3cret-pass"});
-    post(c, gw, "/v1/register", None, creds).await?;
-    let login = json!({"phone": phone, "password": "s3cret-pass"});
-    let b = post(c, gw, "/v1/login", None, login).await?;
-    Ok(User {
-        id: b["user_id"].as_str().context("user_id")?.parse()?,
-        phone,
-        token: b["token"].as_str().context("token")?.to_owned(),
-    })
+    c.api(gw).user(name).await
 }
 
 /// The 1:1 chat of `a` and `b`, opened by `a` through gateway `gw`.
 async fn direct(c: &LocalCluster, gw: usize, a: &User, b: &User) -> Result<Uuid> {
-    let body = json!({"phone": b.phone});
-    let v = post(c, gw, "/v1/direct", Some(&a.token), body).await?;
-    Ok(v["chat_id"].as_str().context("chat_id")?.parse()?)
+    c.api(gw).direct(a, b).await
 }
 
 /// Every message of `chat` in the store, oldest first: (seq, client_msg_id).
@@ -142,17 +106,7 @@ async fn direct_and_group_chats_across_gateways() -> Result<()> {
     let bob = user(&c, 1, "bob").await?;
     let carol = user(&c, 1, "carol").await?;
     let direct = direct(&c, 0, &alice, &bob).await?;
-    let group: Uuid = post(
-        &c,
-        1,
-        "/v1/groups",
-        Some(&bob.token),
-        json!({"title": "across", "members": [alice.id, carol.id]}),
-    )
-    .await?["chat_id"]
-        .as_str()
-        .context("chat_id")?
-        .parse()?;
+    let group = c.api(1).group(&bob, "across", &[&alice, &carol]).await?;
 
     let (mut a, mut b, mut k) = (
         Device::new(&alice.token),
@@ -342,6 +296,22 @@ async fn a_shard_killed_under_load_fails_over_to_its_neighbours() -> Result<()> 
     println!("failover moved {moved:.3} of chats");
     let senders = running.await??;
     settle(&c, p, senders, rounds).await
+}
+
+/// Push notifications in a cluster: a session on one gateway is seen by
+/// the shards and the other gateway through the session cache, jobs travel
+/// through the JetStream queue to the notifier process, and its retries,
+/// forgotten tokens and dead letters behave as standalone's.
+#[tokio::test]
+async fn offline_members_are_pushed_through_the_notifier() -> Result<()> {
+    let c = LocalCluster::start(3, 2).await?;
+    let t = push::Target {
+        gateways: vec![c.api(0), c.api(1)],
+        notifier_metrics: c.notifier_metrics(),
+    };
+    push::offline_members_get_pushes(&t).await?;
+    push::failures_are_retried_forgotten_or_dead_lettered(&t).await?;
+    Ok(())
 }
 
 #[tokio::test]

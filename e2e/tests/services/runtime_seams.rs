@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use chat_runtime::bus::nats_queue::NatsQueue;
+use chat_runtime::bus::nats_sessions::{self, NatsSessions};
+use chat_runtime::bus::queue::PushQueue;
+use chat_runtime::bus::sessions::Sessions;
 use chat_runtime::bus::{self, nats::NatsBus};
 use chat_runtime::model::{
     Chat, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, now_ms,
@@ -83,6 +87,100 @@ async fn nats_bus_passes_the_bus_conformance_suite() -> Result<()> {
     timeout(Duration::from_secs(60), bus::conformance::run(&bus))
         .await
         .context("the bus suite took over 60 s")?;
+    Ok(())
+}
+
+async fn nats() -> Result<async_nats::Client> {
+    let url = service_env("CONFAB_NATS_URL");
+    timeout(Duration::from_secs(10), async_nats::connect(url.as_str()))
+        .await
+        .with_context(|| format!("connecting to NATS at {url} timed out"))?
+        .with_context(|| format!("cannot connect to NATS at {url}"))
+}
+
+#[tokio::test]
+async fn jetstream_push_queue_passes_the_queue_conformance_suite() -> Result<()> {
+    let js = async_nats::jetstream::new(nats().await?);
+    let cluster = unique("seams").replace('_', "-");
+    let queue = NatsQueue::open(js.clone(), &cluster, 1).await?;
+    timeout(
+        Duration::from_secs(60),
+        bus::conformance::push_queue(&queue),
+    )
+    .await
+    .context("the queue suite took over 60 s")?;
+    // Beyond the suite: a job queued twice (a retried send) is stored once.
+    let job = chat_runtime::push::PushJob {
+        user: Uuid::new_v4(),
+        chat: Uuid::new_v4(),
+        seq: 9,
+        sender: Uuid::new_v4(),
+        preview: "twice".into(),
+        sent_at: 1,
+        device: None,
+    };
+    queue.enqueue(&job).await?;
+    queue.enqueue(&job).await?;
+    let first = timeout(Duration::from_secs(10), queue.next()).await??;
+    assert_eq!(first.job, job);
+    first.ack().await?;
+    let again = timeout(Duration::from_millis(700), queue.next()).await;
+    assert!(again.is_err(), "a duplicate job must not be queued");
+    // A second notifier on the same streams shares the consumer.
+    NatsQueue::open(js.clone(), &cluster, 1).await?;
+    for stream in ["push", "push-dead"] {
+        js.delete_stream(format!("confab-{cluster}-{stream}"))
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn session_cache_shows_a_user_online_on_every_node() -> Result<()> {
+    let js = async_nats::jetstream::new(nats().await?);
+    let cluster = unique("seams").replace('_', "-");
+    let kv = nats_sessions::bucket(&js, &cluster, 1).await?;
+    let (here, there) = (
+        NatsSessions::start(kv.clone(), "gw-a".into()),
+        NatsSessions::start(kv.clone(), "gw-b".into()),
+    );
+    timeout(
+        Duration::from_secs(30),
+        bus::conformance::sessions(here.as_ref()),
+    )
+    .await
+    .context("the sessions suite took over 30 s")?;
+    let user = Uuid::new_v4();
+    here.opened(user).await;
+    let seen = |want: bool| {
+        let there = there.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while there.online(user) != want {
+                anyhow::ensure!(Instant::now() < deadline, "still online = {}", !want);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
+    };
+    seen(true).await.context("a session on another node")?;
+    here.closed(user).await;
+    seen(false)
+        .await
+        .context("the other node's session closed")?;
+    // A node that joins later learns who is online from the bucket's history.
+    here.opened(user).await;
+    let late = NatsSessions::start(kv, "gw-c".into());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !late.online(user) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "a late node never saw the session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    js.delete_key_value(format!("confab-{cluster}-sessions"))
+        .await?;
     Ok(())
 }
 

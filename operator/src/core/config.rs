@@ -145,6 +145,8 @@ pub fn cluster_config(cc: &ChatCluster, names: &Names, ring: Ring) -> ClusterCon
                 .apns
                 .as_ref()
                 .map(|r| format!("{}/{}", secret_dir("apns"), r.key)),
+            webhooks: push.webhooks,
+            allow_http_webhooks: false,
         },
         auth: AuthConfig {
             signing_key_file: format!("{}/{SIGNING_KEY_KEY}", secret_dir("auth")),

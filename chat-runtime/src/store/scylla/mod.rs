@@ -64,7 +64,9 @@ pub use migrations::latest_version;
 use self::config::ttl_cap;
 use self::queries::Queries;
 use super::{MemberChange, Store, StoreError};
-use crate::model::{Chat, ChatId, MediaRecord, Member, Message, Seq, User, UserId, now_ms};
+use crate::model::{
+    Chat, ChatId, Device, MediaRecord, Member, Message, Platform, Seq, User, UserId, now_ms,
+};
 
 /// Revoked tokens are kept this much longer than their expiry, so a token
 /// still accepted by a gateway whose clock lags stays revoked.
@@ -480,5 +482,37 @@ impl Store for ScyllaStore {
             .filter_map(|r| r.map(|(_, json)| json).transpose())
             .map(|json| serde_json::from_str(&json.map_err(backend)?).map_err(backend))
             .collect()
+    }
+
+    async fn put_device(&self, user: UserId, device: &Device) -> Result<(), StoreError> {
+        let values = (
+            user,
+            &device.device_id,
+            device.platform.as_str(),
+            &device.token,
+        );
+        self.exec(&self.queries.insert_device, values).await?;
+        Ok(())
+    }
+
+    async fn devices(&self, user: UserId) -> Result<Vec<Device>, StoreError> {
+        type Row = (String, Option<String>, Option<String>);
+        let rows: Vec<Row> = self.all(&self.queries.select_devices, (user,)).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(device_id, platform, token)| {
+                Some(Device {
+                    device_id,
+                    platform: Platform::parse(platform.as_deref()?)?,
+                    token: token?,
+                })
+            })
+            .collect())
+    }
+
+    async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), StoreError> {
+        self.exec(&self.queries.delete_device, (user, device_id))
+            .await?;
+        Ok(())
     }
 }

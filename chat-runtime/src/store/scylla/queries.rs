@@ -58,6 +58,9 @@ pub struct Queries {
     pub update_media: PreparedStatement,
     pub first_media: PreparedStatement,
     pub next_media: PreparedStatement,
+    pub insert_device: PreparedStatement,
+    pub select_devices: PreparedStatement,
+    pub delete_device: PreparedStatement,
 }
 
 const MESSAGE_INSERT: &str = "INSERT INTO {ks}.messages (chat_id, bucket, seq, sender, \
@@ -239,6 +242,20 @@ impl Queries {
                 .await?,
             next_media: p
                 .prepare("SELECT id, record FROM {ks}.media WHERE token(id) > token(?) LIMIT ?")
+                .await?,
+            insert_device: p
+                .prepare(
+                    "INSERT INTO {ks}.devices (user_id, device_id, platform, push_token) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .await?,
+            select_devices: p
+                .prepare(
+                    "SELECT device_id, platform, push_token FROM {ks}.devices WHERE user_id = ?",
+                )
+                .await?,
+            delete_device: p
+                .prepare("DELETE FROM {ks}.devices WHERE user_id = ? AND device_id = ?")
                 .await?,
         })
     }

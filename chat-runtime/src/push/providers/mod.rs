@@ -1,0 +1,76 @@
+//! Push services: one [`Provider`] per platform, chosen by the device's
+//! [`Platform`]. Each turns a [`Notification`] into the service's request
+//! and the service's answer into an [`Outcome`].
+//!
+//! - [`webhook`]: a JSON POST to the device's own HTTPS endpoint
+//!   (UnifiedPush distributors, self-hosted relays).
+
+pub mod webhook;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use confab_api::config::PushConfig;
+
+use super::policy::Outcome;
+use super::{Notification, PushError};
+use crate::model::Platform;
+
+/// A push service client.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Delivers `n` to the device behind `token`.
+    async fn send(&self, token: &str, n: &Notification) -> Outcome;
+}
+
+/// The configured providers, by platform.
+#[derive(Clone, Default)]
+pub struct Providers(Vec<(Platform, Arc<dyn Provider>)>);
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.platforms()).finish()
+    }
+}
+
+impl Providers {
+    /// `self` with `provider` serving `platform` (replacing an earlier one).
+    pub fn with(mut self, platform: Platform, provider: Arc<dyn Provider>) -> Self {
+        self.0.retain(|(p, _)| *p != platform);
+        self.0.push((platform, provider));
+        self
+    }
+
+    pub fn get(&self, platform: Platform) -> Option<&Arc<dyn Provider>> {
+        self.0.iter().find(|(p, _)| *p == platform).map(|(_, x)| x)
+    }
+
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.0.iter().map(|(p, _)| *p).collect()
+    }
+}
+
+/// The providers `config` has credentials for.
+pub fn from_config(config: &PushConfig) -> Result<Providers, PushError> {
+    let mut providers = Providers::default();
+    if config.webhooks {
+        let webhook = webhook::Webhook::new(config.allow_http_webhooks);
+        providers = providers.with(Platform::Webhook, Arc::new(webhook));
+    }
+    Ok(providers)
+}
+
+/// Reads a `Retry-After` header given in seconds.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    secs.trim().parse().ok().map(std::time::Duration::from_secs)
+}
+
+/// A transport failure (no answer at all) is worth retrying.
+pub(crate) fn unreachable(e: reqwest::Error) -> Outcome {
+    Outcome::Retry {
+        reason: format!("unreachable: {e}"),
+        after: None,
+    }
+}

@@ -1,0 +1,355 @@
+//! Push-notification scenarios, run standalone and on a local cluster: a
+//! real webhook endpoint ([`Receiver`]) on loopback stands in for the push
+//! service (FCM and APNs are not reachable here; webhook pushes are a real
+//! platform of their own), so what the notifier sends, and how it reacts to
+//! each answer, is observed from the outside.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use chat_runtime::push::Notification;
+use serde_json::json;
+use warp::Filter;
+
+use crate::api::{Api, User};
+use crate::device::Device;
+
+/// One POST the endpoint received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The last path segment: which device endpoint was called.
+    pub device: String,
+    pub notification: Notification,
+    /// What the endpoint answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    got: Vec<Received>,
+    script: VecDeque<u16>,
+}
+
+/// A webhook push endpoint: records every notification POSTed to
+/// `<base>/<device>` and answers with scripted statuses (then 200, each with
+/// `Retry-After: 0`). Stops when dropped.
+pub struct Receiver {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Receiver {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let s = state.clone();
+        let route = warp::post()
+            .and(warp::path!("up" / String))
+            .and(warp::body::json())
+            .map(move |device: String, notification: Notification| {
+                let mut st = s.lock().expect("receiver state");
+                let status = st.script.pop_front().unwrap_or(200);
+                st.got.push(Received {
+                    device,
+                    notification,
+                    status,
+                });
+                let code = warp::http::StatusCode::from_u16(status).expect("scripted status");
+                let reply = warp::reply::with_header("", "retry-after", "0");
+                warp::reply::with_status(reply, code)
+            });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}/up", listener.local_addr().expect("bound"));
+        let task = tokio::spawn(warp::serve(route).incoming(listener).run());
+        Self { base, state, task }
+    }
+
+    /// The endpoint URL of `device` (what the device registers as its token).
+    pub fn endpoint(&self, device: &str) -> String {
+        format!("{}/{device}", self.base)
+    }
+
+    /// Answers the next requests with `statuses`, in order.
+    pub fn answer_next(&self, statuses: &[u16]) {
+        self.state
+            .lock()
+            .expect("receiver state")
+            .script
+            .extend(statuses);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().expect("receiver state").got.clone()
+    }
+
+    /// Waits until `n` requests arrived (panics after `within`).
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} push requests within {within:?}, got {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Where the scenarios run.
+pub struct Target {
+    /// A REST client per gateway (one for standalone).
+    pub gateways: Vec<Api>,
+    /// The `/metrics` URL of the process that runs the notifier.
+    pub notifier_metrics: String,
+}
+
+/// How long a push may take to arrive (retries included).
+const WAIT: Duration = Duration::from_secs(20);
+
+impl Target {
+    fn first(&self) -> &Api {
+        &self.gateways[0]
+    }
+
+    fn last(&self) -> &Api {
+        self.gateways.last().expect("a gateway")
+    }
+
+    /// Polls `viewer`'s view of `user`'s presence until it is `online`.
+    async fn presence_is(&self, viewer: &User, user: &User, online: bool) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let path = format!("/v1/users/{}/presence", user.id);
+            let resp = self.first().get(&path, Some(&viewer.token), &[]).await?;
+            let body: serde_json::Value = resp.json().await?;
+            if body["online"] == online {
+                return Ok(());
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "presence never turned {online}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The notifier's count of dead-lettered jobs.
+    async fn dead_letters(&self) -> Result<u64> {
+        let text = reqwest::get(&self.notifier_metrics).await?.text().await?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("confab_push_dead_letters_total "))
+            .context("no dead-letter counter in /metrics")?;
+        Ok(line.rsplit(' ').next().unwrap_or("").parse()?)
+    }
+}
+
+/// Registers a webhook device of `u` at `receiver`.
+async fn register(api: &Api, u: &User, device: &str, receiver: &Receiver) -> Result<()> {
+    let body = json!({"platform": "webhook", "token": receiver.endpoint(device)});
+    let (s, b) = api
+        .put(&format!("/v1/devices/{device}"), &u.token, body)
+        .await?;
+    ensure!(s == 200, "register device: {s} {b}");
+    Ok(())
+}
+
+/// Waits `settle` and checks that exactly `n` requests arrived.
+async fn exactly(receiver: &Receiver, n: usize) -> Result<Vec<Received>> {
+    let got = receiver.wait_for(n, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = receiver.received();
+    ensure!(
+        after.len() == n,
+        "expected {n} push requests, got {after:#?}"
+    );
+    Ok(got)
+}
+
+/// Members with no live session get a push per device, named after the
+/// sender (and the group); a member with a session on any gateway gets
+/// none; going offline again brings pushes back.
+pub async fn offline_members_get_pushes(t: &Target) -> Result<()> {
+    let r = Receiver::start().await;
+    let alice = t.first().user("alice").await?;
+    let bob = t.last().user("bob").await?;
+    let carol = t.last().user("carol").await?;
+    let team = t.first().group(&alice, "Team", &[&bob, &carol]).await?;
+    let direct = t.first().direct(&alice, &bob).await?;
+    register(t.last(), &bob, "bob-phone", &r).await?;
+    register(t.last(), &carol, "carol-phone", &r).await?;
+
+    let seq = t.first().say(&alice, team, "hello team").await?;
+    let got = exactly(&r, 2).await?;
+    let mut devices: Vec<&str> = got.iter().map(|g| g.device.as_str()).collect();
+    devices.sort_unstable();
+    ensure!(devices == ["bob-phone", "carol-phone"], "{got:#?}");
+    for g in &got {
+        let n = &g.notification;
+        ensure!(n.title == "alice @ Team" && n.body == "hello team", "{n:?}");
+        ensure!(n.chat_id == team && n.seq == seq, "{n:?}");
+    }
+
+    // Bob comes online on the last gateway: no push for him, Carol still gets hers.
+    let mut phone = Device::new(&bob.token);
+    phone.connect(&t.last().url).await?;
+    t.presence_is(&alice, &bob, true).await?;
+    t.first().say(&alice, direct, "are you there?").await?;
+    t.first().say(&alice, team, "second").await?;
+    let got = exactly(&r, 3).await?;
+    let third = &got[2];
+    ensure!(
+        third.device == "carol-phone" && third.notification.body == "second",
+        "{got:#?}"
+    );
+
+    // Bob leaves: pushes come back.
+    phone.disconnect();
+    t.presence_is(&alice, &bob, false).await?;
+    let seq = t.first().say(&alice, direct, "gone?").await?;
+    let got = exactly(&r, 4).await?;
+    let n = &got[3].notification;
+    ensure!(got[3].device == "bob-phone", "{got:#?}");
+    ensure!(
+        n.title == "alice" && n.body == "gone?" && n.seq == seq,
+        "{n:?}"
+    );
+    Ok(())
+}
+
+/// A push service that fails for a while is retried until it answers; a
+/// token it calls gone is forgotten; a refusal is dead-lettered at once.
+pub async fn failures_are_retried_forgotten_or_dead_lettered(t: &Target) -> Result<()> {
+    let r = Receiver::start().await;
+    let dead_before = t.dead_letters().await?;
+    let alice = t.first().user("alice").await?;
+    let bob = t.last().user("bob").await?;
+    let chat = t.first().direct(&alice, &bob).await?;
+    register(t.last(), &bob, "flaky", &r).await?;
+
+    r.answer_next(&[503, 429]);
+    let seq = t.first().say(&alice, chat, "one").await?;
+    let got = exactly(&r, 3).await?;
+    let statuses: Vec<u16> = got.iter().map(|g| g.status).collect();
+    ensure!(statuses == [503, 429, 200], "{got:#?}");
+    ensure!(got.iter().all(|g| g.notification.seq == seq));
+
+    r.answer_next(&[410]);
+    t.first().say(&alice, chat, "two").await?;
+    exactly(&r, 4).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = t.last().get("/v1/devices", Some(&bob.token), &[]).await?;
+        let body: serde_json::Value = resp.json().await?;
+        if body["devices"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "a gone token was not forgotten: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    register(t.last(), &bob, "strict", &r).await?;
+    r.answer_next(&[400]);
+    t.first().say(&alice, chat, "three").await?;
+    let got = exactly(&r, 5).await?;
+    ensure!(
+        got[4].device == "strict" && got[4].status == 400,
+        "{got:#?}"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while t.dead_letters().await? != dead_before + 1 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the refused push was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Device registration: typed refusals for bad ids, unconfigured platforms,
+/// bad endpoints and an eleventh device; re-registering replaces; removing
+/// is idempotent; no token, no devices.
+pub async fn device_registration_refuses_bad_input(t: &Target) -> Result<()> {
+    let api = t.first();
+    let u = api.user("dana").await?;
+    let put = |id: String, body: serde_json::Value| {
+        let u = u.clone();
+        async move { api.put(&format!("/v1/devices/{id}"), &u.token, body).await }
+    };
+    let hook =
+        |n: usize| json!({"platform": "webhook", "token": format!("http://127.0.0.1:9/up/{n}")});
+    let refused = [
+        ("bad%20id".to_owned(), hook(0)),
+        ("x".repeat(65), hook(0)),
+        (
+            "phone".to_owned(),
+            json!({"platform": "fcm", "token": "abc"}),
+        ),
+        (
+            "phone".to_owned(),
+            json!({"platform": "pigeon", "token": "abc"}),
+        ),
+        (
+            "phone".to_owned(),
+            json!({"platform": "webhook", "token": "ftp://x/y"}),
+        ),
+        ("phone".to_owned(), json!({"platform": "webhook"})),
+    ];
+    for (id, body) in refused {
+        let (s, b) = put(id.clone(), body.clone()).await?;
+        ensure!(s == 400, "{id} {body}: {s} {b}");
+    }
+    for n in 0..10 {
+        let (s, b) = put(format!("d{n}"), hook(n)).await?;
+        ensure!(s == 200 && b["device_id"] == format!("d{n}"), "{s} {b}");
+    }
+    let (s, b) = put("d10".into(), hook(10)).await?;
+    ensure!(
+        s == 409 && b["code"] == "conflict",
+        "an eleventh device: {s} {b}"
+    );
+    let (s, b) = put("d0".into(), hook(99)).await?;
+    ensure!(
+        s == 200 && b["token"] == "http://127.0.0.1:9/up/99",
+        "{s} {b}"
+    );
+    let listed: serde_json::Value = api
+        .get("/v1/devices", Some(&u.token), &[])
+        .await?
+        .json()
+        .await?;
+    let devices = listed["devices"].as_array().context("devices")?;
+    ensure!(devices.len() == 10 && devices[0]["token"] == "http://127.0.0.1:9/up/99");
+    ensure!(api.delete("/v1/devices/d3", &u.token).await? == 204);
+    ensure!(api.delete("/v1/devices/d3", &u.token).await? == 204);
+    let (s, _) = put("d10".into(), hook(10)).await?;
+    ensure!(s == 200, "room again after a removal: {s}");
+    let anonymous = api
+        .http
+        .get(format!("{}/v1/devices", api.url))
+        .send()
+        .await?;
+    ensure!(anonymous.status() == 401);
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! Push-notification scenarios on a standalone server with webhook pushes
+//! enabled. The same scenarios run on a local cluster in the services suite.
+
+use anyhow::Result;
+use confab_api::config::PushConfig;
+use confab_e2e::media::App;
+use confab_e2e::push::{self, Target};
+
+async fn standalone() -> Result<(App, Target, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let app = App::serve(chat_runtime::standalone::Config {
+        push: PushConfig {
+            webhooks: true,
+            allow_http_webhooks: true,
+            ..PushConfig::default()
+        },
+        ..chat_runtime::standalone::Config::new(dir.path().to_path_buf())
+    })
+    .await?;
+    let target = Target {
+        gateways: vec![(*app).clone()],
+        notifier_metrics: format!("{}/metrics", app.url),
+    };
+    Ok((app, target, dir))
+}
+
+#[tokio::test]
+async fn offline_members_get_pushes() -> Result<()> {
+    let (app, t, _dir) = standalone().await?;
+    push::offline_members_get_pushes(&t).await?;
+    app.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn failures_are_retried_forgotten_or_dead_lettered() -> Result<()> {
+    let (app, t, _dir) = standalone().await?;
+    push::failures_are_retried_forgotten_or_dead_lettered(&t).await?;
+    app.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn device_registration_refuses_bad_input() -> Result<()> {
+    let (app, t, _dir) = standalone().await?;
+    push::device_registration_refuses_bad_input(&t).await?;
+    app.stop().await;
+    Ok(())
+}
