@@ -1,4 +1,5 @@
-//! Every example frame in docs/protocol.md decodes as the type it documents.
+//! Every example frame in docs/protocol.md (and the webhook push payload)
+//! decodes as the type it documents.
 
 use chat_runtime::protocol::{ClientFrame, ServerFrame, decode};
 
@@ -45,4 +46,14 @@ fn server_examples_decode_and_round_trip() {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_value(&frame).unwrap(), value, "{text}");
     }
+}
+
+#[test]
+fn the_webhook_example_is_a_notification() {
+    let all = examples("push");
+    assert_eq!(all.len(), 1, "one webhook payload example");
+    let n: chat_runtime::push::Notification =
+        serde_json::from_str(&all[0]).unwrap_or_else(|e| panic!("{e}: {}", all[0]));
+    let value: serde_json::Value = serde_json::from_str(&all[0]).unwrap();
+    assert_eq!(serde_json::to_value(&n).unwrap(), value);
 }
