@@ -46,6 +46,10 @@ enum Role {
         /// Seconds between media retention sweeps.
         #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
         media_sweep_secs: u64,
+        /// JSON file with push settings (the cluster config's `push` entry:
+        /// FCM service account, APNs key, webhooks).
+        #[arg(long, env = "CONFAB_PUSH_CONFIG")]
+        push_config: Option<PathBuf>,
         /// Lets devices register webhook (UnifiedPush) endpoints for push.
         #[arg(long, env = "CONFAB_PUSH_WEBHOOKS")]
         push_webhooks: bool,
@@ -121,9 +125,21 @@ async fn main() -> anyhow::Result<()> {
             media_max_bytes,
             media_buckets,
             media_sweep_secs,
+            push_config,
             push_webhooks,
             push_allow_http,
         } => {
+            let mut push: confab_api::config::PushConfig = match push_config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a push config", path.display()))?
+                }
+                None => Default::default(),
+            };
+            push.webhooks |= push_webhooks;
+            push.allow_http_webhooks |= push_allow_http;
             let media = match media_buckets {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
@@ -147,11 +163,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 media,
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
-                push: confab_api::config::PushConfig {
-                    webhooks: push_webhooks,
-                    allow_http_webhooks: push_allow_http,
-                    ..Default::default()
-                },
+                push,
             };
             standalone::serve(config, listener, shutdown_signal()).await
         }

@@ -131,9 +131,12 @@ pub struct PushConfig {
     /// FCM service-account JSON file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fcm_credentials_file: Option<String>,
-    /// APNs `.p8` key file.
+    /// FCM API base URL instead of Google's (an emulator, a test server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apns_key_file: Option<String>,
+    pub fcm_endpoint: Option<String>,
+    /// APNs token-based authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apns: Option<ApnsConfig>,
     /// Devices may register webhook endpoints (`https` URLs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub webhooks: bool,
@@ -141,6 +144,26 @@ pub struct PushConfig {
     /// notification travels unencrypted).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http_webhooks: bool,
+}
+
+/// APNs credentials and target.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApnsConfig {
+    /// The `.p8` key file.
+    pub key_file: String,
+    /// The key's id (10 characters, from Apple's developer account).
+    pub key_id: String,
+    /// The team id the key belongs to.
+    pub team_id: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+    /// Apple's development environment instead of production.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
+    /// Base URL instead of Apple's (a test server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Token signing.

@@ -5,7 +5,8 @@
 //! which fails loudly when the service is missing instead of skipping.
 //! [`api`] is a REST client of one gateway.
 //! [`media`] holds the media scenarios every bucket backend must pass;
-//! [`push`] the push-notification scenarios, standalone and in a cluster;
+//! [`push`] the push-notification scenarios, standalone and in a cluster,
+//! with FCM and APNs stand-ins in [`push_services`];
 //! [`cluster`] runs shard and gateway processes on loopback, and [`device`]
 //! is a resuming WebSocket client for scenarios against them.
 
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod device;
 pub mod media;
 pub mod push;
+pub mod push_services;
 
 /// Reads the environment variable a service script exported.
 ///

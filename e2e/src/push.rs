@@ -254,19 +254,7 @@ pub async fn failures_are_retried_forgotten_or_dead_lettered(t: &Target) -> Resu
     r.answer_next(&[410]);
     t.first().say(&alice, chat, "two").await?;
     exactly(&r, 4).await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let resp = t.last().get("/v1/devices", Some(&bob.token), &[]).await?;
-        let body: serde_json::Value = resp.json().await?;
-        if body["devices"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "a gone token was not forgotten: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    devices_gone(t.last(), &bob).await?;
 
     register(t.last(), &bob, "strict", &r).await?;
     r.answer_next(&[400]);
@@ -351,5 +339,115 @@ pub async fn device_registration_refuses_bad_input(t: &Target) -> Result<()> {
         .send()
         .await?;
     ensure!(anonymous.status() == 401);
+    Ok(())
+}
+
+/// Polls until `u` has no registered device.
+async fn devices_gone(api: &Api, u: &User) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = api.get("/v1/devices", Some(&u.token), &[]).await?;
+        let body: serde_json::Value = resp.json().await?;
+        if body["devices"].as_array().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "a gone token was not forgotten: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// FCM and APNs: each gets its platform's request, authenticated as the
+/// service expects (one OAuth exchange for many sends; an ES256 provider
+/// token); "unregistered" answers unregister the devices.
+pub async fn fcm_and_apns_deliver_and_forget_gone_tokens(
+    t: &Target,
+    services: &crate::push_services::PushServices,
+) -> Result<()> {
+    use crate::push_services::TOPIC;
+    let api = t.first();
+    let alice = api.user("alice").await?;
+    let bob = api.user("bob").await?;
+    let carol = api.user("carol").await?;
+    let team = api.group(&alice, "Team", &[&bob, &carol]).await?;
+    let apns_token = "a1b2c3d4".repeat(8);
+    let (s, b) = api
+        .put(
+            "/v1/devices/pixel",
+            &bob.token,
+            json!({"platform": "fcm", "token": "fcm-token-bob"}),
+        )
+        .await?;
+    ensure!(s == 200, "{s} {b}");
+    let (s, b) = api
+        .put(
+            "/v1/devices/iphone",
+            &carol.token,
+            json!({"platform": "apns", "token": apns_token}),
+        )
+        .await?;
+    ensure!(s == 200, "{s} {b}");
+
+    let seq = api.say(&alice, team, "hello").await?;
+    services
+        .until(WAIT, |s| {
+            s.fcm_messages().len() == 1 && s.apns_requests().len() == 1
+        })
+        .await?;
+    let (m, _) = &services.fcm_messages()[0];
+    let m = &m["message"];
+    ensure!(m["token"] == "fcm-token-bob", "{m}");
+    ensure!(
+        m["notification"] == json!({"title": "alice @ Team", "body": "hello"}),
+        "{m}"
+    );
+    ensure!(
+        m["data"]["chat_id"] == team.to_string()
+            && m["data"]["seq"].as_str() == Some(seq.to_string().as_str()),
+        "{m}"
+    );
+    ensure!(
+        m["android"] == json!({"priority": "high", "collapse_key": team.to_string()}),
+        "{m}"
+    );
+    let r = &services.apns_requests()[0];
+    ensure!(r.device == apns_token, "{r:?}");
+    let h = |n: &str| r.headers.get(n).map(String::as_str).unwrap_or("");
+    ensure!(
+        h("apns-topic") == TOPIC && h("apns-push-type") == "alert",
+        "{r:?}"
+    );
+    ensure!(
+        h("apns-priority") == "10" && h("apns-collapse-id") == team.to_string(),
+        "{r:?}"
+    );
+    let alert = &r.payload["aps"]["alert"];
+    ensure!(
+        *alert == json!({"title": "alice @ Team", "body": "hello"}),
+        "{r:?}"
+    );
+    ensure!(
+        r.payload["aps"]["thread-id"] == team.to_string() && r.payload["seq"] == seq,
+        "{r:?}"
+    );
+
+    api.say(&alice, team, "again").await?;
+    services
+        .until(WAIT, |s| {
+            s.fcm_messages().len() == 2 && s.apns_requests().len() == 2
+        })
+        .await?;
+    ensure!(services.tokens_issued() == 1, "the access token is reused");
+
+    let unregistered = json!({"error": {"code": 404, "status": "NOT_FOUND",
+        "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}});
+    services.fcm_answers(404, unregistered);
+    services.apns_answers(410, "Unregistered");
+    api.say(&alice, team, "third").await?;
+    devices_gone(api, &bob).await?;
+    devices_gone(api, &carol).await?;
+    ensure!(services.refused().is_empty(), "{:?}", services.refused());
     Ok(())
 }

@@ -146,7 +146,7 @@ impl DevicePolicy {
         if c.fcm_credentials_file.is_some() {
             platforms.push(Platform::Fcm);
         }
-        if c.apns_key_file.is_some() {
+        if c.apns.is_some() {
             platforms.push(Platform::Apns);
         }
         if c.webhooks {

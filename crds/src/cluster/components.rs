@@ -432,13 +432,34 @@ pub struct PushSpec {
     /// Firebase Cloud Messaging service-account JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fcm: Option<SecretKeyRef>,
-    /// Apple Push Notification service `.p8` token key.
+    /// Apple Push Notification service, token-based.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apns: Option<SecretKeyRef>,
+    pub apns: Option<ApnsSpec>,
     /// Lets devices register an HTTPS endpoint of their own (UnifiedPush
     /// distributors, self-hosted relays) that notifiers POST to.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub webhooks: bool,
+}
+
+/// APNs token-based authentication: the `.p8` key and what Apple issued
+/// with it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApnsSpec {
+    /// Secret and key holding the `.p8` key.
+    pub key: SecretKeyRef,
+    /// The key's id.
+    #[schemars(length(min = 1, max = 32))]
+    pub key_id: String,
+    /// The Apple developer team id.
+    #[schemars(length(min = 1, max = 32))]
+    pub team_id: String,
+    /// The app's bundle id, e.g. `com.example.chat`.
+    #[schemars(length(min = 1, max = 255))]
+    pub topic: String,
+    /// Apple's development environment instead of production.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
 }
 
 /// Token signing.

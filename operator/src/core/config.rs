@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use confab_api::cluster::{ChatCluster, Provider};
 use confab_api::config::{
-    AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, ClusterConfig, NatsConfig, PushConfig,
-    SIGNING_KEY_KEY, StoreConfig,
+    ApnsConfig, AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, ClusterConfig, NatsConfig,
+    PushConfig, SIGNING_KEY_KEY, StoreConfig,
 };
 use confab_api::ring::Ring;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -68,8 +68,8 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
             if let Some(r) = &spec.push.fcm {
                 out.push(("fcm".into(), r.name.clone()));
             }
-            if let Some(r) = &spec.push.apns {
-                out.push(("apns".into(), r.name.clone()));
+            if let Some(a) = &spec.push.apns {
+                out.push(("apns".into(), a.key.name.clone()));
             }
         }
         _ => {}
@@ -141,10 +141,15 @@ pub fn cluster_config(cc: &ChatCluster, names: &Names, ring: Ring) -> ClusterCon
                 .fcm
                 .as_ref()
                 .map(|r| format!("{}/{}", secret_dir("fcm"), r.key)),
-            apns_key_file: push
-                .apns
-                .as_ref()
-                .map(|r| format!("{}/{}", secret_dir("apns"), r.key)),
+            fcm_endpoint: None,
+            apns: push.apns.as_ref().map(|a| ApnsConfig {
+                key_file: format!("{}/{}", secret_dir("apns"), a.key.key),
+                key_id: a.key_id.clone(),
+                team_id: a.team_id.clone(),
+                topic: a.topic.clone(),
+                sandbox: a.sandbox,
+                endpoint: None,
+            }),
             webhooks: push.webhooks,
             allow_http_webhooks: false,
         },

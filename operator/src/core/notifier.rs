@@ -47,15 +47,21 @@ pub fn build_service_account(names: &Names) -> ServiceAccount {
 mod tests {
     use super::*;
     use crate::core::fixtures::cluster;
-    use confab_api::cluster::SecretKeyRef;
+    use confab_api::cluster::{ApnsSpec, SecretKeyRef};
 
     #[test]
     fn notifier_mounts_push_credentials_only() {
         let mut cc = cluster();
         cc.spec.notifier.replicas = 2;
-        cc.spec.push.apns = Some(SecretKeyRef {
-            name: "apns".into(),
-            key: "key.p8".into(),
+        cc.spec.push.apns = Some(ApnsSpec {
+            key: SecretKeyRef {
+                name: "apns".into(),
+                key: "key.p8".into(),
+            },
+            key_id: "ABC123DEFG".into(),
+            team_id: "TEAM123456".into(),
+            topic: "dev.confab.app".into(),
+            sandbox: false,
         });
         let names = Names::new(&cc);
         let spec = build_notifier_deployment(&cc, &names).spec;

@@ -2,9 +2,13 @@
 //! [`Platform`]. Each turns a [`Notification`] into the service's request
 //! and the service's answer into an [`Outcome`].
 //!
+//! - [`fcm`]: Firebase Cloud Messaging (HTTP v1, service-account OAuth);
+//! - [`apns`]: Apple Push Notification service (HTTP/2, `.p8` token auth);
 //! - [`webhook`]: a JSON POST to the device's own HTTPS endpoint
 //!   (UnifiedPush distributors, self-hosted relays).
 
+pub mod apns;
+pub mod fcm;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -53,7 +57,30 @@ impl Providers {
 
 /// The providers `config` has credentials for.
 pub fn from_config(config: &PushConfig) -> Result<Providers, PushError> {
+    let read = |what: &str, path: &str| {
+        std::fs::read_to_string(path).map_err(|e| PushError::Config(format!("{what} {path}: {e}")))
+    };
     let mut providers = Providers::default();
+    if let Some(path) = &config.fcm_credentials_file {
+        let account = read("FCM service account", path)?;
+        let fcm = fcm::Fcm::new(&account, config.fcm_endpoint.as_deref())?;
+        providers = providers.with(Platform::Fcm, Arc::new(fcm));
+    }
+    if let Some(a) = &config.apns {
+        let default = if a.sandbox {
+            apns::SANDBOX
+        } else {
+            apns::PRODUCTION
+        };
+        let settings = apns::ApnsSettings {
+            key_pem: read("APNs key", &a.key_file)?,
+            key_id: a.key_id.clone(),
+            team_id: a.team_id.clone(),
+            topic: a.topic.clone(),
+            endpoint: a.endpoint.clone().unwrap_or_else(|| default.to_owned()),
+        };
+        providers = providers.with(Platform::Apns, Arc::new(apns::Apns::new(settings)?));
+    }
     if config.webhooks {
         let webhook = webhook::Webhook::new(config.allow_http_webhooks);
         providers = providers.with(Platform::Webhook, Arc::new(webhook));
