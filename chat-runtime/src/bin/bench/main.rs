@@ -16,8 +16,11 @@
 //! - `media`: upload and download throughput of one large file against the
 //!   bucket backend directly (`object_store`) and through the server, and
 //!   the server's peak RSS while it streams ([`media`]).
+//! - `push`: offline recipients with webhook devices served by the bench;
+//!   pushes/s and send-to-push latency ([`push`]).
 
 mod media;
+mod push;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,6 +96,13 @@ enum Scenario {
         /// first is used. Default: a local folder.
         #[arg(long)]
         buckets: Option<PathBuf>,
+    },
+    /// Push notifications to offline recipients' webhook devices.
+    Push {
+        #[arg(long, default_value_t = 200)]
+        recipients: usize,
+        #[arg(long, default_value_t = 5_000)]
+        messages: u64,
     },
 }
 
@@ -624,6 +634,7 @@ async fn main() -> Result<()> {
     }
     let extra = match &scenario {
         Scenario::Media { mib, buckets } => media::server_args(*mib, buckets.as_deref()),
+        Scenario::Push { .. } => push::server_args(),
         _ => Vec::new(),
     };
     let target = start_target(url, pid, &extra).await?;
@@ -649,6 +660,10 @@ async fn main() -> Result<()> {
             sources,
         } => idle(&target, connections, sources).await,
         Scenario::Media { mib, buckets } => media::run(&target, mib, buckets.as_deref()).await,
+        Scenario::Push {
+            recipients,
+            messages,
+        } => push::run(&target, recipients, messages).await,
         Scenario::Store { .. } => unreachable!("handled above"),
     }
 }
