@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use futures::StreamExt;
 use chat_runtime::push::Notification;
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -49,7 +49,9 @@ pub async fn run(target: &Target, recipients: usize, messages: u64) -> Result<()
             async move {
                 let mut r = g.lock().await;
                 r.count += 1;
-                let _ = r.latency_ms.record(now_ms().saturating_sub(n.sent_at as u64));
+                let _ = r
+                    .latency_ms
+                    .record(now_ms().saturating_sub(n.sent_at as u64));
                 r.last = Some(Instant::now());
                 warp::reply()
             }
