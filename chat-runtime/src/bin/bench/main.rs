@@ -287,6 +287,8 @@ struct Stats {
     /// Server and bench CPU seconds when the measured phase began.
     cpu_start: std::sync::Mutex<(f64, f64)>,
     delivered: AtomicU64,
+    /// Receivers whose connection the server closed (slow consumers).
+    cut_off: AtomicU64,
     deliver: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
 }
@@ -297,6 +299,7 @@ impl Stats {
             t0: Instant::now(),
             cpu_start: std::sync::Mutex::new((0.0, 0.0)),
             delivered: AtomicU64::new(0),
+            cut_off: AtomicU64::new(0),
             deliver: Mutex::new(Histogram::new(3).expect("histogram")),
             ack: Mutex::new(Histogram::new(3).expect("histogram")),
         })
@@ -326,9 +329,14 @@ async fn receiver(mut ws: Ws, stats: Arc<Stats>, deadline: Deadline) {
     let mut local = Histogram::<u64>::new(3).expect("histogram");
     let mut count = 0u64;
     while deadline.get().is_none_or(|d| Instant::now() < *d) {
-        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await
-        else {
-            continue;
+        let msg = match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+            Err(_) => continue, // quiet: look at the deadline again
+            Ok(Some(Ok(msg))) => msg,
+            // Closed by the server (a slow consumer at overload) or broken.
+            Ok(None | Some(Err(_))) => {
+                stats.cut_off.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
         };
         let Message::Text(t) = msg else { continue };
         if !t.starts_with("{\"type\":\"message\"") {
@@ -409,6 +417,10 @@ async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64
         "deliveries          {delivered} ({:.0} /s)",
         delivered as f64 / secs
     );
+    let cut_off = stats.cut_off.load(Ordering::Relaxed);
+    if cut_off > 0 {
+        println!("receivers cut off   {cut_off} (closed by the server: overload)");
+    }
     println!(
         "send→ack    p50 {} p99 {} p999 {}",
         pct(&a, 0.5),
