@@ -122,6 +122,10 @@ pub struct Target {
 
 /// How long a push may take to arrive (retries included).
 const WAIT: Duration = Duration::from_secs(20);
+/// Once one gateway sees a session change, how long the other watchers of
+/// the session cache (the shards) may still lag: the same NATS message
+/// reaches each watch, so milliseconds; this leaves room for a loaded CI box.
+const PROPAGATION: Duration = Duration::from_millis(300);
 
 impl Target {
     fn first(&self) -> &Api {
@@ -132,7 +136,8 @@ impl Target {
         self.gateways.last().expect("a gateway")
     }
 
-    /// Polls `viewer`'s view of `user`'s presence until it is `online`.
+    /// Polls `viewer`'s view of `user`'s presence until it is `online`,
+    /// then gives the shards' views [`PROPAGATION`] to follow.
     async fn presence_is(&self, viewer: &User, user: &User, online: bool) -> Result<()> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -140,6 +145,7 @@ impl Target {
             let resp = self.first().get(&path, Some(&viewer.token), &[]).await?;
             let body: serde_json::Value = resp.json().await?;
             if body["online"] == online {
+                tokio::time::sleep(PROPAGATION).await;
                 return Ok(());
             }
             ensure!(
