@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{BucketConfig, ClusterConfig};
+use confab_api::control::control_client::ControlClient;
+use confab_api::control::{StatusReply, StatusRequest};
 use confab_api::ring::{Ring, ShardId};
 use confab_operator::core::config::cluster_config;
 use confab_operator::core::names::Names;
@@ -389,6 +391,13 @@ impl LocalCluster {
             control.commit_ring(t, to.epoch()).await?;
         }
         Ok(Ring::moved(from, to))
+    }
+
+    /// Shard `n`'s answer to the control API's `Status`.
+    pub async fn status(&self, n: usize) -> Result<StatusReply> {
+        let p = self.shards[n].as_ref().context("shard not running")?;
+        let mut client = ControlClient::connect(format!("http://{}", p.control)).await?;
+        Ok(client.status(StatusRequest {}).await?.into_inner())
     }
 
     /// Starts shard `n` (new, or again after a kill) and waits for its lease.

@@ -356,6 +356,34 @@ impl Ownership {
         false
     }
 
+    /// Adopts `ring` when another shard's record shows it committed and it is
+    /// newer than this shard's committed ring. A commit is only sent once
+    /// every member prepared, so such a ring is the cluster's; a shard that
+    /// was down or cut off while it went through (failover takes a shard
+    /// out without its answer) must not go on sequencing by the ring it
+    /// remembers, nor refuse the next change as `FromEpochMismatch`. A
+    /// prepared ring no newer than `ring` is dropped (its change is settled
+    /// either way). Returns the handoff when the committed ring moved.
+    pub fn catch_up(&mut self, ring: Ring) -> Option<Handoff> {
+        if ring.epoch() <= self.committed.epoch() {
+            return None;
+        }
+        if self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.epoch() <= ring.epoch())
+        {
+            self.prepared = None;
+        }
+        self.aborted.retain(|&e| e > ring.epoch());
+        let from = std::mem::replace(&mut self.committed, ring);
+        Some(Handoff {
+            me: self.me,
+            from,
+            to: self.committed.clone(),
+        })
+    }
+
     /// A new lease was granted (after none, a loss, or a restart).
     pub fn lease_acquired(&mut self, expiry: Millis, revision: u64) {
         self.lease = Some(Lease {

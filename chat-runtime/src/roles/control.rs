@@ -52,13 +52,9 @@ pub struct ShardControl {
 
 impl ShardControl {
     async fn persist(&self) -> Result<(), Status> {
-        let record = self.ownership.lock().expect("ownership lock").record();
-        let bytes = serde_json::to_vec(&record).expect("records serialize");
-        self.records
-            .put(&self.key, bytes.into())
+        super::records::persist(&self.records, &self.key, &self.ownership)
             .await
-            .map_err(|e| Status::unavailable(format!("persisting the ownership record: {e}")))?;
-        Ok(())
+            .map_err(Status::unavailable)
     }
 }
 

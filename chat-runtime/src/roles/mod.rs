@@ -6,6 +6,8 @@
 //!   by revision, expiring on its own when the holder dies).
 //! - [`shard`]: sequencing the chats the ring gives this shard, behind the
 //!   ownership core ([`crate::cluster::ownership`]).
+//! - [`records`]: the shards' persisted ownership records, and catching up
+//!   with a ring committed while a shard was away.
 //! - [`control`]: the operator's gRPC control API (`crds/proto/control.proto`).
 //! - [`gateway`]: the WebSocket/HTTP edge, routing commands to shards.
 //! - [`notifier`]: push jobs from the JetStream queue to the push services.
@@ -18,6 +20,7 @@ pub mod control;
 pub mod gateway;
 pub mod lease;
 pub mod notifier;
+pub mod records;
 pub mod shard;
 
 use std::time::Instant;

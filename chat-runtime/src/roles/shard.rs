@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream;
 use confab_api::ring::ShardId;
 use uuid::Uuid;
 use warp::Filter;
 
 use super::lease::{self, LeaseTimes};
-use super::{connect, control, monotonic_now};
+use super::{connect, control, monotonic_now, records};
 use crate::bus::nats::NatsBus;
 use crate::cluster::{NotOwner, Ownership, OwnershipRecord};
 use crate::metrics::Metrics;
@@ -77,20 +77,6 @@ fn minter(ownership: Arc<Mutex<Ownership>>) -> crate::shard::Minter {
     })
 }
 
-async fn records(js: &jetstream::Context, cluster: &str) -> Result<kv::Store> {
-    let name = format!("confab-{cluster}-ownership");
-    if let Ok(store) = js.get_key_value(&name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket: name.clone(),
-        history: 1,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating the ownership bucket {name}"))
-}
-
 /// Runs the shard until `shutdown` resolves.
 pub async fn run(
     args: ShardArgs,
@@ -107,7 +93,7 @@ pub async fn run(
         connect::user_prefix(&config),
     ));
 
-    let records = records(&js, &config.cluster).await?;
+    let records = records::bucket(&js, &config.cluster).await?;
     let key = format!("shard-{}", me.0);
     let ownership = match records
         .get(&key)
@@ -126,10 +112,6 @@ pub async fn run(
         None => Ownership::new(me, config.ring.clone()),
     };
     let ownership = Arc::new(Mutex::new(ownership));
-    let times = LeaseTimes::new(args.lease_ttl);
-    let leases = lease::bucket(&js, &config.cluster, times).await?;
-    lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
-
     let metrics = Arc::new(Metrics::new());
     let sessions = connect::sessions(&nats, &config, "shard").await?;
     let queue = connect::push_queue(&nats, &config).await?;
@@ -137,6 +119,19 @@ pub async fn run(
         Shard::with_minter(store, bus, metrics.clone(), minter(ownership.clone()))
             .with_push(queue, sessions),
     );
+    // A ring committed while this shard was down comes first: no lease is
+    // taken under a ring the cluster has left behind.
+    records::Follower {
+        records: records.clone(),
+        key: key.clone(),
+        ownership: ownership.clone(),
+        shard: shard.clone(),
+    }
+    .start()
+    .await?;
+    let times = LeaseTimes::new(args.lease_ttl);
+    let leases = lease::bucket(&js, &config.cluster, times).await?;
+    lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
     control::spawn(
         args.control_listen,
         control::ShardControl {

@@ -295,7 +295,22 @@ async fn a_shard_killed_under_load_fails_over_to_its_neighbours() -> Result<()> 
         .await?;
     println!("failover moved {moved:.3} of chats");
     let senders = running.await??;
-    settle(&c, p, senders, rounds).await
+    settle(&c, p, senders, rounds).await?;
+
+    // The killed shard comes back remembering ring 1. It catches up with
+    // ring 2 from the others' records before it takes a lease, so it
+    // sequences nothing the failover gave away, and its rejoin is an
+    // ordinary change from epoch 2.
+    c.restart_shard(2).await?;
+    let s = c.status(2).await?;
+    ensure!(s.ring_epoch == 2 && s.lease_held, "{s:?}");
+    c.change_ring(&ring(2, &[0, 1])?, &ring(3, &[0, 1, 2])?)
+        .await?;
+    ensure!(c.status(2).await?.ring_epoch == 3);
+    let (a, b) = (user(&c, 0, "back-a").await?, user(&c, 1, "back-b").await?);
+    let chat = direct(&c, 0, &a, &b).await?;
+    ensure!(c.api(1).say(&b, chat, "after the rejoin").await? == 1);
+    Ok(())
 }
 
 /// Push notifications in a cluster: a session on one gateway is seen by

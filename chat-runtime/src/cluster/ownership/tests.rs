@@ -319,3 +319,40 @@ fn not_owner_converts_into_the_layer_error() {
     let e: OwnershipError = NotOwner::NoLease.into();
     assert_eq!(e, OwnershipError::NotOwner(NotOwner::NoLease));
 }
+
+#[test]
+fn a_shard_left_out_catches_up_with_the_committed_ring() {
+    // Shard 1 was failed over (ring 2 = {0}) while it was down; it restarts
+    // remembering ring 1 = {0, 1}, then sees shard 0's record.
+    let mut own = Ownership::new(S1, ring(1, &[0, 1]));
+    own.lease_acquired(Millis(100), 3);
+    let mine = chat_of_pair(S1);
+    assert!(own.may_sequence(mine, Millis(10)).is_ok());
+    let handoff = own.catch_up(ring(2, &[0])).expect("a newer ring");
+    assert!(handoff.releases(mine));
+    assert_eq!(
+        own.may_sequence(mine, Millis(10)),
+        Err(NotOwner::WrongShard {
+            owner: S0,
+            epoch: 2
+        })
+    );
+    // The rejoin that follows is a change from epoch 2, as for everyone.
+    assert!(own.prepare(ring(3, &[0, 1]), 2).is_ok());
+    // Older or equal rings change nothing.
+    assert!(own.catch_up(ring(2, &[0])).is_none());
+    assert!(own.catch_up(ring(1, &[0, 1])).is_none());
+    assert_eq!(own.prepared().map(Ring::epoch), Some(3));
+}
+
+#[test]
+fn catching_up_settles_a_prepare_it_passes_and_keeps_a_newer_one() {
+    let mut own = Ownership::new(S0, ring(1, &[0, 1]));
+    own.prepare(ring(2, &[0]), 1).expect("prepare 2");
+    own.catch_up(ring(3, &[0, 1])).expect("newer");
+    assert_eq!(own.prepared(), None);
+    assert_eq!(own.committed().epoch(), 3);
+    own.prepare(ring(5, &[0]), 3).expect("prepare 5");
+    own.catch_up(ring(4, &[1])).expect("newer than 3");
+    assert_eq!(own.prepared().map(Ring::epoch), Some(5));
+}
