@@ -55,7 +55,12 @@ pub struct Shard {
 struct Push {
     queue: Arc<dyn PushQueue>,
     sessions: Arc<dyn Sessions>,
+    /// Batches of jobs being queued.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Batches of push jobs a shard queues at once before it drops new ones.
+pub const PUSH_BACKLOG: usize = 4096;
 
 fn group_full() -> ApiError {
     ApiError::new(
@@ -171,26 +176,48 @@ impl Shard {
     /// `self`, queueing a push job on `queue` for each recipient of a
     /// message who has no live session in `sessions`.
     pub fn with_push(mut self, queue: Arc<dyn PushQueue>, sessions: Arc<dyn Sessions>) -> Self {
-        self.push = Some(Push { queue, sessions });
+        self.push = Some(Push {
+            queue,
+            sessions,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(PUSH_BACKLOG)),
+        });
         self
     }
 
-    /// Queues the push jobs of `jobs`; a refusal is logged and counted, and
-    /// never fails the send (the message is stored and fanned out).
-    async fn queue_pushes(&self, jobs: Vec<PushJob>) {
+    /// Queues `jobs` in the background, off the chat's critical section
+    /// (the message is stored and fanned out already). A refusal is logged
+    /// and counted, and never fails the send; so is a backlog past
+    /// [`PUSH_BACKLOG`] enqueues in flight (the queue is not keeping up).
+    fn queue_pushes(&self, jobs: Vec<PushJob>) {
         let Some(push) = &self.push else { return };
-        let queued = futures::future::join_all(jobs.iter().map(|j| push.queue.enqueue(j))).await;
-        for (job, result) in jobs.iter().zip(queued) {
-            match result {
-                Ok(()) => {
-                    self.metrics.push_enqueued.inc();
-                }
-                Err(e) => {
-                    self.metrics.push_enqueue_failures.inc();
-                    tracing::warn!(error = %e, job = %job.key(), "push job not queued");
+        if jobs.is_empty() {
+            return;
+        }
+        let metrics = self.metrics.clone();
+        let Ok(permit) = push.in_flight.clone().try_acquire_owned() else {
+            metrics.push_enqueue_failures.inc_by(jobs.len() as u64);
+            tracing::warn!(
+                jobs = jobs.len(),
+                "push queue backlog full: jobs not queued"
+            );
+            return;
+        };
+        let queue = push.queue.clone();
+        tokio::spawn(async move {
+            let queued = futures::future::join_all(jobs.iter().map(|j| queue.enqueue(j))).await;
+            for (job, result) in jobs.iter().zip(queued) {
+                match result {
+                    Ok(()) => {
+                        metrics.push_enqueued.inc();
+                    }
+                    Err(e) => {
+                        metrics.push_enqueue_failures.inc();
+                        tracing::warn!(error = %e, job = %job.key(), "push job not queued");
+                    }
                 }
             }
-        }
+            drop(permit);
+        });
     }
 
     /// Chats whose state this shard holds in memory.
@@ -349,7 +376,7 @@ impl Shard {
                 tracing::warn!(error = %e, chat = %st.chat.id, "fan-out failed");
             }
         }
-        self.queue_pushes(pushes).await;
+        self.queue_pushes(pushes);
         Ok(())
     }
 
