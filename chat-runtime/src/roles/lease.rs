@@ -33,11 +33,13 @@ impl LeaseTimes {
     }
 }
 
-/// The lease bucket of a cluster.
+/// The lease bucket of a cluster, with `replicas` copies (the cluster's
+/// `cache.replicas`: leases must outlive the loss of a NATS server).
 pub async fn bucket(
     js: &jetstream::Context,
     cluster: &str,
     times: LeaseTimes,
+    replicas: usize,
 ) -> Result<kv::Store> {
     let name = format!("confab-{cluster}-leases");
     if let Ok(store) = js.get_key_value(&name).await {
@@ -47,6 +49,7 @@ pub async fn bucket(
         bucket: name.clone(),
         history: 1,
         max_age: times.ttl,
+        num_replicas: replicas.max(1),
         ..Default::default()
     })
     .await

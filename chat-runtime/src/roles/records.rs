@@ -14,8 +14,9 @@ use futures::StreamExt;
 use crate::cluster::{Ownership, OwnershipRecord};
 use crate::shard::Shard;
 
-/// The ownership bucket of a cluster.
-pub async fn bucket(js: &jetstream::Context, cluster: &str) -> Result<kv::Store> {
+/// The ownership bucket of a cluster, with `replicas` copies (as the lease
+/// bucket).
+pub async fn bucket(js: &jetstream::Context, cluster: &str, replicas: usize) -> Result<kv::Store> {
     let name = format!("confab-{cluster}-ownership");
     if let Ok(store) = js.get_key_value(&name).await {
         return Ok(store);
@@ -23,6 +24,7 @@ pub async fn bucket(js: &jetstream::Context, cluster: &str) -> Result<kv::Store>
     js.create_key_value(kv::Config {
         bucket: name.clone(),
         history: 1,
+        num_replicas: replicas.max(1),
         ..Default::default()
     })
     .await

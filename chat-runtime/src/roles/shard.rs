@@ -93,7 +93,8 @@ pub async fn run(
         connect::user_prefix(&config),
     ));
 
-    let records = records::bucket(&js, &config.cluster).await?;
+    let replicas = config.nats.cache_replicas as usize;
+    let records = records::bucket(&js, &config.cluster, replicas).await?;
     let key = format!("shard-{}", me.0);
     let ownership = match records
         .get(&key)
@@ -130,7 +131,7 @@ pub async fn run(
     .start()
     .await?;
     let times = LeaseTimes::new(args.lease_ttl);
-    let leases = lease::bucket(&js, &config.cluster, times).await?;
+    let leases = lease::bucket(&js, &config.cluster, times, replicas).await?;
     lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
     control::spawn(
         args.control_listen,
