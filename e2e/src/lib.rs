@@ -17,6 +17,26 @@ pub mod media;
 pub mod push;
 pub mod push_services;
 
+/// Polls `check` every 50 ms until it holds; fails after `within`, naming
+/// `what`. For outcomes that are eventual by design (a sweep, a push, a
+/// cache following a change).
+pub async fn eventually(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("{what} did not happen within {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Reads the environment variable a service script exported.
 ///
 /// # Panics

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use chat_runtime::media::buckets;
 use chat_runtime::media::fixtures;
 use chat_runtime::standalone;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::api::{Api, User};
+use crate::eventually;
 
 /// Makes buckets for scenarios; every call returns a bucket no other
 /// scenario uses.
@@ -534,19 +535,6 @@ pub async fn signed_link_expires(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Result<bool>) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{what} did not happen within {WAIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Under delete-after-download the object stays until the last recipient
 /// has downloaded it, then goes (and downloads answer `gone`).
 pub async fn deleted_after_last_download(backend: &dyn Backend) -> Result<()> {
@@ -591,7 +579,7 @@ pub async fn deleted_after_last_download(backend: &dyn Backend) -> Result<()> {
             .len()
             == bytes.len()
     );
-    eventually("deletion after the last download", async || {
+    eventually("deletion after the last download", WAIT, async || {
         Ok(!objects(&bucket, "media").await?.contains(&object))
     })
     .await?;
@@ -634,7 +622,7 @@ pub async fn expiry_waits_for_delivery(backend: &dyn Backend) -> Result<()> {
         )
         .await?;
     ensure!(s == 200, "receipt: {s} {b}");
-    eventually("expiry after delivery", async || {
+    eventually("expiry after delivery", WAIT, async || {
         Ok(!objects(&bucket, "media").await?.contains(&object))
     })
     .await

@@ -16,6 +16,7 @@ use warp::Filter;
 
 use crate::api::{Api, User};
 use crate::device::Device;
+use crate::eventually;
 
 /// One POST the endpoint received.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,20 +96,14 @@ impl Receiver {
         self.state.lock().expect("receiver state").got.clone()
     }
 
-    /// Waits until `n` requests arrived (panics after `within`).
-    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} push requests within {within:?}, got {got:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// Waits until `n` requests arrived; all of them.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Result<Vec<Received>> {
+        eventually(&format!("{n} push requests"), within, async || {
+            Ok(self.received().len() >= n)
+        })
+        .await
+        .with_context(|| format!("received {:#?}", self.received()))?;
+        Ok(self.received())
     }
 }
 
@@ -139,21 +134,15 @@ impl Target {
     /// Polls `viewer`'s view of `user`'s presence until it is `online`,
     /// then gives the shards' views [`PROPAGATION`] to follow.
     async fn presence_is(&self, viewer: &User, user: &User, online: bool) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let path = format!("/v1/users/{}/presence", user.id);
+        let path = format!("/v1/users/{}/presence", user.id);
+        eventually(&format!("presence online = {online}"), WAIT, async || {
             let resp = self.first().get(&path, Some(&viewer.token), &[]).await?;
             let body: serde_json::Value = resp.json().await?;
-            if body["online"] == online {
-                tokio::time::sleep(PROPAGATION).await;
-                return Ok(());
-            }
-            ensure!(
-                tokio::time::Instant::now() < deadline,
-                "presence never turned {online}: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Ok(body["online"] == online)
+        })
+        .await?;
+        tokio::time::sleep(PROPAGATION).await;
+        Ok(())
     }
 
     /// The notifier's count of dead-lettered jobs.
@@ -179,7 +168,7 @@ async fn register(api: &Api, u: &User, device: &str, receiver: &Receiver) -> Res
 
 /// Waits `settle` and checks that exactly `n` requests arrived.
 async fn exactly(receiver: &Receiver, n: usize) -> Result<Vec<Received>> {
-    let got = receiver.wait_for(n, WAIT).await;
+    let got = receiver.wait_for(n, WAIT).await?;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = receiver.received();
     ensure!(
@@ -270,15 +259,10 @@ pub async fn failures_are_retried_forgotten_or_dead_lettered(t: &Target) -> Resu
         got[4].device == "strict" && got[4].status == 400,
         "{got:#?}"
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while t.dead_letters().await? != dead_before + 1 {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the refused push was not dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
+    eventually("the refused push dead-lettered", WAIT, async || {
+        Ok(t.dead_letters().await? == dead_before + 1)
+    })
+    .await
 }
 
 /// Device registration: typed refusals for bad ids, unconfigured platforms,
@@ -350,19 +334,12 @@ pub async fn device_registration_refuses_bad_input(t: &Target) -> Result<()> {
 
 /// Polls until `u` has no registered device.
 async fn devices_gone(api: &Api, u: &User) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually("a gone token forgotten", WAIT, async || {
         let resp = api.get("/v1/devices", Some(&u.token), &[]).await?;
         let body: serde_json::Value = resp.json().await?;
-        if body["devices"].as_array().is_some_and(Vec::is_empty) {
-            return Ok(());
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "a gone token was not forgotten: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Ok(body["devices"].as_array().is_some_and(Vec::is_empty))
+    })
+    .await
 }
 
 /// FCM and APNs: each gets its platform's request, authenticated as the

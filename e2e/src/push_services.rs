@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use confab_api::config::{ApnsConfig, PushConfig};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
@@ -297,17 +297,17 @@ impl PushServices {
 
     /// Waits until `done` holds (fails after `within`).
     pub async fn until(&self, within: Duration, done: impl Fn(&Self) -> bool) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + within;
-        while !done(self) {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "push services: still waiting; FCM {:?}, APNs {:?}, refused {:?}",
+        crate::eventually("the push services' expected requests", within, async || {
+            Ok(done(self))
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "FCM {:?}, APNs {:?}, refused {:?}",
                 self.fcm_messages(),
                 self.apns_requests(),
                 self.refused()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+            )
+        })
     }
 }

@@ -7,15 +7,14 @@
 //! id), `apns-push-type: alert`, priority 10 and the chat as `apns-collapse-id`
 //! and `thread-id` (grouped per chat on the device).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Mutex;
 
-use super::{Provider, retry_after, unreachable};
+use super::{Provider, TokenCache, retry_after, unix_secs, unreachable};
 use crate::push::policy::{Outcome, from_status};
 use crate::push::{Notification, PushError};
 
@@ -50,7 +49,7 @@ pub struct Apns {
     http: reqwest::Client,
     key: EncodingKey,
     settings: ApnsSettings,
-    token: Mutex<Option<(String, SystemTime)>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for Apns {
@@ -83,23 +82,15 @@ impl Apns {
             http,
             key,
             settings,
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
-    async fn provider_token(&self) -> Result<String, Outcome> {
-        let mut cached = self.token.lock().await;
-        if let Some((token, until)) = &*cached
-            && SystemTime::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let iat = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    /// A signed provider token, used for [`TOKEN_LIFE`].
+    fn provider_token(&self) -> Result<(String, Duration), Outcome> {
         let claims = Claims {
             iss: self.settings.team_id.clone(),
-            iat,
+            iat: unix_secs(),
         };
         let header = Header {
             kid: Some(self.settings.key_id.clone()),
@@ -107,8 +98,7 @@ impl Apns {
         };
         let token = jsonwebtoken::encode(&header, &claims, &self.key)
             .map_err(|e| Outcome::Rejected(format!("signing the APNs token: {e}")))?;
-        *cached = Some((token.clone(), SystemTime::now() + TOKEN_LIFE));
-        Ok(token)
+        Ok((token, TOKEN_LIFE))
     }
 }
 
@@ -141,7 +131,7 @@ impl Provider for Apns {
         if !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Outcome::TokenGone;
         }
-        let jwt = match self.provider_token().await {
+        let jwt = match self.token.get(async || self.provider_token()).await {
             Ok(t) => t,
             Err(o) => return o,
         };
@@ -175,7 +165,7 @@ impl Provider for Apns {
             .map(|r| r.reason)
             .unwrap_or_default();
         if reason == "ExpiredProviderToken" {
-            *self.token.lock().await = None;
+            self.token.clear().await;
             return Outcome::Retry {
                 reason,
                 after: Some(Duration::ZERO),

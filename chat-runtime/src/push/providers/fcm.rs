@@ -7,15 +7,14 @@
 //! title and body, the chat id and seq as data, high priority and the chat
 //! as collapse key (Android keeps one pending notification per chat).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Mutex;
 
-use super::{Provider, retry_after, unreachable};
+use super::{Provider, TokenCache, retry_after, unix_secs, unreachable};
 use crate::push::policy::{Outcome, from_status};
 use crate::push::{Notification, PushError};
 
@@ -65,8 +64,8 @@ pub struct Fcm {
     account: ServiceAccount,
     key: EncodingKey,
     send_url: String,
-    /// The access token and when to stop using it.
-    token: Mutex<Option<(String, SystemTime)>>,
+    /// The OAuth access token.
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for Fcm {
@@ -76,12 +75,6 @@ impl std::fmt::Debug for Fcm {
             .field("send_url", &self.send_url)
             .finish_non_exhaustive()
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Fcm {
@@ -105,19 +98,14 @@ impl Fcm {
             account,
             key,
             send_url,
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
-    /// A valid access token, exchanged anew when the cached one is near its end.
-    async fn access_token(&self) -> Result<String, Outcome> {
-        let mut cached = self.token.lock().await;
-        if let Some((token, until)) = &*cached
-            && SystemTime::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let iat = now_secs();
+    /// An access token for the service account, and how long to use it (a
+    /// minute less than it lives).
+    async fn exchange(&self) -> Result<(String, Duration), Outcome> {
+        let iat = unix_secs();
         let grant = Grant {
             iss: self.account.client_email.clone(),
             scope: SCOPE.into(),
@@ -155,9 +143,8 @@ impl Fcm {
             .json()
             .await
             .map_err(|e| Outcome::Rejected(format!("FCM token endpoint answer: {e}")))?;
-        let until = SystemTime::now() + Duration::from_secs(token.expires_in.saturating_sub(60));
-        *cached = Some((token.access_token.clone(), until));
-        Ok(token.access_token)
+        let life = Duration::from_secs(token.expires_in.saturating_sub(60));
+        Ok((token.access_token, life))
     }
 }
 
@@ -190,7 +177,7 @@ fn outcome(status: u16, after: Option<Duration>, body: &str) -> Outcome {
 #[async_trait]
 impl Provider for Fcm {
     async fn send(&self, token: &str, n: &Notification) -> Outcome {
-        let access = match self.access_token().await {
+        let access = match self.token.get(async || self.exchange().await).await {
             Ok(a) => a,
             Err(o) => return o,
         };
@@ -209,7 +196,7 @@ impl Provider for Fcm {
         let after = retry_after(resp.headers());
         if status == 401 {
             // The access token was refused before its time: exchange anew.
-            *self.token.lock().await = None;
+            self.token.clear().await;
             return Outcome::Retry {
                 reason: "401 from FCM".into(),
                 after: Some(Duration::ZERO),

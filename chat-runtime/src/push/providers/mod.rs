@@ -12,6 +12,7 @@ pub mod fcm;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -86,6 +87,41 @@ pub fn from_config(config: &PushConfig) -> Result<Providers, PushError> {
         providers = providers.with(Platform::Webhook, Arc::new(webhook));
     }
     Ok(providers)
+}
+
+/// A bearer token reused until its end; one caller at a time makes a new one.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache(tokio::sync::Mutex<Option<(String, SystemTime)>>);
+
+impl TokenCache {
+    /// The cached token, or a new one from `make` (the token and how long
+    /// to use it).
+    pub(crate) async fn get(
+        &self,
+        make: impl AsyncFnOnce() -> Result<(String, Duration), Outcome>,
+    ) -> Result<String, Outcome> {
+        let mut cached = self.0.lock().await;
+        if let Some((token, until)) = &*cached
+            && SystemTime::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let (token, life) = make().await?;
+        *cached = Some((token.clone(), SystemTime::now() + life));
+        Ok(token)
+    }
+
+    /// Forgets the token (the service refused it before its end).
+    pub(crate) async fn clear(&self) {
+        *self.0.lock().await = None;
+    }
+}
+
+/// Seconds since the Unix epoch (JWT `iat`).
+pub(crate) fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Reads a `Retry-After` header given in seconds.
