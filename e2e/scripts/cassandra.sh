@@ -139,9 +139,8 @@ cmd_start() {
   rm -rf "$run"
   mkdir -p "$run"/{data,commitlog,hints,saved_caches,cdc_raw,triggers,conf} "$logdir"
   local native storage
-  native=$(free_port)
-  storage=$(free_port)
-  while [ "$storage" = "$native" ]; do storage=$(free_port); done
+  local ports; ports=$(free_port 2)
+  read -r native storage <<<"${ports//$'\n'/ }"
   sed -e "s#@RUN@#$run#g" -e "s#@NATIVE_PORT@#$native#g" -e "s#@STORAGE_PORT@#$storage#g" \
     "$here/cassandra/cassandra.yaml.in" >"$run/conf/cassandra.yaml"
   cp "$here/cassandra/logback.xml" "$run/conf/logback.xml"

@@ -304,8 +304,8 @@ cmd_start() {
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
   local etcd_port etcd_peer_port kcm_port sched_port kwok_port
-  etcd_port=$(free_port); etcd_peer_port=$(free_port)
-  APISERVER_PORT=$(free_port); kcm_port=$(free_port); sched_port=$(free_port); kwok_port=$(free_port)
+  local ports; ports=$(free_port 6)
+  read -r etcd_port etcd_peer_port APISERVER_PORT kcm_port sched_port kwok_port <<<"${ports//$'\n'/ }"
 
   run_bg etcd "$ETCD" --name confab-e2e --data-dir "$RUN/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \

@@ -34,9 +34,37 @@ need_go() {
   fi
 }
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port [N]: prints N (default 1) distinct TCP ports on 127.0.0.1 that
+# nothing listens on right now, one per line, chosen below the kernel's ephemeral range: a port from that range (what
+# binding port 0 gives) can be taken by any outgoing connection between picking
+# it and the server binding it, as one etcd client connection once took kwok's.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 - "${1:-1}" <<'PY'
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    low = 32768
+low = max(low, 12000)
+want, found = int(sys.argv[1]), []
+for _ in range(1000):
+    port = random.randrange(10000, low)
+    if port in found:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        found.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    if len(found) == want:
+        break
+else:
+    raise SystemExit("no free ports below the ephemeral range")
+print("\n".join(map(str, found)))
+PY
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND once a second until it succeeds.

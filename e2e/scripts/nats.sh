@@ -105,9 +105,8 @@ cmd_start() {
   rm -rf "$run"
   mkdir -p "$run/store"
   local port mport
-  port=$(free_port)
-  mport=$(free_port)
-  while [ "$mport" = "$port" ]; do mport=$(free_port); done
+  local ports; ports=$(free_port 2)
+  read -r port mport <<<"${ports//$'\n'/ }"
   log "starting nats-server on 127.0.0.1:$port (monitor $mport)"
   "$bin" -js -a 127.0.0.1 -p "$port" -m "$mport" -sd "$run/store" \
     >"$logfile" 2>&1 </dev/null &

@@ -54,8 +54,13 @@ done
 
 phase "start services"
 for s in "${services[@]}"; do
-  "$here/$s.sh" start
   started+=("$s")
+  # A start that fails is tried once more (each start stops what is left of
+  # the last one first); a service that fails twice fails the run.
+  if ! "$here/$s.sh" start; then
+    log "$s did not start; trying once more"
+    "$here/$s.sh" start
+  fi
   # shellcheck disable=SC1090
   source "$CONFAB_RUN/$s.env"
 done

@@ -117,8 +117,12 @@ pub struct LocalCluster {
     pub http: reqwest::Client,
 }
 
+/// A loopback address for a child process to listen on. The port comes from
+/// outside the kernel's ephemeral range, so none of the many outgoing
+/// connections a scenario opens can take it before the child binds it.
 fn free_addr() -> Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    let port = portpicker::pick_unused_port().context("no free port")?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// The `chat-runtime` binary next to this test's build (`target/<profile>/`).

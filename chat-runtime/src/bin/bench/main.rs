@@ -160,9 +160,7 @@ async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -
         });
     }
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = portpicker::pick_unused_port().context("no free port")?;
     let exe: PathBuf = std::env::current_exe()?.with_file_name("chat-runtime");
     let child = std::process::Command::new(&exe)
         .args(["standalone", "--listen", &format!("127.0.0.1:{port}")])
