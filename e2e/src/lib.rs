@@ -8,12 +8,14 @@
 //! [`push`] the push-notification scenarios, standalone and in a cluster,
 //! with FCM and APNs stand-ins in [`push_services`];
 //! [`cluster`] runs shard and gateway processes on loopback, and [`device`]
-//! is a resuming WebSocket client for scenarios against them.
+//! is a resuming WebSocket client for scenarios against them;
+//! [`nats_cluster`] runs a clustered nats-server for replicated buckets.
 
 pub mod api;
 pub mod cluster;
 pub mod device;
 pub mod media;
+pub mod nats_cluster;
 pub mod push;
 pub mod push_services;
 

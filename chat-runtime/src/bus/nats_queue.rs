@@ -53,9 +53,22 @@ impl std::fmt::Debug for NatsQueue {
     }
 }
 
+/// The stream `config` names, created or updated to `config`.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(unavailable)?;
+    js.get_stream(name).await.map_err(unavailable)
+}
+
 impl NatsQueue {
-    /// Opens (creating if needed) the streams and consumer of `cluster`,
-    /// with `replicas` copies of each stream.
+    /// Opens the streams and consumer of `cluster`, with `replicas` copies
+    /// of each stream: creates them, or brings existing streams to this
+    /// configuration (a raised `cache.replicas` resizes them).
     pub async fn open(
         js: jetstream::Context,
         cluster: &str,
@@ -63,27 +76,29 @@ impl NatsQueue {
     ) -> Result<Self, BusError> {
         let jobs_subject = format!("confab.{cluster}.push.jobs");
         let dead_subject = format!("confab.{cluster}.push.dead");
-        let jobs = js
-            .get_or_create_stream(stream::Config {
+        let jobs = ensure_stream(
+            &js,
+            stream::Config {
                 name: format!("confab-{cluster}-push"),
                 subjects: vec![jobs_subject.clone()],
                 retention: stream::RetentionPolicy::WorkQueue,
                 num_replicas: replicas.max(1),
                 duplicate_window: DUPLICATE_WINDOW,
                 ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let dead = js
-            .get_or_create_stream(stream::Config {
+            },
+        )
+        .await?;
+        let dead = ensure_stream(
+            &js,
+            stream::Config {
                 name: format!("confab-{cluster}-push-dead"),
                 subjects: vec![dead_subject.clone()],
                 num_replicas: replicas.max(1),
                 max_age: DEAD_LETTER_AGE,
                 ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
+            },
+        )
+        .await?;
         let consumer = jobs
             .get_or_create_consumer(
                 CONSUMER,

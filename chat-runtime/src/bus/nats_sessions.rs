@@ -48,18 +48,15 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
-/// Opens (creating if needed) the session bucket of `cluster` with
-/// `replicas` copies.
+/// Opens the session bucket of `cluster` with `replicas` copies, creating it
+/// or bringing an existing one to that configuration.
 pub async fn bucket(
     js: &jetstream::Context,
     cluster: &str,
     replicas: usize,
 ) -> Result<kv::Store, BusError> {
     let name = format!("confab-{cluster}-sessions");
-    if let Ok(store) = js.get_key_value(&name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
+    js.create_or_update_key_value(kv::Config {
         bucket: name,
         history: 1,
         max_age: TTL,

@@ -58,6 +58,15 @@ pub async fn push_queue(
     Ok(Arc::new(queue))
 }
 
+/// The servers of a NATS URL list (`nats://a:4222,nats://b:4222`, as NATS
+/// clients write it; the client takes one URL per entry).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Connects to NATS (reconnecting forever on its own). The receiver counts
 /// connections: it moves past 1 each time the client reconnected, after
 /// which anything published meanwhile may have been missed.
@@ -85,7 +94,7 @@ pub async fn nats(
             .with_context(|| format!("NATS credentials {file}"))?;
     }
     let client = options
-        .connect(config.url.as_str())
+        .connect(servers(&config.url))
         .await
         .with_context(|| format!("cannot connect to NATS at {}", config.url))?;
     Ok((client, connections))
@@ -135,4 +144,18 @@ pub fn signing_key(path: &str) -> Result<Vec<u8>> {
         "the signing key in {path} is shorter than 32 bytes"
     );
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::servers;
+
+    #[test]
+    fn a_url_list_is_split_into_servers() {
+        assert_eq!(servers("nats://a:4222"), vec!["nats://a:4222"]);
+        assert_eq!(
+            servers("nats://a:4222, nats://b:4222,,nats://c:4222 "),
+            vec!["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+    }
 }

@@ -34,7 +34,9 @@ impl LeaseTimes {
 }
 
 /// The lease bucket of a cluster, with `replicas` copies (the cluster's
-/// `cache.replicas`: leases must outlive the loss of a NATS server).
+/// `cache.replicas`: leases must outlive the loss of a NATS server). An
+/// existing bucket is brought to this configuration (a raised
+/// `cache.replicas` resizes it when the pods restart with it).
 pub async fn bucket(
     js: &jetstream::Context,
     cluster: &str,
@@ -42,10 +44,7 @@ pub async fn bucket(
     replicas: usize,
 ) -> Result<kv::Store> {
     let name = format!("confab-{cluster}-leases");
-    if let Ok(store) = js.get_key_value(&name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
+    js.create_or_update_key_value(kv::Config {
         bucket: name.clone(),
         history: 1,
         max_age: times.ttl,

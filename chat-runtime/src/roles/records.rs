@@ -14,14 +14,11 @@ use futures::StreamExt;
 use crate::cluster::{Ownership, OwnershipRecord};
 use crate::shard::Shard;
 
-/// The ownership bucket of a cluster, with `replicas` copies (as the lease
-/// bucket).
+/// The ownership bucket of a cluster, with `replicas` copies (created or
+/// brought to that, as the lease bucket).
 pub async fn bucket(js: &jetstream::Context, cluster: &str, replicas: usize) -> Result<kv::Store> {
     let name = format!("confab-{cluster}-ownership");
-    if let Ok(store) = js.get_key_value(&name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
+    js.create_or_update_key_value(kv::Config {
         bucket: name.clone(),
         history: 1,
         num_replicas: replicas.max(1),

@@ -31,6 +31,7 @@ use futures::FutureExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
@@ -337,8 +338,66 @@ async fn lifecycle(client: &Client, ns: &str, recording: &Recording) -> Result<(
         recording.calls().is_empty(),
         "bootstrap needs no control calls"
     );
+    let hashes = config_hashes(client, ns).await?;
     scale_3_5_2(&api, &sts, recording).await?;
+    assert_eq!(
+        config_hashes(client, ns).await?,
+        hashes,
+        "a ring change restarts no pod"
+    );
+    config_change_rolls_the_runtime_pods(&api, client, ns, &hashes).await?;
     deletion_runs_the_finalizer(&api, recording).await
+}
+
+/// The config-hash annotation of the shard, gateway and notifier pod templates.
+async fn config_hashes(client: &Client, ns: &str) -> Result<Vec<Option<String>>> {
+    let hash = |t: Option<ObjectMeta>| {
+        t.and_then(|m| m.annotations)
+            .and_then(|a| a.get("confab.dev/config-hash").cloned())
+    };
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get("chat-shard")
+        .await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    let mut out = vec![hash(sts.spec.template.metadata)];
+    for name in ["chat-gateway", "chat-notifier"] {
+        let d = deployments.get(name).await?;
+        out.push(hash(d.spec.template.metadata));
+    }
+    Ok(out)
+}
+
+/// A spec change the pods read at start (here: webhook pushes) changes every
+/// runtime pod template, so Kubernetes rolls them.
+async fn config_change_rolls_the_runtime_pods(
+    api: &Api<ChatCluster>,
+    client: &Client,
+    ns: &str,
+    before: &[Option<String>],
+) -> Result<()> {
+    assert!(
+        before.iter().all(Option::is_some),
+        "templates carry a hash: {before:?}"
+    );
+    api.patch(
+        "chat",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "push": { "webhooks": true } } })),
+    )
+    .await?;
+    until(
+        "every runtime pod template has the new config hash",
+        || async move {
+            let now = config_hashes(client, ns).await?;
+            let rolled = now.iter().zip(before).all(|(n, b)| n.is_some() && n != b);
+            Ok(if rolled {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            })
+        },
+    )
+    .await
 }
 
 /// Every child exists, is owned by the ChatCluster, and status is complete.

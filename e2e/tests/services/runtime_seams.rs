@@ -2,7 +2,9 @@
 //! nats-server (`CONFAB_NATS_URL`) and `ScyllaStore` against a CQL node
 //! (`CONFAB_CQL_NODE`; Cassandra 5.0 stands in for ScyllaDB), each through
 //! the same conformance suite as its in-process twin, plus the CQL store's
-//! own edge cases: paging across buckets and completing interrupted writes.
+//! own edge cases: paging across buckets and completing interrupted writes;
+//! and the runtime's buckets on a clustered nats-server, resized when
+//! `cache.replicas` is raised.
 //!
 //! Each store test works in its own keyspace and drops it at the end.
 //! The LWTs' cost is measured by the `cql-cost` binary of this crate.
@@ -19,11 +21,15 @@ use chat_runtime::bus::{self, nats::NatsBus};
 use chat_runtime::model::{
     Chat, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, now_ms,
 };
+use chat_runtime::roles::lease::{self, LeaseTimes};
+use chat_runtime::roles::{connect, records};
 use chat_runtime::store::scylla::{
     self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore,
 };
 use chat_runtime::store::{self as store_api, Store};
-use confab_e2e::service_env;
+use confab_api::config::NatsConfig;
+use confab_e2e::nats_cluster::NatsCluster;
+use confab_e2e::{eventually, service_env};
 use futures::{StreamExt, stream};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -181,6 +187,74 @@ async fn session_cache_shows_a_user_online_on_every_node() -> Result<()> {
     }
     js.delete_key_value(format!("confab-{cluster}-sessions"))
         .await?;
+    Ok(())
+}
+
+/// `(replicas, peers)` of the stream behind each of a cluster's buckets.
+async fn copies(js: &async_nats::jetstream::Context, cluster: &str) -> Result<Vec<(usize, usize)>> {
+    let mut out = Vec::new();
+    for stream in [
+        format!("KV_confab-{cluster}-leases"),
+        format!("KV_confab-{cluster}-ownership"),
+        format!("KV_confab-{cluster}-sessions"),
+        format!("confab-{cluster}-push"),
+        format!("confab-{cluster}-push-dead"),
+    ] {
+        let info = js.get_stream(&stream).await?.info().await?.clone();
+        let peers = info.cluster.map_or(0, |c| c.replicas.len());
+        out.push((info.config.num_replicas, peers));
+    }
+    Ok(out)
+}
+
+async fn open_buckets(
+    js: &async_nats::jetstream::Context,
+    cluster: &str,
+    replicas: usize,
+) -> Result<async_nats::jetstream::kv::Store> {
+    let times = LeaseTimes::new(Duration::from_secs(10));
+    lease::bucket(js, cluster, times, replicas).await?;
+    let records = records::bucket(js, cluster, replicas).await?;
+    nats_sessions::bucket(js, cluster, replicas).await?;
+    NatsQueue::open(js.clone(), cluster, replicas).await?;
+    Ok(records)
+}
+
+/// Raising `cache.replicas` reaches buckets that already exist: the pods
+/// that restart with the new config resize them, keeping their entries.
+#[tokio::test]
+async fn raised_cache_replicas_resize_existing_buckets_on_a_nats_cluster() -> Result<()> {
+    let nats = NatsCluster::start(3).await?;
+    // As the pods connect: the config's URL list, through the runtime's code.
+    let config = NatsConfig {
+        url: nats.urls().join(","),
+        credentials_file: None,
+        cache_replicas: 3,
+    };
+    let (client, _) = connect::nats(&config, "resize-test").await?;
+    let js = async_nats::jetstream::new(client);
+    let cluster = "resize";
+    let records = open_buckets(&js, cluster, 1).await?;
+    assert_eq!(copies(&js, cluster).await?, vec![(1, 0); 5]);
+    records.put("shard-0", "kept".into()).await?;
+
+    let records = open_buckets(&js, cluster, 3).await?;
+    // Config first; the two new peers follow as they catch up.
+    eventually(
+        "every bucket has three copies",
+        Duration::from_secs(30),
+        async || Ok(copies(&js, cluster).await? == vec![(3, 2); 5]),
+    )
+    .await?;
+    let kept = records.get("shard-0").await?;
+    assert_eq!(
+        kept.as_deref(),
+        Some(&b"kept"[..]),
+        "entries survive the resize"
+    );
+    // Opening again with the same config changes nothing.
+    open_buckets(&js, cluster, 3).await?;
+    assert_eq!(copies(&js, cluster).await?, vec![(3, 2); 5]);
     Ok(())
 }
 

@@ -2,9 +2,11 @@
 //! [`ClusterConfig`] every chat-runtime pod reads, plus which Secrets each
 //! role mounts where (the paths the config names).
 //!
-//! The committed ring goes in as it is; the ConfigMap is *not* hashed into
-//! pod templates, so a ring change never restarts pods (they learn it through
-//! the control API).
+//! The committed ring goes in as it is. Everything else in the config is
+//! hashed into the runtime pod templates ([`config_hash`]), so a change the
+//! pods read only at start (NATS, store, buckets, push, cache replicas) rolls
+//! them; the ring is left out of the hash, so a ring change never restarts a
+//! pod (pods learn it through the control API).
 
 use std::collections::BTreeMap;
 
@@ -13,14 +15,17 @@ use confab_api::config::{
     ApnsConfig, AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, ClusterConfig, NatsConfig,
     PushConfig, SIGNING_KEY_KEY, StoreConfig,
 };
-use confab_api::ring::Ring;
+use confab_api::ring::{Ring, ShardId};
 use k8s_openapi::api::core::v1::ConfigMap;
+use sha2::{Digest, Sha256};
 
 use super::names::{Names, Role};
 use super::pod::secret_dir;
 
 /// Folder of filesystem media buckets (an emptyDir on gateways).
 pub const MEDIA_DIR: &str = "/var/lib/confab/media";
+/// Pod-template annotation holding [`config_hash`].
+pub const CONFIG_HASH_ANNOTATION: &str = "confab.dev/config-hash";
 /// NATS client port.
 pub const NATS_PORT: u16 = 4222;
 /// CQL port.
@@ -190,6 +195,20 @@ fn buckets(cc: &ChatCluster) -> Vec<BucketConfig> {
         .collect()
 }
 
+/// A short hash of [`cluster_config`] without its ring: what a runtime pod
+/// reads only when it starts.
+pub fn config_hash(cc: &ChatCluster, names: &Names) -> String {
+    // Any ring will do: it is taken out before hashing.
+    let ring = Ring::new(0, &[ShardId(0)], 1).expect("a one-shard ring is valid");
+    let mut config =
+        serde_json::to_value(cluster_config(cc, names, ring)).expect("config serializes");
+    if let Some(fields) = config.as_object_mut() {
+        fields.remove("ring");
+    }
+    let digest = Sha256::digest(config.to_string());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The `<cluster>-config` ConfigMap holding [`cluster_config`] as JSON.
 pub fn build_config_map(cc: &ChatCluster, names: &Names, ring: Ring) -> ConfigMap {
     let config = cluster_config(cc, names, ring);
@@ -286,5 +305,33 @@ mod tests {
         let notifier = secret_volumes(&cc, &names, Role::Notifier);
         assert!(notifier.contains(&("fcm".into(), "fcm".into())));
         assert!(!notifier.iter().any(|(v, _)| v == "auth"));
+    }
+
+    #[test]
+    fn config_hash_follows_what_pods_read_at_start_and_ignores_scaling() {
+        let cc = cluster();
+        let hash = |cc: &ChatCluster| config_hash(cc, &Names::new(cc));
+        let base = hash(&cc);
+        assert_eq!(base.len(), 16);
+        assert_eq!(hash(&cc.clone()), base, "deterministic");
+
+        let mut scaled = cc.clone();
+        scaled.spec.shards.count = 7;
+        scaled.spec.gateway.replicas = 4;
+        scaled.spec.notifier.replicas = 3;
+        assert_eq!(hash(&scaled), base, "scaling reads nothing new");
+
+        let mut cache = cc.clone();
+        cache.spec.cache.replicas = 3;
+        let mut webhooks = cc.clone();
+        webhooks.spec.push.webhooks = !cc.spec.push.webhooks;
+        let mut bucket = cc.clone();
+        bucket.spec.media.buckets.push(
+            serde_json::from_value(serde_json::json!({"name": "extra", "provider": "filesystem"}))
+                .unwrap(),
+        );
+        for (changed, what) in [(cache, "cache"), (webhooks, "push"), (bucket, "media")] {
+            assert_ne!(hash(&changed), base, "{what} is read at start");
+        }
     }
 }

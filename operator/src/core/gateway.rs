@@ -13,12 +13,13 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServiceSpec, TopologySpreadConstraint};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{MEDIA_DIR, secret_volumes};
 use super::names::{Names, Role};
-use super::pod::{empty_dir, mount, pod_spec, runtime_container, runtime_volumes};
+use super::pod::{
+    empty_dir, mount, pod_spec, runtime_container, runtime_template_meta, runtime_volumes,
+};
 use super::shard::service_port;
 
 /// The gateway Deployment.
@@ -52,10 +53,7 @@ pub fn build_gateway_deployment(cc: &ChatCluster, names: &Names) -> Deployment {
                 }),
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
+                metadata: Some(runtime_template_meta(cc, names, labels)),
                 spec: Some(pod),
             },
             ..DeploymentSpec::default()

@@ -226,6 +226,7 @@ fn objects(
 mod tests {
     use super::fixtures::{cluster, observed, ring, with_ring};
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn names_of(objects: &[Object]) -> Vec<String> {
         objects
@@ -297,6 +298,50 @@ mod tests {
                 .any(|n| n.starts_with("Secret/") || n.contains("nats"))
         );
         assert!(d.absent.contains(&(Kind::StatefulSet, "chat-nats".into())));
+    }
+
+    /// `(workload, config-hash annotation)` of every pod template that has one.
+    fn hashed_templates(objects: &[Object]) -> Vec<(String, String)> {
+        let template = |meta: &Option<ObjectMeta>| {
+            meta.as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(config::CONFIG_HASH_ANNOTATION).cloned())
+        };
+        objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::StatefulSet(x) => Some((&x.metadata, template(&x.spec.template.metadata))),
+                Object::Deployment(x) => Some((&x.metadata, template(&x.spec.template.metadata))),
+                _ => None,
+            })
+            .filter_map(|(meta, hash)| Some((meta.name.clone()?, hash?)))
+            .collect()
+    }
+
+    #[test]
+    fn runtime_pods_roll_on_config_changes_but_not_on_ring_changes() {
+        let cc = with_ring(cluster(), ring(1, &[0]));
+        let hash = config::config_hash(&cc, &Names::new(&cc));
+        let before = hashed_templates(&desired(&cc, &observed(1)).objects);
+        assert_eq!(
+            before,
+            ["chat-shard", "chat-gateway", "chat-notifier"].map(|w| (w.to_string(), hash.clone()))
+        );
+        // A ring change rewrites the ConfigMap, not the templates.
+        let moved = with_ring(cluster(), ring(2, &[0, 1]));
+        assert_eq!(
+            hashed_templates(&desired(&moved, &observed(2)).objects),
+            before
+        );
+        let mut cache = cc.clone();
+        cache.spec.cache.replicas = 3;
+        let after = hashed_templates(&desired(&cache, &observed(1)).objects);
+        assert!(
+            after
+                .iter()
+                .zip(&before)
+                .all(|(a, b)| a.0 == b.0 && a.1 != b.1)
+        );
     }
 
     #[test]

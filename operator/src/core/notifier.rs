@@ -4,11 +4,10 @@
 use confab_api::cluster::ChatCluster;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ServiceAccount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::config::secret_volumes;
 use super::names::{Names, Role};
-use super::pod::{pod_spec, runtime_container, runtime_volumes};
+use super::pod::{pod_spec, runtime_container, runtime_template_meta, runtime_volumes};
 
 /// The notifier Deployment; it mounts only the push credentials.
 pub fn build_notifier_deployment(cc: &ChatCluster, names: &Names) -> Deployment {
@@ -21,10 +20,7 @@ pub fn build_notifier_deployment(cc: &ChatCluster, names: &Names) -> Deployment 
             replicas: Some(cc.spec.notifier.replicas),
             selector: names.label_selector(Role::Notifier),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
+                metadata: Some(runtime_template_meta(cc, names, labels)),
                 spec: Some(pod_spec(cc, names, vec![container], volumes)),
             },
             ..DeploymentSpec::default()

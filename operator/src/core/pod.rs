@@ -1,6 +1,6 @@
 //! Pod-spec pieces every workload shares: the hardened security contexts,
 //! probes, resource requests, scheduling, the runtime container and the
-//! volumes it mounts.
+//! volumes it mounts, and the config-hash annotation of runtime pod templates.
 //!
 //! Hardening (all runtime pods): non-root user, read-only root filesystem,
 //! no privilege escalation, all capabilities dropped, the runtime-default
@@ -24,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::config::{CONFIG_HASH_ANNOTATION, config_hash};
 use super::names::{Names, Role};
 
 /// UID/GID runtime pods run as (the distroless "nonroot" user).
@@ -232,6 +233,23 @@ pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
         mount_path: path.into(),
         read_only: Some(read_only),
         ..VolumeMount::default()
+    }
+}
+
+/// Metadata of a runtime pod template: `labels`, and the config hash that
+/// rolls the pods when what they read at start changes.
+pub fn runtime_template_meta(
+    cc: &ChatCluster,
+    names: &Names,
+    labels: BTreeMap<String, String>,
+) -> ObjectMeta {
+    ObjectMeta {
+        labels: Some(labels),
+        annotations: Some(BTreeMap::from([(
+            CONFIG_HASH_ANNOTATION.to_string(),
+            config_hash(cc, names),
+        )])),
+        ..ObjectMeta::default()
     }
 }
 

@@ -13,7 +13,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::secret_volumes;
 use super::names::{Names, Role};
-use super::pod::{pod_spec, runtime_container, runtime_volumes, stateful_set};
+use super::pod::{
+    pod_spec, runtime_container, runtime_template_meta, runtime_volumes, stateful_set,
+};
 
 /// A Service port named like its container port.
 pub fn service_port(name: &str, port: i32, target: &str) -> ServicePort {
@@ -33,7 +35,13 @@ pub fn build_shard_statefulset(cc: &ChatCluster, names: &Names, replicas: i32) -
     // Started and stopped together: the ring, not pod order, decides who
     // owns what.
     let pod = pod_spec(cc, names, vec![container], volumes);
-    stateful_set(names, Role::Shard, replicas, pod, None)
+    let mut set = stateful_set(names, Role::Shard, replicas, pod, None);
+    set.spec.template.metadata = Some(runtime_template_meta(
+        cc,
+        names,
+        names.role_labels(Role::Shard),
+    ));
+    set
 }
 
 /// The headless Service giving each shard pod a DNS name. Not-ready pods are
