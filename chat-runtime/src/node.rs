@@ -7,6 +7,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -82,6 +83,8 @@ pub struct Node {
     shutdown: watch::Receiver<bool>,
     /// Bumped when events may have been missed (the bus reconnected).
     resync: watch::Sender<u64>,
+    /// Set once the gateway drains: open sessions leave within this spread.
+    drain: watch::Sender<Option<Duration>>,
 }
 
 /// A held connection slot; released on drop.
@@ -130,6 +133,7 @@ impl Node {
             connections: AtomicUsize::new(0),
             shutdown,
             resync: watch::Sender::new(0),
+            drain: watch::Sender::new(None),
         }
     }
 
@@ -148,6 +152,41 @@ impl Node {
     /// Changes when [`Node::resync_all`] is called.
     pub fn resync_signal(&self) -> watch::Receiver<u64> {
         self.resync.subscribe()
+    }
+
+    /// Starts draining (once; a second call changes nothing): new sessions
+    /// are refused and every open one closes with "server restart" at a
+    /// random moment within `spread`, so its devices reconnect to other
+    /// gateways spread out rather than all at once.
+    pub fn drain(&self, spread: Duration) {
+        self.drain.send_if_modified(|d| {
+            if d.is_some() {
+                return false;
+            }
+            *d = Some(spread);
+            true
+        });
+    }
+
+    /// [`Node::drain`]s over `spread`, then waits until no session is left
+    /// or `deadline` passed; the sessions left.
+    pub async fn drain_within(&self, spread: Duration, deadline: Duration) -> usize {
+        self.drain(spread);
+        let until = tokio::time::Instant::now() + deadline;
+        while self.connections() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.connections()
+    }
+
+    /// Whether [`Node::drain`] was called.
+    pub fn draining(&self) -> bool {
+        self.drain.borrow().is_some()
+    }
+
+    /// Holds the drain's spread once [`Node::drain`] was called.
+    pub fn drain_signal(&self) -> watch::Receiver<Option<Duration>> {
+        self.drain.subscribe()
     }
 
     /// Takes a connection slot, or `None` at the connection cap.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::bus::Envelope;
 use crate::error::ApiError;
@@ -61,7 +61,8 @@ pub async fn run(
     mut inbound: mpsc::Receiver<Inbound>,
     outbound: mpsc::Sender<Outbound>,
 ) {
-    let Some(_slot) = node.admit() else {
+    let admitted = node.admit().filter(|_| !node.draining());
+    let Some(_slot) = admitted else {
         let _ = outbound
             .send(Outbound::Close(CloseCode::TryAgainLater))
             .await;
@@ -249,6 +250,8 @@ impl Session {
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);
         let mut shutdown = self.node.shutdown_signal();
         let mut resync = self.node.resync_signal();
+        let drained = drained(self.node.drain_signal());
+        tokio::pin!(drained);
         let mut tick = tokio::time::interval(heartbeat / 2);
         let mut last_frame = Instant::now();
         let mut bad_frames = 0;
@@ -289,12 +292,29 @@ impl Session {
                 }
                 _ = shutdown.changed() => break Some(CloseCode::ServerRestart),
                 _ = resync.changed() => break Some(CloseCode::MissedEvents),
+                () = &mut drained => break Some(CloseCode::ServerRestart),
             }
         };
         drop(commands);
         let _ = worker.await;
         close
     }
+}
+
+/// Resolves at this session's moment to leave a draining gateway: a random
+/// point within the drain's spread (never, while the gateway serves).
+async fn drained(mut signal: watch::Receiver<Option<Duration>>) {
+    let spread = signal.wait_for(Option::is_some).await.map(|s| *s);
+    let Ok(Some(spread)) = spread else {
+        return std::future::pending().await;
+    };
+    let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
+    let at = if spread_ms == 0 {
+        0
+    } else {
+        rand::random_range(0..spread_ms)
+    };
+    tokio::time::sleep(Duration::from_millis(at)).await;
 }
 
 /// Most frames taken from the queue at once; consecutive sends among them

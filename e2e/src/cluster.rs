@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{BucketConfig, ClusterConfig};
 use confab_api::control::control_client::ControlClient;
-use confab_api::control::{StatusReply, StatusRequest};
+use confab_api::control::{DrainRequest, StatusReply, StatusRequest};
 use confab_api::ring::{Ring, ShardId};
 use confab_operator::core::config::cluster_config;
 use confab_operator::core::names::Names;
@@ -348,6 +348,20 @@ impl LocalCluster {
             .expect("a gateway is running")
     }
 
+    /// Drains gateway `i` through its control API within `deadline`; the
+    /// sessions it still held when it answered.
+    pub async fn drain_gateway(&self, i: usize, deadline: Duration) -> Result<u64> {
+        let p = self.gateways[i].as_ref().context("gateway not running")?;
+        drain(p, deadline).await
+    }
+
+    /// Drains shard `n` (as the operator does before removing its pod); the
+    /// chats it still held when it answered.
+    pub async fn drain_shard(&self, n: usize, deadline: Duration) -> Result<u64> {
+        let p = self.shards[n].as_ref().context("shard not running")?;
+        drain(p, deadline).await
+    }
+
     /// `kill -9` gateway `i`.
     pub fn kill_gateway(&mut self, i: usize) {
         if let Some(mut p) = self.gateways[i].take() {
@@ -418,6 +432,13 @@ impl LocalCluster {
         self.shards[n] = Some(p);
         Ok(())
     }
+}
+
+async fn drain(p: &Proc, deadline: Duration) -> Result<u64> {
+    let mut client = ControlClient::connect(format!("http://{}", p.control)).await?;
+    let deadline_ms = u32::try_from(deadline.as_millis())?;
+    let reply = client.drain(DrainRequest { deadline_ms }).await?;
+    Ok(reply.into_inner().remaining)
 }
 
 fn hex_key() -> String {

@@ -33,6 +33,8 @@ pub struct Device {
     pub duplicates: BTreeSet<String>,
     /// Sends the server refused, with its reason (a scenario expects none).
     pub refused: Vec<String>,
+    /// The close code of the last connection the server closed.
+    pub closed_with: Option<u16>,
 }
 
 impl Device {
@@ -47,6 +49,7 @@ impl Device {
             acked: BTreeMap::new(),
             duplicates: BTreeSet::new(),
             refused: Vec::new(),
+            closed_with: None,
         }
     }
 
@@ -120,7 +123,10 @@ impl Device {
         };
         let frame: ServerFrame = match msg {
             Message::Text(t) => serde_json::from_str(&t)?,
-            Message::Close(c) => bail!("closed by the server: {c:?}"),
+            Message::Close(c) => {
+                self.closed_with = c.as_ref().map(|f| u16::from(f.code));
+                bail!("closed by the server: {c:?}")
+            }
             _ => return Ok(None),
         };
         match &frame {
@@ -182,6 +188,17 @@ impl Device {
             }
         }
         Ok(())
+    }
+
+    /// Reads until the server closes the connection; its close code.
+    pub async fn until_closed(&mut self, wait: Duration) -> Result<u16> {
+        loop {
+            match self.next_frame(wait).await {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("not closed within {wait:?} of silence"),
+                Err(e) => return self.closed_with.with_context(|| format!("{e:#}")),
+            }
+        }
     }
 
     /// Seqs received in `chat`, ascending.

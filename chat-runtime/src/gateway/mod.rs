@@ -22,7 +22,7 @@ pub fn routes(
     let health = warp::path!("healthz").map(|| "ok");
     let ready_node = node.clone();
     let ready = warp::path!("readyz").map(move || {
-        if *ready_node.shutdown_signal().borrow() {
+        if *ready_node.shutdown_signal().borrow() || ready_node.draining() {
             warp::reply::with_status("shutting down", warp::http::StatusCode::SERVICE_UNAVAILABLE)
         } else {
             warp::reply::with_status("ready", warp::http::StatusCode::OK)

@@ -2,10 +2,12 @@
 //! pod. On a shard it drives the ownership core: each ring step is applied,
 //! persisted (a NATS key-value record) and only then acknowledged; chats a
 //! step moves are flushed out of the sequencer's cache. A gateway reports
-//! its status; it learns rings from the shards' answers.
+//! its status and drains (its sessions leave, spread out); it learns rings
+//! from the shards' answers.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use confab_api::control::control_server::{Control, ControlServer};
@@ -35,6 +37,16 @@ pub fn ring_from_wire(w: Option<WireRing>) -> Result<Ring, Status> {
     let shards: Vec<ShardId> = w.shards.into_iter().map(ShardId).collect();
     Ring::new(w.epoch, &shards, w.vnodes_per_shard)
         .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// `Drain`'s deadline when the request leaves it at 0.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+fn deadline(req: &DrainRequest) -> Duration {
+    match req.deadline_ms {
+        0 => DEFAULT_DRAIN,
+        ms => Duration::from_millis(u64::from(ms)),
+    }
 }
 
 fn refused(e: OwnershipError) -> Status {
@@ -142,12 +154,20 @@ impl Control for ShardControl {
         Ok(Response::new(AbortRingReply {}))
     }
 
-    async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+    async fn drain(&self, req: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        let deadline = deadline(&req.into_inner());
         self.ownership.lock().expect("ownership lock").drain();
-        for chat in self.shard.cached() {
-            self.shard.release(chat).await;
-        }
-        Ok(Response::new(DrainReply { remaining: 0 }))
+        // Releasing a chat waits for its in-flight write; what is still
+        // cached when the deadline passes is reported, not waited for.
+        let release = async {
+            for chat in self.shard.cached() {
+                self.shard.release(chat).await;
+            }
+        };
+        let _ = tokio::time::timeout(deadline, release).await;
+        let remaining = self.shard.cached().len() as u64;
+        tracing::info!(remaining, "drained");
+        Ok(Response::new(DrainReply { remaining }))
     }
 }
 
@@ -195,10 +215,14 @@ impl Control for GatewayControl {
         ))
     }
 
-    async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
-        Ok(Response::new(DrainReply {
-            remaining: self.node.connections() as u64,
-        }))
+    /// Sessions leave at random moments within the first half of the
+    /// deadline (devices reconnect elsewhere, spread out); the reply comes
+    /// once none is left or the deadline passed.
+    async fn drain(&self, req: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        let deadline = deadline(&req.into_inner());
+        let remaining = self.node.drain_within(deadline / 2, deadline).await as u64;
+        tracing::info!(remaining, "drained");
+        Ok(Response::new(DrainReply { remaining }))
     }
 }
 

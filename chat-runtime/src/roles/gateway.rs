@@ -24,6 +24,9 @@ use crate::shard::remote::NatsShardClient;
 
 /// Lifetime of login tokens issued by gateways.
 const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
+/// On SIGTERM, sessions leave spread over this long (well inside the pod's
+/// 30 s grace period) before the server stops.
+const SHUTDOWN_SPREAD: Duration = Duration::from_secs(10);
 
 /// What a gateway process is told.
 #[derive(Clone, Debug)]
@@ -35,8 +38,9 @@ pub struct GatewayArgs {
     pub sweep_every: Duration,
 }
 
-/// Runs the gateway until `shutdown` resolves; then tells every session to
-/// reconnect (close 1012) and drains.
+/// Runs the gateway until `shutdown` resolves; then drains: sessions are
+/// told to reconnect (close 1012) spread over [`SHUTDOWN_SPREAD`], so a
+/// rolling update moves devices to the other gateways gradually.
 pub async fn run(
     args: GatewayArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -114,6 +118,13 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %args.listen, control = %args.control_listen, "gateway serving");
+    let draining = node.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("draining before shutdown");
+        let deadline = SHUTDOWN_SPREAD + Duration::from_secs(1);
+        draining.drain_within(SHUTDOWN_SPREAD, deadline).await;
+    };
     gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
     // A sweep in flight still holds the store: let it finish, so the store
     // is closed when this returns (a restart in the same process reopens it).

@@ -100,7 +100,7 @@ async fn check(
 }
 
 #[tokio::test]
-async fn direct_and_group_chats_across_gateways() -> Result<()> {
+async fn direct_and_group_chats_across_gateways_and_a_gateway_drain() -> Result<()> {
     let c = LocalCluster::start(3, 2).await?;
     let alice = user(&c, 0, "alice").await?;
     let bob = user(&c, 1, "bob").await?;
@@ -127,6 +127,51 @@ async fn direct_and_group_chats_across_gateways() -> Result<()> {
     k.until(WAIT, |d| d.seqs(group).len() >= 41).await?;
     check(&c, &alice, direct, &[&a], &[&b]).await?;
     check(&c, &bob, group, &[&b], &[&a, &k]).await?;
+
+    // Gateway 1 drains (as before its pod goes): Bob's and Carol's sessions
+    // are told to reconnect, it stops being ready and refuses newcomers, and
+    // on gateway 0 they resume with nothing lost.
+    let remaining = c.drain_gateway(1, Duration::from_secs(4)).await?;
+    ensure!(remaining == 0, "{remaining} sessions outlived the drain");
+    for d in [&mut b, &mut k] {
+        ensure!(
+            d.until_closed(WAIT).await? == 1012,
+            "closed with 1012, reconnect"
+        );
+    }
+    let ready = c
+        .http
+        .get(format!("{}/readyz", c.gateway_url(1)))
+        .send()
+        .await?;
+    ensure!(ready.status() == 503, "a draining gateway is not ready");
+    let mut late = Device::new(&carol.token);
+    ensure!(
+        late.connect(&c.gateway_url(1)).await.is_err(),
+        "a newcomer is refused"
+    );
+    ensure!(
+        late.closed_with == Some(4001),
+        "try again later: {:?}",
+        late.closed_with
+    );
+    b.connect(&c.gateway_url(0)).await?;
+    k.connect(&c.gateway_url(0)).await?;
+    for i in 0..10 {
+        a.send(group, &format!("a-after-{i}"), "after the drain")
+            .await?;
+        b.send(direct, &format!("b-after-{i}"), "after the drain")
+            .await?;
+    }
+    // Every device holds both chats whole (its own sends come back too).
+    let whole = |d: &Device| {
+        d.pending.is_empty() && d.seqs(direct).len() >= 50 && d.seqs(group).len() >= 51
+    };
+    a.until(WAIT, whole).await?;
+    b.until(WAIT, whole).await?;
+    k.until(WAIT, |d| d.seqs(group).len() >= 51).await?;
+    check(&c, &alice, direct, &[&a, &b], &[&a, &b]).await?;
+    check(&c, &bob, group, &[&a, &b], &[&a, &b, &k]).await?;
     Ok(())
 }
 
@@ -264,7 +309,11 @@ async fn shards_added_and_removed_under_load_move_about_one_nth() -> Result<()> 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let r3 = ring(3, &[0, 2, 3])?;
     let moved_down = c.change_ring(&r2, &r3).await?;
-    c.kill_shard(1); // removed from the ring: nothing may reach it any more
+    // As the operator removes a shard: drain it (it holds nothing after the
+    // commit), then stop it; nothing may reach it any more.
+    let left = c.drain_shard(1, Duration::from_secs(2)).await?;
+    ensure!(left == 0, "the removed shard still held {left} chats");
+    c.kill_shard(1);
     println!("ring 3 -> 4 shards moved {moved_up:.3} of chats; 4 -> 3 moved {moved_down:.3}");
     ensure!(
         (0.18..=0.32).contains(&moved_up),
