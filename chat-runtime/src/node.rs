@@ -143,8 +143,7 @@ impl Node {
     }
 
     /// Tells every session that events may have been lost (the bus
-    /// reconnected): each closes with "missed events", and its device
-    /// resumes from the store.
+    /// reconnected): each catches up from the store, in place.
     pub fn resync_all(&self) {
         self.resync.send_modify(|n| *n += 1);
     }

@@ -4,7 +4,10 @@
 //! on `outbound`. The session authenticates (`hello`), replays what the device
 //! missed, then forwards live events in seq order — skipping duplicates and
 //! filling gaps from the store — while a worker task applies the device's
-//! commands one at a time, in the order they were sent.
+//! commands one at a time, in the order they were sent. When events may have
+//! been missed (the gateway's bus reconnected) it catches up from the store
+//! in place; when its gateway drains it closes with "reconnect" at a random
+//! moment, so devices move elsewhere spread out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use crate::shard::{Command, Reply, SendItem};
 const PAGE: usize = 200;
 /// Consecutive undecodable frames tolerated before the connection is closed.
 const MAX_BAD_FRAMES: u32 = 16;
+/// A session catches up at a random moment within this long after a resync.
+const RESYNC_SPREAD: Duration = Duration::from_secs(1);
 
 /// What the socket delivered.
 #[derive(Debug)]
@@ -163,6 +168,16 @@ impl Session {
     /// Sends every message newer than the device's watermarks (or, for chats
     /// it did not list, newer than the user's delivered watermark), then `synced`.
     async fn resume(&mut self, watermarks: BTreeMap<ChatId, Seq>) -> Result<(), Gone> {
+        self.highs.extend(watermarks);
+        self.catch_up().await
+    }
+
+    /// Sends every stored message of the user's chats above this device's
+    /// high marks (for a chat without one: above the user's delivered
+    /// watermark), then `synced`. At the start of a session, and again when
+    /// events may have been missed (the gateway's bus reconnected): the
+    /// session stays open and the device needs no reconnect.
+    async fn catch_up(&mut self) -> Result<(), Gone> {
         let mut heads = BTreeMap::new();
         let chats = self
             .node
@@ -171,11 +186,10 @@ impl Session {
             .await
             .unwrap_or_default();
         for chat in chats {
-            let from = match watermarks.get(&chat) {
-                Some(seq) => *seq,
-                None => self.delivered_watermark(chat).await,
-            };
-            self.highs.insert(chat, from);
+            if !self.highs.contains_key(&chat) {
+                let from = self.delivered_watermark(chat).await;
+                self.highs.insert(chat, from);
+            }
             let high = self.fill(chat, u64::MAX).await?;
             heads.insert(chat, high);
         }
@@ -250,6 +264,12 @@ impl Session {
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);
         let mut shutdown = self.node.shutdown_signal();
         let mut resync = self.node.resync_signal();
+        // A catch-up after a resync waits a random moment up to
+        // RESYNC_SPREAD, so a gateway's sessions do not all read the store
+        // at once (a chat with new traffic fills its gap sooner, in `forward`).
+        let catch_up = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(catch_up);
+        let mut catch_up_due = false;
         let drained = drained(self.node.drain_signal());
         tokio::pin!(drained);
         let mut tick = tokio::time::interval(heartbeat / 2);
@@ -291,7 +311,15 @@ impl Session {
                     if last_frame.elapsed() > heartbeat * 2 { break Some(CloseCode::HeartbeatTimeout) }
                 }
                 _ = shutdown.changed() => break Some(CloseCode::ServerRestart),
-                _ = resync.changed() => break Some(CloseCode::MissedEvents),
+                _ = resync.changed() => {
+                    let at = jitter(RESYNC_SPREAD);
+                    catch_up.as_mut().reset(tokio::time::Instant::now() + at);
+                    catch_up_due = true;
+                }
+                () = &mut catch_up, if catch_up_due => {
+                    catch_up_due = false;
+                    if self.catch_up().await.is_err() { break None }
+                }
                 () = &mut drained => break Some(CloseCode::ServerRestart),
             }
         };
@@ -308,13 +336,16 @@ async fn drained(mut signal: watch::Receiver<Option<Duration>>) {
     let Ok(Some(spread)) = spread else {
         return std::future::pending().await;
     };
+    tokio::time::sleep(jitter(spread)).await;
+}
+
+/// A random duration below `spread` (zero for zero).
+fn jitter(spread: Duration) -> Duration {
     let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
-    let at = if spread_ms == 0 {
-        0
-    } else {
-        rand::random_range(0..spread_ms)
-    };
-    tokio::time::sleep(Duration::from_millis(at)).await;
+    if spread_ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random_range(0..spread_ms))
 }
 
 /// Most frames taken from the queue at once; consecutive sends among them

@@ -120,9 +120,6 @@ pub enum CloseCode {
     TryAgainLater,
     /// 4002: no heartbeat within the allowed time; reconnect and resume.
     HeartbeatTimeout,
-    /// 4003: the gateway lost its bus connection and may have missed events;
-    /// reconnect and resume (the store has everything).
-    MissedEvents,
     /// 4100: the token is missing, invalid or expired; log in again.
     Unauthenticated,
     /// 4101: no `hello` frame arrived in time.
@@ -142,7 +139,6 @@ impl CloseCode {
             Self::SlowConsumer => 4000,
             Self::TryAgainLater => 4001,
             Self::HeartbeatTimeout => 4002,
-            Self::MissedEvents => 4003,
             Self::Unauthenticated => 4100,
             Self::AuthTimeout => 4101,
             Self::ProtocolViolation => 4102,
@@ -159,7 +155,6 @@ impl CloseCode {
             Self::SlowConsumer => "slow consumer",
             Self::TryAgainLater => "try again later",
             Self::HeartbeatTimeout => "heartbeat timeout",
-            Self::MissedEvents => "missed events",
             Self::Unauthenticated => "unauthenticated",
             Self::AuthTimeout => "auth timeout",
             Self::ProtocolViolation => "protocol violation",
@@ -189,7 +184,6 @@ mod tests {
     fn close_code_classes() {
         assert!(CloseCode::SlowConsumer.should_reconnect());
         assert!(CloseCode::ServerRestart.should_reconnect());
-        assert!(CloseCode::MissedEvents.should_reconnect());
         assert!(!CloseCode::Unauthenticated.should_reconnect());
         assert!(!CloseCode::Normal.should_reconnect());
     }

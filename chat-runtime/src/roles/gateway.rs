@@ -93,14 +93,13 @@ pub async fn run(
         .with_devices(DevicePolicy::from_config(&config.push)),
     );
     // Events published while NATS was away are lost to the sessions here:
-    // after a reconnect every session closes with "missed events" and its
-    // device resumes from the store.
+    // after a reconnect every session catches up from the store.
     tokio::spawn({
         let node = node.clone();
         async move {
             while connections.changed().await.is_ok() {
                 if *connections.borrow_and_update() > 1 {
-                    tracing::warn!("NATS reconnected: sessions resume from the store");
+                    tracing::warn!("NATS reconnected: sessions catch up from the store");
                     node.resync_all();
                 }
             }
