@@ -37,6 +37,22 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits up to `wait` for the exit.
+    pub async fn terminate(&mut self, wait: Duration) -> Result<()> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.child.try_wait()?.is_none() {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "pid {pid} still runs {wait:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Proc {
@@ -367,6 +383,24 @@ impl LocalCluster {
         if let Some(mut p) = self.gateways[i].take() {
             p.kill();
         }
+    }
+
+    /// Stops shard `n` as Kubernetes does (SIGTERM) and waits for its exit.
+    pub async fn stop_shard(&mut self, n: usize) -> Result<()> {
+        let mut p = self.shards[n].take().context("shard not running")?;
+        p.terminate(Duration::from_secs(20)).await
+    }
+
+    /// The holder written in shard `n`'s lease key, read from NATS (`None`:
+    /// nobody holds it).
+    pub async fn lease_holder(&self, n: usize) -> Result<Option<String>> {
+        let config = ClusterConfig::from_json(&std::fs::read_to_string(&self.config)?)?;
+        let client = async_nats::connect(config.nats.url.as_str()).await?;
+        let leases = async_nats::jetstream::new(client)
+            .get_key_value(format!("confab-{}-leases", config.cluster))
+            .await?;
+        let holder = leases.get(format!("shard-{n}")).await?;
+        Ok(holder.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// `kill -9` shard `n`.

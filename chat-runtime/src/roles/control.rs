@@ -156,17 +156,7 @@ impl Control for ShardControl {
 
     async fn drain(&self, req: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
         let deadline = deadline(&req.into_inner());
-        self.ownership.lock().expect("ownership lock").drain();
-        // Releasing a chat waits for its in-flight write; what is still
-        // cached when the deadline passes is reported, not waited for.
-        let release = async {
-            for chat in self.shard.cached() {
-                self.shard.release(chat).await;
-            }
-        };
-        let _ = tokio::time::timeout(deadline, release).await;
-        let remaining = self.shard.cached().len() as u64;
-        tracing::info!(remaining, "drained");
+        let remaining = super::shard::drain(&self.ownership, &self.shard, deadline).await as u64;
         Ok(Response::new(DrainReply { remaining }))
     }
 }

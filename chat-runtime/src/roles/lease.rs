@@ -3,7 +3,8 @@
 //! it); keeping it is `update` at the revision last seen (fails if anyone
 //! else wrote it). The holder counts its lease from the moment it *sent*
 //! the request, less a margin, so it always believes it lost the lease
-//! before NATS lets another take it.
+//! before NATS lets another take it. A shard leaving cleanly releases it
+//! (deletes the key at its revision) so its next incarnation need not wait.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::monotonic_now;
 use crate::cluster::{Millis, Ownership};
@@ -55,26 +58,58 @@ pub async fn bucket(
     .with_context(|| format!("creating the lease bucket {name}"))
 }
 
-/// Takes and keeps the lease `key` for `ownership` until the process ends.
+/// A kept lease; [`Lease::release`] gives it back.
+pub struct Lease {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Lease {
+    /// Stops renewing and deletes the key if it is still this holder's, so
+    /// the shard's next incarnation takes it at once instead of waiting out
+    /// the TTL. Only for a shard that has stopped sequencing (drained).
+    pub async fn release(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Resolves once `stop` is set (never, if the [`Lease`] was dropped: the
+/// lease is then kept until the process ends).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Takes and keeps the lease `key` for `ownership` until the process ends
+/// or the lease is released.
 pub fn keep(
     store: kv::Store,
     key: String,
     holder: String,
     times: LeaseTimes,
     ownership: Arc<Mutex<Ownership>>,
-) {
-    tokio::spawn(async move {
+) -> Lease {
+    let (stop, mut stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
         let value = Bytes::from(holder);
         let renew_every = times.ttl / 3;
         loop {
             // Take it (waits out a dead holder's entry).
             let sent = monotonic_now();
-            let revision = match store.create(&key, value.clone()).await {
+            let revision = tokio::select! {
+                taken = store.create(&key, value.clone()) => taken,
+                () = stopped(&mut stop_rx) => return,
+            };
+            let revision = match revision {
                 Ok(rev) => rev,
                 Err(e) => {
                     tracing::debug!(error = %e, %key, "lease held elsewhere or NATS away; retrying");
-                    tokio::time::sleep(renew_every.min(Duration::from_secs(1))).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(renew_every.min(Duration::from_secs(1))) => continue,
+                        () = stopped(&mut stop_rx) => return,
+                    }
                 }
             };
             let mut revision = revision;
@@ -85,7 +120,17 @@ pub fn keep(
             tracing::info!(%key, revision, "lease taken");
             // Keep it.
             loop {
-                tokio::time::sleep(renew_every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(renew_every) => {}
+                    () = stopped(&mut stop_rx) => {
+                        ownership.lock().expect("ownership lock").lease_lost();
+                        match store.delete_expect_revision(&key, Some(revision)).await {
+                            Ok(()) => tracing::info!(%key, "lease released"),
+                            Err(e) => tracing::warn!(error = %e, %key, "lease not released; it expires"),
+                        }
+                        return;
+                    }
+                }
                 let sent = monotonic_now();
                 match store.update(&key, value.clone(), revision).await {
                     Ok(rev) => {
@@ -104,6 +149,7 @@ pub fn keep(
             }
         }
     });
+    Lease { stop, task }
 }
 
 fn expiry(sent: Millis, times: LeaseTimes) -> Millis {

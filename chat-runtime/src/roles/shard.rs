@@ -77,7 +77,27 @@ fn minter(ownership: Arc<Mutex<Ownership>>) -> crate::shard::Minter {
     })
 }
 
-/// Runs the shard until `shutdown` resolves.
+/// Longest a shard leaving on SIGTERM waits for in-flight writes.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// Stops sequencing every chat and flushes them: each cached chat is
+/// released once its in-flight write is answered; what is still cached when
+/// `deadline` passes is counted, not waited for.
+pub async fn drain(ownership: &Mutex<Ownership>, shard: &Shard, deadline: Duration) -> usize {
+    ownership.lock().expect("ownership lock").drain();
+    let release = async {
+        for chat in shard.cached() {
+            shard.release(chat).await;
+        }
+    };
+    let _ = tokio::time::timeout(deadline, release).await;
+    let remaining = shard.cached().len();
+    tracing::info!(remaining, "drained");
+    remaining
+}
+
+/// Runs the shard until `shutdown` resolves; then drains and releases its
+/// lease, so its next incarnation (a rolling update) takes over at once.
 pub async fn run(
     args: ShardArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -132,7 +152,7 @@ pub async fn run(
     .await?;
     let times = LeaseTimes::new(args.lease_ttl);
     let leases = lease::bucket(&js, &config.cluster, times, replicas).await?;
-    lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
+    let lease = lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
     control::spawn(
         args.control_listen,
         control::ShardControl {
@@ -153,11 +173,13 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    warp::serve(ops_routes(ownership, metrics))
+    warp::serve(ops_routes(ownership.clone(), metrics))
         .incoming(listener)
         .graceful(shutdown)
         .run()
         .await;
+    drain(&ownership, &shard, SHUTDOWN_DRAIN).await;
+    lease.release().await;
     inbox.abort();
     Ok(())
 }
