@@ -1,16 +1,22 @@
 //! The live-session directory in a JetStream key-value bucket, for clusters.
 //!
-//! Bucket `confab-<cluster>-sessions`, entries expiring after [`TTL`], with
-//! the ChatCluster's `cache.replicas` copies. Each gateway writes one key per
-//! user it holds sessions of, `<user>.<node>`, when the first session opens;
-//! rewrites every key it holds each [`TTL`]/3 (so a dead gateway's keys
-//! expire on their own); deletes it when the last one closes. Every node
-//! keeps a view of the whole bucket through a watch, so `online` is a map
-//! lookup. Expiries produce no watch events: the view times entries out
-//! itself, [`TTL`] after it last saw them written.
+//! Bucket `confab-<cluster>-sessions`, with the ChatCluster's
+//! `cache.replicas` copies. Each node (gateway or shard process) writes a
+//! heartbeat key `node.<node>` every [`HEARTBEAT`]; a gateway writes one key
+//! per user it holds sessions of, `<user>.<node>`, when the first session
+//! opens and deletes it when the last one closes. Session keys are not
+//! refreshed with the heartbeat (only every [`MAX_AGE`]/3, which bounds what
+//! the bucket keeps): a node's keys count while its heartbeat does, and a
+//! node silent for [`NODE_TTL`] (killed, cut off) is dead — every live node
+//! then purges its keys (idempotent).
+//! A node that finds one of its own keys purged while the session is still
+//! open (it was cut off for a while) writes it again.
+//!
+//! Every node keeps a view of the whole bucket through a watch ([`View`],
+//! pure), so `online` is a map lookup.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
@@ -22,18 +28,117 @@ use super::BusError;
 use super::sessions::{Counts, Sessions};
 use crate::model::UserId;
 
-/// How long an entry lives without being rewritten.
-pub const TTL: Duration = Duration::from_secs(30);
+/// How often a node writes its heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A node whose heartbeat was not seen for this long is dead.
+pub const NODE_TTL: Duration = Duration::from_secs(8);
+/// Entries (and delete markers) older than this leave the bucket; live
+/// nodes rewrite their session keys every third of it.
+pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Prefix of heartbeat keys.
+const NODE_PREFIX: &str = "node.";
 
-/// Other nodes' entries: user → node → when it was last seen written.
-type View = HashMap<UserId, HashMap<String, Instant>>;
+/// What a key of the bucket names.
+#[derive(Debug, PartialEq, Eq)]
+enum Key<'a> {
+    Heartbeat { node: &'a str },
+    Session { user: UserId, node: &'a str },
+}
+
+fn parse(key: &str) -> Option<Key<'_>> {
+    if let Some(node) = key.strip_prefix(NODE_PREFIX) {
+        return Some(Key::Heartbeat { node });
+    }
+    let (user, node) = key.split_once('.')?;
+    Some(Key::Session {
+        user: user.parse().ok()?,
+        node,
+    })
+}
+
+fn session_key(user: UserId, node: &str) -> String {
+    format!("{}.{node}", user.simple())
+}
+
+/// Other nodes' sessions and liveness, as far as the watch told.
+#[derive(Debug, Default)]
+struct View {
+    /// user → nodes holding sessions of that user.
+    users: HashMap<UserId, HashSet<String>>,
+    /// node → when it was last heard from (a heartbeat or a session key).
+    nodes: HashMap<String, Instant>,
+}
+
+impl View {
+    /// Applies one written (`put`) or removed key, seen at `now`.
+    fn apply(&mut self, key: &str, put: bool, now: Instant) {
+        match (parse(key), put) {
+            (Some(Key::Heartbeat { node }), true) => {
+                self.nodes.insert(node.to_owned(), now);
+            }
+            (Some(Key::Heartbeat { node }), false) => self.forget(node),
+            (Some(Key::Session { user, node }), true) => {
+                self.nodes.entry(node.to_owned()).or_insert(now);
+                self.users.entry(user).or_default().insert(node.to_owned());
+            }
+            (Some(Key::Session { user, node }), false) => {
+                if let Some(nodes) = self.users.get_mut(&user) {
+                    nodes.remove(node);
+                    if nodes.is_empty() {
+                        self.users.remove(&user);
+                    }
+                }
+            }
+            (None, _) => {}
+        }
+    }
+
+    fn alive(&self, node: &str, now: Instant) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|seen| now.saturating_duration_since(*seen) < NODE_TTL)
+    }
+
+    /// Whether a live node holds a session of `user`.
+    fn online(&self, user: UserId, now: Instant) -> bool {
+        self.users
+            .get(&user)
+            .is_some_and(|nodes| nodes.iter().any(|n| self.alive(n, now)))
+    }
+
+    /// Nodes silent for [`NODE_TTL`], each with the users it held.
+    fn dead(&self, now: Instant) -> Vec<(String, Vec<UserId>)> {
+        self.nodes
+            .keys()
+            .filter(|n| !self.alive(n, now))
+            .map(|n| {
+                let users = self
+                    .users
+                    .iter()
+                    .filter(|(_, nodes)| nodes.contains(n))
+                    .map(|(u, _)| *u)
+                    .collect();
+                (n.clone(), users)
+            })
+            .collect()
+    }
+
+    /// Drops `node` and its sessions.
+    fn forget(&mut self, node: &str) {
+        self.nodes.remove(node);
+        self.users.retain(|_, nodes| {
+            nodes.remove(node);
+            !nodes.is_empty()
+        });
+    }
+}
 
 /// This node's sessions, published to and read from the bucket.
 pub struct NatsSessions {
     kv: kv::Store,
     node: String,
     mine: Counts,
-    view: Arc<Mutex<View>>,
+    view: Mutex<View>,
 }
 
 impl std::fmt::Debug for NatsSessions {
@@ -59,7 +164,7 @@ pub async fn bucket(
     js.create_or_update_key_value(kv::Config {
         bucket: name,
         history: 1,
-        max_age: TTL,
+        max_age: MAX_AGE,
         num_replicas: replicas.max(1),
         ..Default::default()
     })
@@ -69,67 +174,70 @@ pub async fn bucket(
 
 impl NatsSessions {
     /// This node (`node`: unique per process, a NATS token) on `kv`; starts
-    /// the watch and the refresher, which stop when `self` is dropped.
+    /// the watch and the heartbeat, which stop when `self` is dropped.
     pub fn start(kv: kv::Store, node: String) -> Arc<Self> {
         let this = Arc::new(Self {
             kv,
             node,
             mine: Counts::default(),
-            view: Arc::default(),
+            view: Mutex::default(),
         });
         tokio::spawn(watch(Arc::downgrade(&this)));
-        tokio::spawn(refresh(Arc::downgrade(&this)));
+        tokio::spawn(heartbeat(Arc::downgrade(&this)));
         this
     }
 
-    fn key(&self, user: UserId) -> String {
-        format!("{}.{}", user.simple(), self.node)
-    }
-
     async fn write(&self, user: UserId) {
-        if let Err(e) = self.kv.put(self.key(user), Bytes::from_static(b"1")).await {
+        let key = session_key(user, &self.node);
+        if let Err(e) = self.kv.put(key, Bytes::from_static(b"1")).await {
             tracing::warn!(error = %e, "cannot record a session in the session cache");
         }
     }
 
-    /// Applies one watched entry to the view.
-    fn saw(&self, entry: &kv::Entry) {
-        let Some((user, node)) = entry.key.split_once('.') else {
-            return;
-        };
-        let (Ok(user), false) = (user.parse::<UserId>(), node == self.node) else {
-            return;
-        };
-        let mut view = self.view.lock().expect("session view");
-        match entry.operation {
-            kv::Operation::Put => {
-                view.entry(user)
-                    .or_default()
-                    .insert(node.to_owned(), Instant::now());
-            }
-            kv::Operation::Delete | kv::Operation::Purge => {
-                if let Some(nodes) = view.get_mut(&user) {
-                    nodes.remove(node);
-                    if nodes.is_empty() {
-                        view.remove(&user);
-                    }
+    /// Applies one watched entry: to the view, or — for one of this node's
+    /// own keys removed while its session is open — by writing it again.
+    async fn saw(&self, entry: &kv::Entry) {
+        let put = entry.operation == kv::Operation::Put;
+        match parse(&entry.key) {
+            Some(Key::Session { user, node }) if node == self.node => {
+                if !put && self.mine.contains(user) {
+                    self.write(user).await;
                 }
             }
+            Some(Key::Heartbeat { node }) if node == self.node => {}
+            _ => self
+                .view
+                .lock()
+                .expect("session view")
+                .apply(&entry.key, put, Instant::now()),
         }
     }
 
-    /// Drops entries that expired in the bucket.
-    fn forget_expired(&self) {
-        let mut view = self.view.lock().expect("session view");
-        view.retain(|_, nodes| {
-            nodes.retain(|_, seen| seen.elapsed() < TTL);
-            !nodes.is_empty()
-        });
+    /// Writes every key this node holds (after the watch was lost: NATS may
+    /// have come back without them; and before they reach [`MAX_AGE`]).
+    async fn rewrite_mine(&self) {
+        for user in self.mine.users() {
+            self.write(user).await;
+        }
+    }
+
+    /// Purges the keys of nodes that fell silent.
+    async fn purge_dead(&self) {
+        let dead = self.view.lock().expect("session view").dead(Instant::now());
+        for (node, users) in dead {
+            tracing::info!(%node, sessions = users.len(), "node silent: purging its sessions");
+            for user in users {
+                let _ = self.kv.purge(session_key(user, &node)).await;
+            }
+            let _ = self.kv.purge(format!("{NODE_PREFIX}{node}")).await;
+            self.view.lock().expect("session view").forget(&node);
+        }
     }
 }
 
 /// Keeps the view current; rewatches after an error (NATS restarted).
-async fn watch(this: std::sync::Weak<NatsSessions>) {
+async fn watch(this: Weak<NatsSessions>) {
+    let mut first = true;
     loop {
         let Some(me) = this.upgrade() else { return };
         let mut entries = match me.kv.watch_with_history(">").await {
@@ -141,11 +249,15 @@ async fn watch(this: std::sync::Weak<NatsSessions>) {
                 continue;
             }
         };
+        if !first {
+            me.rewrite_mine().await;
+        }
+        first = false;
         drop(me);
         while let Some(entry) = entries.next().await {
             let Some(me) = this.upgrade() else { return };
             match entry {
-                Ok(entry) => me.saw(&entry),
+                Ok(entry) => me.saw(&entry).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "session cache watch failed; rewatching");
                     break;
@@ -156,21 +268,22 @@ async fn watch(this: std::sync::Weak<NatsSessions>) {
     }
 }
 
-/// Rewrites this node's keys before they expire.
-async fn refresh(this: std::sync::Weak<NatsSessions>) {
-    let mut tick = tokio::time::interval(TTL / 3);
-    tick.tick().await;
+/// Writes this node's heartbeat and purges silent nodes, every [`HEARTBEAT`].
+async fn heartbeat(this: Weak<NatsSessions>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut rewritten = Instant::now();
     loop {
         tick.tick().await;
         let Some(me) = this.upgrade() else { return };
-        for user in me.mine.users() {
-            me.write(user).await;
-            // Its last session may have closed (and deleted the key) meanwhile.
-            if !me.mine.contains(user) {
-                let _ = me.kv.delete(me.key(user)).await;
-            }
+        if rewritten.elapsed() >= MAX_AGE / 3 {
+            me.rewrite_mine().await;
+            rewritten = Instant::now();
         }
-        me.forget_expired();
+        let key = format!("{NODE_PREFIX}{}", me.node);
+        if let Err(e) = me.kv.put(key, Bytes::from_static(b"1")).await {
+            tracing::warn!(error = %e, "cannot write this node's session-cache heartbeat");
+        }
+        me.purge_dead().await;
     }
 }
 
@@ -184,18 +297,88 @@ impl Sessions for NatsSessions {
 
     async fn closed(&self, user: UserId) {
         if self.mine.remove(user)
-            && let Err(e) = self.kv.delete(self.key(user)).await
+            && let Err(e) = self.kv.delete(session_key(user, &self.node)).await
         {
             tracing::warn!(error = %e, "cannot clear a session from the session cache");
         }
     }
 
     fn online(&self, user: UserId) -> bool {
-        if self.mine.contains(user) {
-            return true;
+        self.mine.contains(user)
+            || self
+                .view
+                .lock()
+                .expect("session view")
+                .online(user, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u128) -> UserId {
+        UserId::from_u128(n)
+    }
+
+    #[test]
+    fn keys_name_heartbeats_and_sessions() {
+        assert_eq!(parse("node.gw-a"), Some(Key::Heartbeat { node: "gw-a" }));
+        let key = session_key(user(7), "gw-a");
+        assert_eq!(
+            parse(&key),
+            Some(Key::Session {
+                user: user(7),
+                node: "gw-a"
+            })
+        );
+        assert_eq!(parse("junk"), None);
+        assert_eq!(parse("not-a-uuid.gw-a"), None);
+    }
+
+    #[test]
+    fn a_session_counts_while_its_node_beats() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.apply("node.gw-a", true, t0);
+        view.apply(&session_key(user(1), "gw-a"), true, t0);
+        assert!(view.online(user(1), t0 + NODE_TTL / 2));
+        assert!(!view.online(user(2), t0));
+        // A heartbeat keeps it alive past the first TTL.
+        view.apply("node.gw-a", true, t0 + NODE_TTL / 2);
+        assert!(view.online(user(1), t0 + NODE_TTL));
+        assert!(view.dead(t0 + NODE_TTL).is_empty());
+        // Silence kills the node and, with it, its sessions.
+        let later = t0 + NODE_TTL / 2 + NODE_TTL;
+        assert!(!view.online(user(1), later));
+        assert_eq!(view.dead(later), vec![("gw-a".to_string(), vec![user(1)])]);
+        view.forget("gw-a");
+        assert!(view.dead(later).is_empty() && view.users.is_empty());
+    }
+
+    #[test]
+    fn closing_one_of_two_nodes_keeps_the_user_online() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        for node in ["gw-a", "gw-b"] {
+            view.apply(&format!("node.{node}"), true, t0);
+            view.apply(&session_key(user(1), node), true, t0);
         }
-        let view = self.view.lock().expect("session view");
-        view.get(&user)
-            .is_some_and(|nodes| nodes.values().any(|seen| seen.elapsed() < TTL))
+        view.apply(&session_key(user(1), "gw-a"), false, t0);
+        assert!(view.online(user(1), t0));
+        view.apply("node.gw-b", false, t0);
+        assert!(
+            !view.online(user(1), t0),
+            "a purged heartbeat drops the node"
+        );
+    }
+
+    #[test]
+    fn a_session_key_without_a_heartbeat_yet_counts_for_a_ttl() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.apply(&session_key(user(1), "gw-new"), true, t0);
+        assert!(view.online(user(1), t0));
+        assert!(!view.online(user(1), t0 + NODE_TTL));
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Best effort by design: recording never fails the session (presence must
 //! not block the message path), and a reader's view may lag a change by the
-//! cache's propagation delay. In clusters a gateway that dies stops
-//! refreshing its entries and they expire ([`super::nats_sessions`]).
+//! cache's propagation delay. In clusters a gateway that dies stops its
+//! heartbeat and its entries are dropped ([`super::nats_sessions`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

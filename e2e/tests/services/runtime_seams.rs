@@ -176,7 +176,7 @@ async fn session_cache_shows_a_user_online_on_every_node() -> Result<()> {
         .context("the other node's session closed")?;
     // A node that joins later learns who is online from the bucket's history.
     here.opened(user).await;
-    let late = NatsSessions::start(kv, "gw-c".into());
+    let late = NatsSessions::start(kv.clone(), "gw-c".into());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !late.online(user) {
         anyhow::ensure!(
@@ -185,6 +185,31 @@ async fn session_cache_shows_a_user_online_on_every_node() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A node that dies without closing its sessions (kill -9: nothing is
+    // deleted) drops out once its heartbeat is silent for NODE_TTL, and the
+    // live nodes purge its keys from the bucket.
+    let doomed = NatsSessions::start(kv.clone(), "gw-d".into());
+    let stranded = Uuid::new_v4();
+    doomed.opened(stranded).await;
+    eventually(
+        "the doomed node's session is seen",
+        Duration::from_secs(10),
+        async || Ok(there.online(stranded)),
+    )
+    .await?;
+    drop(doomed);
+    let within = nats_sessions::NODE_TTL + Duration::from_secs(10);
+    eventually("the dead node's session is forgotten", within, async || {
+        Ok(!there.online(stranded))
+    })
+    .await?;
+    let key = format!("{}.gw-d", stranded.simple());
+    eventually(
+        "the dead node's key is purged",
+        Duration::from_secs(10),
+        async || Ok(kv.get(&key).await?.is_none()),
+    )
+    .await?;
     js.delete_key_value(format!("confab-{cluster}-sessions"))
         .await?;
     Ok(())
