@@ -70,6 +70,7 @@ pub fn local_bucket(data_dir: &Path, max_object_bytes: u64) -> BucketConfig {
         max_object_bytes,
         retention_days: None,
         delete_after_download: false,
+        kinds: Vec::new(),
     }
 }
 

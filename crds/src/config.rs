@@ -122,6 +122,11 @@ pub struct BucketConfig {
     /// Delete an object once every recipient has downloaded it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_after_download: bool,
+    /// Kinds of uploads this bucket takes (`image`, `video`, `audio`,
+    /// `file`); empty: every kind. An upload goes to the first bucket of
+    /// the list that takes its kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// Push credentials.

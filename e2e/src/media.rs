@@ -69,8 +69,10 @@ impl Backend for LocalFolders {
     }
 
     fn bucket(&self, max: u64, days: Option<u32>, after_download: bool) -> BucketConfig {
-        let dir = self.root.path().join(Uuid::new_v4().to_string());
+        let id = Uuid::new_v4().simple().to_string();
+        let dir = self.root.path().join(&id);
         BucketConfig {
+            name: format!("local-{}", &id[..8]),
             credentials_dir: Some(dir.to_string_lossy().into_owned()),
             retention_days: days,
             delete_after_download: after_download,
@@ -408,15 +410,77 @@ pub async fn oversize_rejected_mid_stream(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
+/// A zip archive's magic bytes and `n` random bytes: a **file** upload.
+fn zip(n: usize) -> Vec<u8> {
+    let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
+    zip.extend(random_bytes(n));
+    zip
+}
+
+/// A new upload goes to the first bucket that takes its kind (photos to one,
+/// everything else to another); an upload of a kind no bucket takes is
+/// refused, leaving nothing behind.
+pub async fn uploads_go_to_the_bucket_of_their_kind(backend: &dyn Backend) -> Result<()> {
+    let photos_only = |b: BucketConfig| BucketConfig {
+        kinds: vec!["image".into()],
+        ..b
+    };
+    let dir = tempfile::tempdir()?;
+    let photos = photos_only(backend.bucket(8 << 20, None, false));
+    let rest = backend.bucket(8 << 20, None, false);
+    let app = App::start(dir.path(), vec![photos.clone(), rest.clone()]).await?;
+    let (alice, bob) = (app.user("alice").await?, app.user("bob").await?);
+    let chat = app.direct(&alice, &bob).await?;
+    let photo = app.uploaded(&alice, "image/png", unique_png()).await?;
+    let file = app.uploaded(&alice, "application/zip", zip(10_000)).await?;
+    let held = |ids: &[&String]| {
+        ids.iter()
+            .map(|id| format!("media/{id}"))
+            .collect::<Vec<_>>()
+    };
+    ensure!(
+        objects(&photos, "media").await? == held(&[&photo]),
+        "the photo bucket"
+    );
+    ensure!(
+        objects(&rest, "media").await? == held(&[&file]),
+        "the other bucket"
+    );
+    // Both are served from where they are.
+    for (id, kind) in [(&photo, "image"), (&file, "file")] {
+        let (s, b) = app.send_media(&alice, chat, kind, id).await?;
+        ensure!(s == 201, "send {kind}: {s} {b}");
+        let got = app
+            .get(&format!("/v1/media/{id}"), Some(&bob.token), &[])
+            .await?;
+        ensure!(got.status() == 200, "download {kind}: {}", got.status());
+    }
+    app.stop().await;
+
+    let dir = tempfile::tempdir()?;
+    let only = photos_only(backend.bucket(8 << 20, None, false));
+    let app = App::start(dir.path(), vec![only.clone()]).await?;
+    let alice = app.user("alice").await?;
+    let (s, b) = app.upload(&alice, "application/zip", zip(10_000)).await?;
+    ensure!(
+        s == 415 && code(&b) == "unsupported_media_type",
+        "a file with only a photo bucket: {s} {b}"
+    );
+    for prefix in ["media", buckets::UPLOADS] {
+        let left = objects(&only, prefix).await?;
+        ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
+    }
+    app.stop().await;
+    Ok(())
+}
+
 /// A header that lies about the bytes is refused, and nothing is stored.
 pub async fn lying_header_rejected(backend: &dyn Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let bucket = backend.bucket(8 << 20, None, false);
     let app = App::start(dir.path(), vec![bucket.clone()]).await?;
     let alice = app.user("alice").await?;
-    let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
-    zip.extend(random_bytes(50_000));
-    let (s, b) = app.upload(&alice, "image/png", zip).await?;
+    let (s, b) = app.upload(&alice, "image/png", zip(50_000)).await?;
     ensure!(
         s == 415 && code(&b) == "unsupported_media_type",
         "zip as png: {s} {b}"

@@ -17,6 +17,7 @@ use object_store::path::Path as ObjectPath;
 
 use super::MediaError;
 use super::record::Retention;
+use crate::model::MediaKind;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -28,6 +29,34 @@ pub struct Bucket {
     /// Largest object accepted, in bytes.
     pub max_bytes: u64,
     pub retention: Retention,
+    /// Kinds of uploads it takes; empty: every kind.
+    pub kinds: Vec<MediaKind>,
+}
+
+impl Bucket {
+    /// Whether new uploads of `kind` may go here.
+    pub fn takes(&self, kind: MediaKind) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+}
+
+/// The bucket a new upload of `kind` goes to: the first that takes it.
+pub fn for_kind(buckets: &[Bucket], kind: MediaKind) -> Option<&Bucket> {
+    buckets.iter().find(|b| b.takes(kind))
+}
+
+fn kinds(c: &BucketConfig) -> Result<Vec<MediaKind>, MediaError> {
+    c.kinds
+        .iter()
+        .map(|k| {
+            serde_json::from_value(serde_json::Value::String(k.clone())).map_err(|_| {
+                MediaError::Config(format!(
+                    "bucket {}: unknown upload kind {k:?} (image, video, audio, file)",
+                    c.name
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Where the bytes of media `id` live.
@@ -117,5 +146,51 @@ pub fn open(c: &BucketConfig) -> Result<Bucket, MediaError> {
             expire_after_ms: c.retention_days.map(|d| i64::from(d) * DAY_MS),
             after_download: c.delete_after_download,
         },
+        kinds: kinds(c)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn bucket(name: &str, kinds: &[MediaKind]) -> Bucket {
+        Bucket {
+            name: name.into(),
+            store: Arc::new(InMemory::new()),
+            max_bytes: 1 << 20,
+            retention: Retention::default(),
+            kinds: kinds.to_vec(),
+        }
+    }
+
+    #[test]
+    fn an_upload_goes_to_the_first_bucket_that_takes_its_kind() {
+        let buckets = [
+            bucket("photos", &[MediaKind::Image]),
+            bucket("rest", &[]),
+            bucket("never", &[MediaKind::File]),
+        ];
+        let name = |k| for_kind(&buckets, k).map(|b| b.name.as_str());
+        assert_eq!(name(MediaKind::Image), Some("photos"));
+        assert_eq!(name(MediaKind::File), Some("rest"));
+        assert_eq!(name(MediaKind::Video), Some("rest"));
+        let photos_only = [bucket("photos", &[MediaKind::Image])];
+        assert!(for_kind(&photos_only, MediaKind::Audio).is_none());
+    }
+
+    #[test]
+    fn kinds_are_read_from_the_config_and_unknown_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::standalone::local_bucket(dir.path(), 1 << 20);
+        c.kinds = vec!["video".into(), "audio".into()];
+        assert_eq!(
+            open(&c).unwrap().kinds,
+            vec![MediaKind::Video, MediaKind::Audio]
+        );
+        c.kinds.push("gif".into());
+        let err = open(&c).unwrap_err().to_string();
+        assert!(err.contains("\"gif\""), "{err}");
+    }
 }

@@ -37,6 +37,8 @@ use crate::store::StoreError;
 pub enum MediaError {
     #[error("uploads to this bucket are limited to {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("this server takes no {kind} uploads (no media bucket is configured for them)")]
+    NoBucket { kind: String },
     #[error("declared {declared:?} but the bytes are {actual}")]
     UnsupportedType { declared: String, actual: String },
     #[error("the image cannot be decoded: {0}")]
@@ -77,9 +79,9 @@ impl From<MediaError> for ApiError {
         };
         let code = match &e {
             MediaError::TooLarge { .. } => ErrorCode::TooLarge,
-            MediaError::UnsupportedType { .. } | MediaError::Undecodable(_) => {
-                ErrorCode::UnsupportedMediaType
-            }
+            MediaError::UnsupportedType { .. }
+            | MediaError::Undecodable(_)
+            | MediaError::NoBucket { .. } => ErrorCode::UnsupportedMediaType,
             MediaError::Body(_) | MediaError::Empty | MediaError::KindMismatch { .. } => {
                 ErrorCode::Invalid
             }

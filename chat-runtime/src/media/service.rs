@@ -78,7 +78,8 @@ pub struct Swept {
 /// Media sharing over the configured buckets. Shared by every request.
 pub struct Media {
     store: Arc<dyn Store>,
-    /// The first bucket takes new uploads; the others keep serving theirs.
+    /// A new upload goes to the first bucket that takes its kind; every
+    /// bucket keeps serving what it holds.
     buckets: Vec<Bucket>,
     links: Links,
     metrics: Arc<Metrics>,
@@ -96,6 +97,14 @@ impl Media {
                 "at least one media bucket is needed".into(),
             ));
         }
+        // Records name their bucket: two of one name would mix them up.
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(twice) = buckets.iter().find(|b| !names.insert(&b.name)) {
+            return Err(MediaError::Config(format!(
+                "media bucket {} is configured twice",
+                twice.name
+            )));
+        }
         Ok(Self {
             store,
             buckets,
@@ -104,7 +113,7 @@ impl Media {
         })
     }
 
-    /// Media over the buckets `configs` describes (the first takes uploads).
+    /// Media over the buckets `configs` describes.
     pub fn from_config(
         store: Arc<dyn Store>,
         configs: &[BucketConfig],
@@ -125,9 +134,10 @@ impl Media {
             .ok_or_else(|| MediaError::Config(format!("media bucket {name} is not configured")))
     }
 
-    /// Largest upload the server accepts now.
+    /// Largest upload any bucket accepts (the limit of the bucket an upload
+    /// goes to is enforced once its bytes tell its kind).
     pub fn max_upload(&self) -> u64 {
-        self.buckets[0].max_bytes
+        self.buckets.iter().map(|b| b.max_bytes).max().unwrap_or(0)
     }
 
     /// Streams `body` into the upload bucket as media uploaded by `user`.
@@ -183,7 +193,10 @@ impl Media {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Display,
     {
-        let bucket = &self.buckets[0];
+        let bucket =
+            buckets::for_kind(&self.buckets, sniffed.kind).ok_or_else(|| MediaError::NoBucket {
+                kind: format!("{:?}", sniffed.kind).to_lowercase(),
+            })?;
         let limit = match sniffed.kind {
             MediaKind::Image => bucket.max_bytes.min(MAX_IMAGE_BYTES),
             _ => bucket.max_bytes,

@@ -409,6 +409,34 @@ pub struct BucketSpec {
     /// then holds media only in transit).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_after_download: bool,
+    /// Kinds of uploads this bucket takes; empty takes every kind. An upload
+    /// goes to the first bucket of the list that takes its kind (e.g. photos
+    /// to a CDN-fronted bucket, everything else to another).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub kinds: Vec<UploadKind>,
+}
+
+/// A kind of upload, as the server decides it from the bytes.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadKind {
+    Image,
+    Video,
+    Audio,
+    File,
+}
+
+impl UploadKind {
+    /// The name the runtime config uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::File => "file",
+        }
+    }
 }
 
 fn default_max_object_bytes() -> i64 {

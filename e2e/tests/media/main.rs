@@ -26,6 +26,11 @@ async fn oversize_upload_is_cut_off_mid_stream_and_leaves_nothing() -> Result<()
 }
 
 #[tokio::test]
+async fn uploads_go_to_the_bucket_of_their_kind() -> Result<()> {
+    media::uploads_go_to_the_bucket_of_their_kind(&LocalFolders::new()?).await
+}
+
+#[tokio::test]
 async fn a_type_that_lies_in_its_header_is_refused() -> Result<()> {
     media::lying_header_rejected(&LocalFolders::new()?).await
 }

@@ -64,6 +64,7 @@ impl Backend for S3 {
             max_object_bytes: max,
             retention_days: days,
             delete_after_download: after_download,
+            kinds: Vec::new(),
         }
     }
 }
@@ -86,6 +87,11 @@ async fn s3_large_upload_streams_in_parts() -> Result<()> {
 #[tokio::test]
 async fn s3_oversize_upload_is_cut_off_mid_stream_and_leaves_nothing() -> Result<()> {
     media::oversize_rejected_mid_stream(&S3::new()?).await
+}
+
+#[tokio::test]
+async fn s3_uploads_go_to_the_bucket_of_their_kind() -> Result<()> {
+    media::uploads_go_to_the_bucket_of_their_kind(&S3::new()?).await
 }
 
 #[tokio::test]

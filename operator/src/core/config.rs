@@ -191,6 +191,7 @@ fn buckets(cc: &ChatCluster) -> Vec<BucketConfig> {
             max_object_bytes: b.max_object_bytes.max(0) as u64,
             retention_days: b.retention_days.map(|d| d.max(0) as u32),
             delete_after_download: b.delete_after_download,
+            kinds: b.kinds.iter().map(|k| k.as_str().to_owned()).collect(),
         })
         .collect()
 }
@@ -269,7 +270,8 @@ mod tests {
         });
         cc.spec.media.buckets = vec![
             serde_json::from_value::<BucketSpec>(serde_json::json!(
-                {"name": "media", "provider": "s3", "credentialsSecret": "s3-keys"}))
+                {"name": "media", "provider": "s3", "credentialsSecret": "s3-keys",
+                 "kinds": ["image", "video"]}))
             .unwrap(),
             serde_json::from_value::<BucketSpec>(serde_json::json!(
                 {"name": "local", "provider": "filesystem"}))
@@ -293,6 +295,8 @@ mod tests {
             config.media[1].credentials_dir.as_deref(),
             Some("/var/lib/confab/media/local")
         );
+        assert_eq!(config.media[0].kinds, ["image", "video"]);
+        assert!(config.media[1].kinds.is_empty(), "every kind");
         assert_eq!(
             config.push.fcm_credentials_file.as_deref(),
             Some("/var/run/confab/fcm/sa.json")
