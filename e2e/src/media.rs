@@ -198,6 +198,15 @@ pub async fn objects(bucket: &BucketConfig, prefix: &str) -> Result<Vec<String>>
     Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
 }
 
+/// Fails when `bucket` holds any object under one of `prefixes`.
+async fn nothing_under(bucket: &BucketConfig, prefixes: &[&str]) -> Result<()> {
+    for prefix in prefixes {
+        let left = objects(bucket, prefix).await?;
+        ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
+    }
+    Ok(())
+}
+
 fn code(b: &Value) -> &str {
     b["code"].as_str().unwrap_or("")
 }
@@ -394,10 +403,7 @@ pub async fn oversize_rejected_mid_stream(backend: &dyn Backend) -> Result<()> {
     let (s, b) = app.upload(&alice, "video/mp4", vec![0u8; 8 << 20]).await?;
     ensure!(s == 413 && code(&b) == "too_large", "with length: {s} {b}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for prefix in ["media", buckets::UPLOADS] {
-        let left = objects(&bucket, prefix).await?;
-        ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
-    }
+    nothing_under(&bucket, &["media", buckets::UPLOADS]).await?;
     let parts = backend.leftovers(&bucket)?;
     ensure!(parts.is_empty(), "upload parts left behind: {parts:?}");
     let metrics = app.get("/metrics", None, &[]).await?.text().await?;
@@ -466,10 +472,7 @@ pub async fn uploads_go_to_the_bucket_of_their_kind(backend: &dyn Backend) -> Re
         s == 415 && code(&b) == "unsupported_media_type",
         "a file with only a photo bucket: {s} {b}"
     );
-    for prefix in ["media", buckets::UPLOADS] {
-        let left = objects(&only, prefix).await?;
-        ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
-    }
+    nothing_under(&only, &["media", buckets::UPLOADS]).await?;
     app.stop().await;
     Ok(())
 }
@@ -495,10 +498,7 @@ pub async fn lying_header_rejected(backend: &dyn Backend) -> Result<()> {
     );
     let (s, b) = app.upload(&alice, "image/png", Vec::new()).await?;
     ensure!(s == 400 && code(&b) == "invalid", "empty: {s} {b}");
-    for prefix in ["media", "thumbs", buckets::UPLOADS] {
-        let left = objects(&bucket, prefix).await?;
-        ensure!(left.is_empty(), "left behind under {prefix}: {left:?}");
-    }
+    nothing_under(&bucket, &["media", "thumbs", buckets::UPLOADS]).await?;
     app.stop().await;
     Ok(())
 }
