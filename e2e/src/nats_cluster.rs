@@ -14,7 +14,8 @@ use crate::service_env;
 pub struct NatsCluster {
     children: Vec<Child>,
     client_ports: Vec<u16>,
-    _dir: tempfile::TempDir,
+    /// The servers' stores; removed with the cluster.
+    dir: tempfile::TempDir,
 }
 
 impl NatsCluster {
@@ -39,10 +40,10 @@ impl NatsCluster {
         let mut cluster = Self {
             children: Vec::new(),
             client_ports: client_ports.to_vec(),
-            _dir: dir,
+            dir,
         };
         for (i, (client, route)) in client_ports.iter().zip(route_ports).enumerate() {
-            let store = cluster._dir.path().join(format!("n{i}"));
+            let store = cluster.dir.path().join(format!("n{i}"));
             let child = Command::new(&bin)
                 .args(["-js", "-a", "127.0.0.1", "-p", &client.to_string()])
                 .args(["--server_name", &format!("n{i}")])
