@@ -44,7 +44,9 @@ pub const CONFIG_VERSION: u32 = 1;
 pub struct ClusterConfig {
     /// [`CONFIG_VERSION`]; a runtime refuses a version it does not know.
     pub version: u32,
-    /// The `ChatCluster`'s name; prefixes NATS subjects and KV buckets.
+    /// The `ChatCluster`'s name on the bus (the operator adds part of its
+    /// UID, so another incarnation or namespace never shares its state);
+    /// prefixes NATS subjects and KV buckets.
     pub cluster: String,
     /// Its namespace.
     pub namespace: String,

@@ -129,12 +129,35 @@ fn store_config(cc: &ChatCluster, names: &Names) -> StoreConfig {
     }
 }
 
+/// This incarnation's name on the bus: the ChatCluster's name (dots made
+/// dashes) and the first eight letters and digits of its UID, e.g.
+/// `chat-9843df8d`. NATS subjects and KV buckets carry it, so two ChatClusters
+/// sharing one NATS — one name in two namespaces, or a cluster deleted and
+/// created again — never share leases, ownership records or sessions.
+pub fn bus_name(cc: &ChatCluster, names: &Names) -> String {
+    let uid: String = cc
+        .metadata
+        .uid
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let name = names.cluster.replace('.', "-");
+    if uid.is_empty() {
+        name
+    } else {
+        format!("{name}-{uid}")
+    }
+}
+
 /// The runtime's cluster config for `cc` with the committed `ring`.
 pub fn cluster_config(cc: &ChatCluster, names: &Names, ring: Ring) -> ClusterConfig {
     let push = &cc.spec.push;
     ClusterConfig {
         version: CONFIG_VERSION,
-        cluster: names.cluster.clone(),
+        cluster: bus_name(cc, names),
         namespace: names.namespace.clone(),
         ring,
         shard_address: names.shard_address_template(),
@@ -230,6 +253,19 @@ mod tests {
 
     fn ring() -> Ring {
         Ring::new(4, &[ShardId(0), ShardId(1)], 64).unwrap()
+    }
+
+    #[test]
+    fn each_incarnation_has_its_own_name_on_the_bus() {
+        let mut cc = cluster();
+        cc.metadata.uid = Some("9843df8d-503f-42b7-9275-45e72bb462ff".into());
+        let names = Names::new(&cc);
+        assert_eq!(bus_name(&cc, &names), "chat-9843df8d");
+        assert_eq!(cluster_config(&cc, &names, ring()).cluster, "chat-9843df8d");
+        cc.metadata.uid = Some("0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e".into());
+        assert_eq!(bus_name(&cc, &names), "chat-0191e3a0");
+        cc.metadata.name = Some("chat.eu".into());
+        assert_eq!(bus_name(&cc, &Names::new(&cc)), "chat-eu-0191e3a0");
     }
 
     #[test]

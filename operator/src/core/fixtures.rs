@@ -55,6 +55,7 @@ pub fn ready_pods(n: u32) -> Vec<ShardPod> {
             ordinal,
             ready: true,
             since: Some("2026-11-28T11:00:00Z".parse().unwrap()),
+            ip: Some(std::net::IpAddr::from([10, 0, 0, ordinal as u8 + 1])),
         })
         .collect()
 }

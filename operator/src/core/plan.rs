@@ -20,6 +20,7 @@
 //!   once the committed ring no longer holds them.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use confab_api::cluster::{PendingRing, RingPhase, RingStatus};
 use confab_api::ring::{Ring, ShardId};
@@ -34,6 +35,8 @@ pub struct ShardPod {
     pub ready: bool,
     /// When Ready last changed (or the pod was created); `None`: unknown.
     pub since: Option<Timestamp>,
+    /// Its pod IP, once it has one: the operator dials the control API there.
+    pub ip: Option<IpAddr>,
 }
 
 /// What the plan needs to know.

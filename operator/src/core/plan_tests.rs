@@ -39,6 +39,7 @@ impl Sim {
                     ordinal,
                     ready: !broken,
                     since: Some(if broken { self.broken_since } else { now() }),
+                    ip: None,
                 }
             })
             .collect()

@@ -7,25 +7,36 @@
 //! idempotent). Drains before removing pods are best effort: a pod that does
 //! not answer is reported and removed anyway — its chats already moved.
 
+use std::net::SocketAddr;
+
 use confab_api::cluster::{ChatCluster, RingStatus};
+use confab_api::config::CONTROL_PORT;
 use confab_api::ring::{Ring, ShardId};
 use futures::future::{join_all, try_join_all};
 
 use super::control::Target;
 use super::reconcile::Context;
 use crate::core::names::Names;
-use crate::core::{self, Desired, Observed, Step};
+use crate::core::{self, Desired, Observed, ShardPod, Step};
 use crate::error::Error;
 
-/// The control endpoint of each of `shards`.
-pub fn targets(names: &Names, shards: &[u32]) -> Vec<Target> {
+/// The control endpoint of each of `shards`: the pod's IP as observed (as
+/// CloudNativePG reaches its instances — no wait for DNS after a pod comes
+/// back, no cluster DNS needed), else its name under the headless Service.
+pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod]) -> Vec<Target> {
     shards
         .iter()
-        .map(|&shard| Target {
-            namespace: names.namespace.clone(),
-            cluster: names.cluster.clone(),
-            shard,
-            address: names.shard_control_address(shard),
+        .map(|&shard| {
+            let ip = pods.iter().find(|p| p.ordinal == shard).and_then(|p| p.ip);
+            Target {
+                namespace: names.namespace.clone(),
+                cluster: names.cluster.clone(),
+                shard,
+                address: ip.map_or_else(
+                    || names.shard_control_address(shard),
+                    |ip| SocketAddr::new(ip, CONTROL_PORT).to_string(),
+                ),
+            }
         })
         .collect()
 }
@@ -45,7 +56,8 @@ pub async fn execute(
         let status = core::status::build(cc, names, observed, &desired.plan, &desired.ring);
         updated = super::reconcile::patch_status(ctx, cc, &status).await?;
     }
-    let targets = targets(names, &step.targets(&desired.ring, &observed.shard_pods));
+    let shards = step.targets(&desired.ring, &observed.shard_pods);
+    let targets = targets(names, &shards, &observed.shard_pods);
     let control = ctx.control.as_ref();
     match step {
         Step::Prepare {
@@ -82,4 +94,30 @@ pub async fn execute(
         Step::Bootstrap { .. } | Step::WaitForPods { .. } | Step::Stable | Step::Paused => {}
     }
     Ok((step.complete(&desired.ring), updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::{cluster, ready_pods};
+
+    #[test]
+    fn targets_dial_the_observed_pod_ip_and_fall_back_to_the_pod_name() {
+        let cc = cluster();
+        let names = Names::new(&cc);
+        let mut pods = ready_pods(2);
+        pods[1].ip = Some("fd00::7".parse().unwrap());
+        let got: Vec<String> = targets(&names, &[0, 1, 2], &pods)
+            .into_iter()
+            .map(|t| t.address)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "10.0.0.1:9090".to_string(),
+                "[fd00::7]:9090".into(),
+                names.shard_control_address(2),
+            ]
+        );
+    }
 }

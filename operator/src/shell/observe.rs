@@ -103,10 +103,16 @@ pub fn shard_pod(names: &Names, pod: &Pod) -> Option<ShardPod> {
         .and_then(|c| c.last_transition_time.clone())
         .or_else(|| pod.metadata.creation_timestamp.clone())
         .map(|t| t.0);
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
     Some(ShardPod {
         ordinal,
         ready,
         since,
+        ip,
     })
 }
 

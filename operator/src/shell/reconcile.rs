@@ -24,7 +24,7 @@ use super::metrics::Metrics;
 use super::observe::{observe, shard_pod};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
 use crate::core::status::{change_reason, make_patch};
-use crate::core::{self, SigningKey, Step};
+use crate::core::{self, ShardPod, SigningKey, Step};
 use crate::error::Error;
 
 /// What every reconcile shares.
@@ -244,14 +244,14 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let list = pods
         .list(&ListParams::default().labels(&names.selector_string(Role::Shard)))
         .await?;
-    let ready: Vec<u32> = list
+    let ready: Vec<ShardPod> = list
         .items
         .iter()
         .filter_map(|p| shard_pod(&names, p))
         .filter(|p| p.ready)
-        .map(|p| p.ordinal)
         .collect();
-    let shards = targets(&names, &ready);
+    let ordinals: Vec<u32> = ready.iter().map(|p| p.ordinal).collect();
+    let shards = targets(&names, &ordinals, &ready);
     let drains = shards
         .iter()
         .map(|t| ctx.control.drain(t, ctx.drain_deadline));
