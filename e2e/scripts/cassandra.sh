@@ -141,7 +141,9 @@ cmd_start() {
   local native storage
   local ports; ports=$(free_port 2)
   read -r native storage <<<"${ports//$'\n'/ }"
+  node_address
   sed -e "s#@RUN@#$run#g" -e "s#@NATIVE_PORT@#$native#g" -e "s#@STORAGE_PORT@#$storage#g" \
+    -e "s#@NODE_IP@#$CONFAB_NODE_IP#g" \
     "$here/cassandra/cassandra.yaml.in" >"$run/conf/cassandra.yaml"
   cp "$here/cassandra/logback.xml" "$run/conf/logback.xml"
   local jamm; jamm=$(compgen -G "$lib/jamm-*.jar" | head -1)

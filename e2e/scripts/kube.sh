@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on loopback for Confab's tests — no Docker, no
-# kubelet: etcd + kube-apiserver + kube-controller-manager + kube-scheduler, plus
-# kwok, which plays the kubelet's status role for one fake Node (pods scheduled
-# there are marked Running and Ready; nothing is executed).
+# A real Kubernetes control plane for Confab's tests — no Docker: etcd +
+# kube-apiserver + kube-controller-manager + kube-scheduler, plus kwok, which
+# plays the kubelet's status role for one fake Node (pods scheduled there are
+# marked Running and Ready; nothing is executed). The real node where pods do
+# run (kubelet, kube-proxy, containerd) is node.sh's; this script builds its
+# binaries and issues its credentials.
 #
 # Usage: e2e/scripts/kube.sh install|start|stop
-#   install  builds the binaries from their Go modules, cached under
-#            $CONFAB_CACHE/<name>-<version>/bin (a second run only checks them)
-#   start    CA and client certificates, service-account key pair, the five
-#            processes on free 127.0.0.1 ports, one fake Node; state and logs
+#   install  builds the binaries (the node's kubelet and kube-proxy too) from
+#            their Go modules, cached under $CONFAB_CACHE/<name>-<version>/bin
+#            (a second run only checks them)
+#   start    CA and client certificates (the real node's too), service-account
+#            key pair, the five processes on free ports (the API server listens
+#            on every address and advertises $CONFAB_NODE_IP, so pods reach it
+#            through the `kubernetes` Service), one fake Node; state and logs
 #            under $CONFAB_RUN/kube/; writes $CONFAB_RUN/kube.env:
 #              CONFAB_KUBECONFIG   admin kubeconfig (group system:masters)
 #              CONFAB_KWOK_NODE    name of the fake Node (label type=kwok, no taint)
@@ -37,7 +42,7 @@ GO_FALLBACK_TOOLCHAIN=go1.27.3                # fetched from the Go proxy if the
 KUBE_DIR=$CONFAB_CACHE/kube-$KUBE_VERSION
 ETCD_DIR=$CONFAB_CACHE/etcd-$ETCD_VERSION
 KWOK_DIR=$CONFAB_CACHE/kwok-$KWOK_VERSION
-KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
+KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 ETCD=$ETCD_DIR/bin/etcd
 KWOK=$KWOK_DIR/bin/kwok
 KWOK_STAGES=$KWOK_DIR/stages.yaml
@@ -293,12 +298,18 @@ cmd_start() {
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" \
     -days 30 -subj "/CN=confab-e2e-ca" 2>/dev/null
   new_cert apiserver kube-apiserver "" \
-    "IP:127.0.0.1,IP:$SERVICE_FIRST_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:$CONFAB_NODE_IP,IP:$SERVICE_FIRST_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   new_cert admin confab-admin system:masters
   new_cert kube-controller-manager system:kube-controller-manager
   new_cert kube-scheduler system:kube-scheduler
   # kwok stands in for kubelets; it updates node and pod status and deletes pods.
   new_cert kwok kwok system:masters
+  # The real node (node.sh): the kubelet as a node identity (Node authorizer),
+  # kube-proxy as the user its default ClusterRoleBinding names, and the API
+  # server's client for the kubelet's API (logs, exec, port-forward).
+  new_cert kubelet "system:node:$CONFAB_NODE_NAME" system:nodes
+  new_cert kube-proxy system:kube-proxy
+  new_cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
   # Service-account token signing key pair.
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -316,24 +327,26 @@ cmd_start() {
     --unsafe-no-fsync --log-level warn
   ready etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
 
-  # `--endpoint-reconciler-type none`: the default reconciler refuses a loopback
-  # advertise address (so the `kubernetes` Service has no endpoints; no pod runs).
+  # Advertised at the node address, the `kubernetes` Service's endpoint is one
+  # that pods on the real node reach (a loopback one is refused).
   run_bg kube-apiserver "$KUBE_DIR/bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --bind-address 0.0.0.0 --advertise-address "$CONFAB_NODE_IP" --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --allow-privileged=true --profiling=false \
-    --endpoint-reconciler-type none \
     --cert-dir "$RUN/apiserver-certs"
   ready kube-apiserver "$START_TIMEOUT" api GET /readyz
 
-  for c in admin kube-controller-manager kube-scheduler kwok; do kubeconfig "$c"; done
+  for c in admin kube-controller-manager kube-scheduler kwok kubelet kube-proxy; do kubeconfig "$c"; done
   # Controllers act as their own service accounts, as kubeadm sets them up.
   run_bg kube-controller-manager "$KUBE_DIR/bin/kube-controller-manager" \
     --kubeconfig "$RUN/kube-controller-manager.kubeconfig" \
@@ -376,6 +389,8 @@ NODE
   cat >"$ENV_FILE" <<ENV
 # written by e2e/scripts/kube.sh start
 # apiserver port $APISERVER_PORT
+export CONFAB_KUBE_PKI=$RUN/pki
+export CONFAB_KUBE_BIN=$KUBE_DIR/bin
 export CONFAB_KUBECONFIG=$RUN/kubeconfig
 export CONFAB_KWOK_NODE=$FAKE_NODE
 ENV

@@ -13,6 +13,24 @@ set -euo pipefail
 : "${CONFAB_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/confab}"
 : "${CONFAB_RUN:=$CONFAB_CACHE/run}"
 export CONFAB_CACHE CONFAB_RUN
+
+# The real node (node.sh): its name, and the host address it and the control
+# plane advertise — on a bridge of its own, so pods reach the API server and
+# the host's test services at it. Nothing outside this machine has it.
+CONFAB_NODE_NAME=confab-node-0
+CONFAB_NODE_IP=10.200.0.1
+
+# node_address: puts $CONFAB_NODE_IP on this host (idempotent; needs root), on
+# a bridge with no ports (these kernels have no dummy links). Servers that
+# advertise it (Cassandra) and the node start it.
+node_address() {
+  local link=confab0
+  ip link show "$link" >/dev/null 2>&1 || ip link add "$link" type bridge ||
+    die "cannot add the node address $CONFAB_NODE_IP (needs root)"
+  ip addr show dev "$link" | grep -q "inet $CONFAB_NODE_IP/" ||
+    ip addr add "$CONFAB_NODE_IP/32" dev "$link"
+  ip link set "$link" up
+}
 mkdir -p "$CONFAB_CACHE" "$CONFAB_RUN"
 
 # Go builds share one module and build cache outside the repo.

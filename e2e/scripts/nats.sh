@@ -108,7 +108,8 @@ cmd_start() {
   local ports; ports=$(free_port 2)
   read -r port mport <<<"${ports//$'\n'/ }"
   log "starting nats-server on 127.0.0.1:$port (monitor $mport)"
-  "$bin" -js -a 127.0.0.1 -p "$port" -m "$mport" -sd "$run/store" \
+  # Every address: pods on the real node reach it through the node address (node.sh).
+  "$bin" -js -a 0.0.0.0 -p "$port" -m "$mport" -sd "$run/store" \
     >"$logfile" 2>&1 </dev/null &
   echo $! >"$pidfile"
   if ! wait_for 30 "nats-server" healthy "$mport"; then

@@ -59,7 +59,7 @@ cmd_start() {
   key="confab$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
   secret=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
   log "starting s3s-fs on 127.0.0.1:$port"
-  "$bin" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" \
+  "$bin" --host 0.0.0.0 --port "$port" --access-key "$key" --secret-key "$secret" \
     "$run/data" >"$logfile" 2>&1 </dev/null &
   echo $! >"$pidfile"
   if ! wait_for 30 "s3s-fs" listening "$port"; then

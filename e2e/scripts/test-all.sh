@@ -14,7 +14,7 @@ cd "$repo"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-services=(nats cassandra kube helm chromium s3)
+services=(nats cassandra kube node helm chromium s3)
 results="$CONFAB_RUN/test-results.log"
 : >"$results"
 started=()
@@ -38,13 +38,19 @@ phase "toolchain"
 
 phase "format and lint"
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features confab-e2e/node -- -D warnings
 
 phase "CRD drift"
 "$here/check-crds.sh"
 
 phase "unit and integration tests (no external services)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
+
+phase "the README's run command, verbatim"
+"$here/readme-run.sh"
+
+phase "images (release binaries into OCI archives)"
+"$here/images.sh" build
 
 phase "install services"
 for s in "${services[@]}"; do
@@ -65,7 +71,13 @@ for s in "${services[@]}"; do
   source "$CONFAB_RUN/$s.env"
 done
 
+phase "images into the real node's containerd"
+"$here/images.sh" import "$CONFAB_CONTAINERD_ADDRESS"
+
 phase "smoke and end-to-end tests against real services"
 # The cluster scenarios run the chat-runtime binary as shard and gateway processes.
 cargo build --locked -p chat-runtime --bin chat-runtime
 cargo test -p confab-e2e --locked --features services -- --test-threads 2 2>&1 | tee -a "$results"
+
+phase "the product on the real node: chart, ChatCluster pods, clients"
+cargo test -p confab-e2e --locked --features node --test node -- --nocapture 2>&1 | tee -a "$results"

@@ -3,10 +3,10 @@
 //! never acknowledged (with the same `client_msg_id`, as real clients do).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chat_runtime::protocol::ServerFrame;
+use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -35,6 +35,21 @@ pub struct Device {
     pub refused: Vec<String>,
     /// The close code of the last connection the server closed.
     pub closed_with: Option<u16>,
+    /// Every close by the server: when, and its code.
+    pub closes: Vec<(Instant, u16)>,
+    /// The longest wait from a send to its acknowledgement.
+    pub slowest_ack: Duration,
+    /// For each lost connection, how long until the device was `synced` again.
+    pub resumed_after: Vec<Duration>,
+    /// When each pending send was (first) sent.
+    sent_at: BTreeMap<String, Instant>,
+    /// When the connection was lost, until the next `synced`.
+    lost_at: Option<Instant>,
+    /// Sends the server answered "retry" (`unavailable`, `internal`,
+    /// `rate_limited`), and when to send each again.
+    retry_at: BTreeMap<String, Instant>,
+    /// How many sends were answered "retry" (a chat moving, a shard failing over).
+    pub retried: usize,
 }
 
 impl Device {
@@ -50,6 +65,13 @@ impl Device {
             duplicates: BTreeSet::new(),
             refused: Vec::new(),
             closed_with: None,
+            closes: Vec::new(),
+            slowest_ack: Duration::ZERO,
+            resumed_after: Vec::new(),
+            sent_at: BTreeMap::new(),
+            lost_at: None,
+            retry_at: BTreeMap::new(),
+            retried: 0,
         }
     }
 
@@ -97,7 +119,7 @@ impl Device {
     }
 
     pub fn disconnect(&mut self) {
-        self.ws = None;
+        self.lost();
     }
 
     async fn write(&mut self, v: Value) -> Result<()> {
@@ -109,22 +131,47 @@ impl Device {
     /// Sends a text message (remembered as pending until acknowledged).
     pub async fn send(&mut self, chat: Uuid, id: &str, body: &str) -> Result<()> {
         self.pending.insert(id.to_owned(), (chat, body.to_owned()));
+        self.sent_at
+            .entry(id.to_owned())
+            .or_insert_with(Instant::now);
         self.write(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
             .await
     }
 
-    /// Reads one frame (or `None` after `wait` of silence) and records it.
+    /// Reads one frame (or `None` after `wait` of silence) and records it;
+    /// first re-sends what the server asked to retry and is due.
     pub async fn next_frame(&mut self, wait: Duration) -> Result<Option<ServerFrame>> {
-        let ws = self.ws.as_mut().context("not connected")?;
-        let msg = match tokio::time::timeout(wait, ws.next()).await {
-            Err(_) => return Ok(None),
-            Ok(None) => bail!("connection closed"),
-            Ok(Some(m)) => m?,
+        let deadline = Instant::now() + wait;
+        let msg = loop {
+            self.resend_due().await?;
+            let until = self
+                .retry_at
+                .values()
+                .min()
+                .map_or(deadline, |d| (*d).min(deadline));
+            let ws = self.ws.as_mut().context("not connected")?;
+            match tokio::time::timeout_at(until.into(), ws.next()).await {
+                Err(_) if Instant::now() >= deadline => return Ok(None),
+                Err(_) => continue,
+                Ok(None) => {
+                    self.lost();
+                    bail!("connection closed")
+                }
+                Ok(Some(Err(e))) => {
+                    self.lost();
+                    return Err(e.into());
+                }
+                Ok(Some(Ok(m))) => break m,
+            }
         };
         let frame: ServerFrame = match msg {
             Message::Text(t) => serde_json::from_str(&t)?,
             Message::Close(c) => {
                 self.closed_with = c.as_ref().map(|f| u16::from(f.code));
+                if let Some(code) = self.closed_with {
+                    self.closes.push((Instant::now(), code));
+                }
+                self.lost();
                 bail!("closed by the server: {c:?}")
             }
             _ => return Ok(None),
@@ -144,10 +191,24 @@ impl Device {
                 ..
             } => {
                 self.pending.remove(client_msg_id);
+                if let Some(at) = self.sent_at.remove(client_msg_id) {
+                    self.slowest_ack = self.slowest_ack.max(at.elapsed());
+                }
                 self.acked.insert(client_msg_id.clone(), (*chat_id, *seq));
                 if *duplicate {
                     self.duplicates.insert(client_msg_id.clone());
                 }
+            }
+            ServerFrame::Error {
+                client_msg_id: Some(id),
+                code: ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::RateLimited,
+                retry_after_ms,
+                ..
+            } if self.pending.contains_key(id) => {
+                // As the protocol says: retry with backoff, same client_msg_id.
+                let after = Duration::from_millis(retry_after_ms.unwrap_or(200));
+                self.retry_at.insert(id.clone(), Instant::now() + after);
+                self.retried += 1;
             }
             ServerFrame::Error {
                 client_msg_id: Some(id),
@@ -156,7 +217,13 @@ impl Device {
                 ..
             } => {
                 self.pending.remove(id);
+                self.sent_at.remove(id);
                 self.refused.push(format!("{id}: {code:?} {message}"));
+            }
+            ServerFrame::Synced { .. } => {
+                if let Some(at) = self.lost_at.take() {
+                    self.resumed_after.push(at.elapsed());
+                }
             }
             _ => {}
         }
@@ -199,6 +266,40 @@ impl Device {
                 Err(e) => return self.closed_with.with_context(|| format!("{e:#}")),
             }
         }
+    }
+
+    /// Re-sends the retries that are due (a reconnect re-sends every pending
+    /// send anyway).
+    async fn resend_due(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .retry_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.retry_at.remove(&id);
+            if let Some((chat, body)) = self.pending.get(&id).cloned() {
+                self.write(
+                    json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the connection lost (the first time since the last `synced`).
+    fn lost(&mut self) {
+        self.ws = None;
+        self.lost_at.get_or_insert_with(Instant::now);
+    }
+
+    /// Sends a `delivered` or `read` receipt for `seq` in `chat`.
+    pub async fn receipt(&mut self, kind: &str, chat: Uuid, seq: u64) -> Result<()> {
+        self.write(json!({"type": kind, "chat_id": chat, "seq": seq}))
+            .await
     }
 
     /// Seqs received in `chat`, ascending.

@@ -3,19 +3,27 @@
 //! `e2e/scripts/test-all.sh` installs and starts each service and exports its
 //! address in an environment variable; tests read it with [`service_env`],
 //! which fails loudly when the service is missing instead of skipping.
-//! [`api`] is a REST client of one gateway.
+//! [`api`] is a REST client of one gateway; [`checks`] the checks that end
+//! every cluster scenario, [`load`] the steady send load they run under;
+//! [`kube`] the control plane's admin client.
 //! [`media`] holds the media scenarios every bucket backend must pass;
 //! [`push`] the push-notification scenarios, standalone and in a cluster,
 //! with FCM and APNs stand-ins in [`push_services`];
 //! [`cluster`] runs shard and gateway processes on loopback, and [`device`]
 //! is a resuming WebSocket client for scenarios against them;
 //! [`nats_cluster`] runs a clustered nats-server for replicated buckets.
+//! [`oci`] builds the Dockerfiles' images from local binaries for containerd
+//! without a registry (the `confab-image` binary, `e2e/scripts/images.sh`).
 
 pub mod api;
+pub mod checks;
 pub mod cluster;
 pub mod device;
+pub mod kube;
+pub mod load;
 pub mod media;
 pub mod nats_cluster;
+pub mod oci;
 pub mod push;
 pub mod push_services;
 

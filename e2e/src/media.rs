@@ -137,7 +137,10 @@ impl App {
         }
         let _ = tokio::time::timeout(WAIT, &mut self.task).await;
     }
+}
 
+/// The media calls of the REST API.
+impl Api {
     /// `POST /v1/media` with `body` as `content_type`.
     pub async fn upload(
         &self,
@@ -223,7 +226,7 @@ fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 /// A PNG unique to this call.
-fn unique_png() -> Vec<u8> {
+pub fn unique_png() -> Vec<u8> {
     let side = 200 + (Uuid::new_v4().as_u128() % 400) as u32;
     fixtures::png(side, side / 2 + 1)
 }

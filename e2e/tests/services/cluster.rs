@@ -3,17 +3,17 @@
 //! message is stored exactly once with gapless seqs and reached every
 //! member's device.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use chat_runtime::protocol::ServerFrame;
 use confab_api::ring::{Ring, ShardId};
 use confab_e2e::api::User;
+use confab_e2e::checks;
 use confab_e2e::cluster::LocalCluster;
 use confab_e2e::device::Device;
+use confab_e2e::load::{Pairs, load};
 use confab_e2e::push;
-use serde_json::Value;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -27,41 +27,7 @@ async fn direct(c: &LocalCluster, gw: usize, a: &User, b: &User) -> Result<Uuid>
     c.api(gw).direct(a, b).await
 }
 
-/// Every message of `chat` in the store, oldest first: (seq, client_msg_id).
-async fn history(c: &LocalCluster, gw: usize, u: &User, chat: Uuid) -> Result<Vec<(u64, String)>> {
-    let mut out = Vec::new();
-    let mut before: Option<u64> = None;
-    loop {
-        let q = before.map(|b| format!("&before={b}")).unwrap_or_default();
-        let url = format!(
-            "{}/v1/chats/{chat}/messages?limit=200{q}",
-            c.gateway_url(gw)
-        );
-        let page: Value = c
-            .http
-            .get(url)
-            .bearer_auth(&u.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        for m in page["messages"].as_array().context("messages")? {
-            out.push((
-                m["seq"].as_u64().context("seq")?,
-                m["client_msg_id"].as_str().unwrap_or_default().to_owned(),
-            ));
-        }
-        match page["next_before"].as_u64() {
-            Some(b) => before = Some(b),
-            None => break,
-        }
-    }
-    out.reverse();
-    Ok(out)
-}
-
-/// The end-of-scenario check: gapless seqs 1..=n, every acked send stored
-/// exactly once at its acked seq, and every device holding every seq.
+/// The end-of-scenario check ([`checks::check`]) through any gateway.
 async fn check(
     c: &LocalCluster,
     reader: &User,
@@ -69,35 +35,7 @@ async fn check(
     senders: &[&Device],
     receivers: &[&Device],
 ) -> Result<()> {
-    let stored = history(c, c.any_gateway(), reader, chat).await?;
-    let seqs: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
-    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-    ensure!(seqs == expected, "seqs are not gapless: {seqs:?}");
-    let mut ids = BTreeMap::new();
-    for (seq, id) in &stored {
-        if !id.is_empty() {
-            ensure!(ids.insert(id.clone(), *seq).is_none(), "{id} stored twice");
-        }
-    }
-    for d in senders {
-        ensure!(d.refused.is_empty(), "sends refused: {:?}", d.refused);
-        for (id, (ch, seq)) in &d.acked {
-            if *ch == chat {
-                ensure!(
-                    ids.get(id) == Some(seq),
-                    "acked {id} at {seq}, stored at {:?}",
-                    ids.get(id)
-                );
-            }
-        }
-    }
-    let all: BTreeSet<u64> = seqs.iter().copied().collect();
-    for d in receivers {
-        let got: BTreeSet<u64> = d.seqs(chat).into_iter().collect();
-        let missing: Vec<_> = all.difference(&got).collect();
-        ensure!(missing.is_empty(), "a device misses seqs {missing:?}");
-    }
-    Ok(())
+    checks::check(&c.api(c.any_gateway()), reader, chat, senders, receivers).await
 }
 
 #[tokio::test]
@@ -205,90 +143,13 @@ async fn a_gateway_killed_under_load_loses_nothing() -> Result<()> {
     Ok(())
 }
 
-/// Pairs of users in direct chats, the sender of pair `i` on gateway `i % 2`
-/// and its receiver on the other gateway.
-struct Pairs {
-    readers: Vec<User>,
-    chats: Vec<Uuid>,
-    senders: Vec<Device>,
-    receivers: Vec<Device>,
-}
-
 async fn pairs(c: &LocalCluster, n: usize) -> Result<Pairs> {
-    let mut p = Pairs {
-        readers: Vec::new(),
-        chats: Vec::new(),
-        senders: Vec::new(),
-        receivers: Vec::new(),
-    };
-    for i in 0..n {
-        let (gs, gr) = (i % 2, (i + 1) % 2);
-        let s = user(c, gs, "sender").await?;
-        let r = user(c, gr, "receiver").await?;
-        let chat = direct(c, gs, &s, &r).await?;
-        let mut sd = Device::new(&s.token);
-        sd.connect(&c.gateway_url(gs)).await?;
-        let mut rd = Device::new(&r.token);
-        rd.connect(&c.gateway_url(gr)).await?;
-        p.chats.push(chat);
-        p.senders.push(sd);
-        p.receivers.push(rd);
-        p.readers.push(s);
-    }
-    Ok(p)
+    Pairs::new(&[c.gateway_url(0), c.gateway_url(1)], n).await
 }
 
-/// Sends `rounds` messages from every sender, paced, in a task.
-fn load(
-    mut senders: Vec<Device>,
-    chats: Vec<Uuid>,
-    rounds: usize,
-) -> tokio::task::JoinHandle<Result<Vec<Device>>> {
-    tokio::spawn(async move {
-        for r in 0..rounds {
-            for (d, chat) in senders.iter_mut().zip(&chats) {
-                d.send(*chat, &format!("m-{r}"), "load").await?;
-                while d.next_frame(Duration::from_millis(1)).await?.is_some() {}
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(senders)
-    })
-}
-
-/// Waits for every send to be acked and every receiver to hold everything
-/// (a dropped device reconnects and resumes, as a real client does), then
-/// checks every chat.
 async fn settle(c: &LocalCluster, p: Pairs, senders: Vec<Device>, rounds: usize) -> Result<()> {
-    let mut senders = senders;
-    let mut receivers = p.receivers;
-    for (i, d) in senders.iter_mut().enumerate() {
-        d.until_resuming(WAIT, |d| d.pending.is_empty())
-            .await
-            .with_context(|| format!("sender {i}"))?;
-        ensure!(
-            d.acked.len() == rounds,
-            "sender {i}: acked {} of {rounds}",
-            d.acked.len()
-        );
-    }
-    for (i, (d, chat)) in receivers.iter_mut().zip(&p.chats).enumerate() {
-        d.until_resuming(WAIT, |d| d.seqs(*chat).len() >= rounds)
-            .await
-            .with_context(|| format!("receiver {i}"))?;
-    }
-    for i in 0..p.chats.len() {
-        check(
-            c,
-            &p.readers[i],
-            p.chats[i],
-            &[&senders[i]],
-            &[&receivers[i]],
-        )
+    p.settle(&c.api(c.any_gateway()), senders, rounds, WAIT)
         .await
-        .with_context(|| format!("chat {i}"))?;
-    }
-    Ok(())
 }
 
 fn ring(epoch: u64, shards: &[u32]) -> Result<Ring> {

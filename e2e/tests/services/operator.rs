@@ -17,13 +17,13 @@ mod table;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use confab_api::cluster::{ChatCluster, FINALIZER};
 use confab_api::ring::Ring;
-use confab_e2e::{install_crypto, service_env};
+pub(crate) use confab_e2e::kube::{client, unique};
 use confab_operator::shell::control::{Call, ControlApi, ControlError, Recording, Target};
 use confab_operator::shell::metrics::Metrics;
 use confab_operator::shell::{Settings, context, run_controller};
@@ -33,7 +33,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceA
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::json;
@@ -41,23 +40,6 @@ use tokio::sync::oneshot;
 
 /// How long a cluster may take to reach a state (pods via kwok included).
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-pub(crate) async fn client() -> Result<Client> {
-    install_crypto();
-    let path = service_env("CONFAB_KUBECONFIG");
-    let kubeconfig =
-        Kubeconfig::read_from(&path).with_context(|| format!("reading kubeconfig {path}"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
-}
-
-pub(crate) fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
 
 /// Installs the generated CRD (server-side apply) and waits until Established.
 pub(crate) async fn install_crd(client: &Client) -> Result<()> {
