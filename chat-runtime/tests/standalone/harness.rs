@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_runtime::node::Limits;
-use chat_runtime::protocol::ServerFrame;
+use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use chat_runtime::standalone;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -235,22 +235,37 @@ impl Client {
         }
     }
 
-    /// Sends a text message and returns its `sent` seq.
+    /// Sends a text message and returns its `sent` seq; a `rate_limited`
+    /// answer is retried after `retry_after_ms` with the same id, as the
+    /// protocol tells clients to (a loaded machine can trip the limit).
     pub async fn say(&mut self, chat: Uuid, id: &str, body: &str) -> u64 {
-        self.send(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
-            .await;
-        self.until(|f| match f {
-            ServerFrame::Sent {
-                client_msg_id, seq, ..
-            } if client_msg_id == id => Some(*seq),
-            ServerFrame::Error {
-                client_msg_id: Some(c),
-                code,
-                ..
-            } if c == id => panic!("send {id} failed: {code:?}"),
-            _ => None,
-        })
-        .await
+        loop {
+            self.send(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
+                .await;
+            let answer = self
+                .until(|f| match f {
+                    ServerFrame::Sent {
+                        client_msg_id, seq, ..
+                    } if client_msg_id == id => Some(Ok(*seq)),
+                    ServerFrame::Error {
+                        client_msg_id: Some(c),
+                        code: ErrorCode::RateLimited,
+                        retry_after_ms,
+                        ..
+                    } if c == id => Some(Err(retry_after_ms.unwrap_or(100))),
+                    ServerFrame::Error {
+                        client_msg_id: Some(c),
+                        code,
+                        ..
+                    } if c == id => panic!("send {id} failed: {code:?}"),
+                    _ => None,
+                })
+                .await;
+            match answer {
+                Ok(seq) => return seq,
+                Err(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            }
+        }
     }
 
     /// Sends a request frame and returns the reply with the same `req_id`.
