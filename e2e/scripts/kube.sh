@@ -222,30 +222,6 @@ current-context: confab-e2e
 KC
 }
 
-# run_bg NAME BINARY ARGS...: starts a process, output to NAME.log, pid to NAME.pid.
-run_bg() {
-  local name=$1; shift
-  log "starting $name"
-  nohup "$@" >"$RUN/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-
-# alive NAME: the process NAME started still runs.
-alive() { kill -0 "$(cat "$RUN/$1.pid" 2>/dev/null)" 2>/dev/null; }
-
-# ready NAME SECONDS COMMAND...: waits for COMMAND, failing early if NAME died.
-ready() {
-  local name=$1 secs=$2; shift 2
-  local i
-  for ((i = 0; i < secs; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    alive "$name" || { show_log_tail "$RUN/$name.log"; die "$name exited during start-up"; }
-    sleep 1
-  done
-  show_log_tail "$RUN/$name.log"
-  die "$name not ready after ${secs}s"
-}
-
 # api METHOD PATH [curl args...]: a request to the API server as the admin.
 api() {
   local method=$1 path=$2; shift 2
@@ -257,12 +233,7 @@ healthz() { # healthz PORT PATH: an unauthenticated /healthz or /readyz answers 
   [ "$(curl -fsSk "https://127.0.0.1:$1$2" 2>/dev/null)" = ok ]
 }
 
-node_ready() {
-  api GET "/api/v1/nodes/$FAKE_NODE" | python3 -c '
-import json, sys
-conds = json.load(sys.stdin).get("status", {}).get("conditions") or []
-sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in conds) else 1)'
-}
+node_ready() { api GET "/api/v1/nodes/$FAKE_NODE" | json_holds "$NODE_READY"; }
 
 all_running() {
   local n

@@ -114,3 +114,38 @@ stop_pidfile() {
 show_log_tail() {
   [ -f "$1" ] && { log "--- last lines of $1 ---"; tail -n 40 "$1" >&2; } || true
 }
+
+# Processes a service script starts, each with NAME.log and NAME.pid under
+# the calling script's $RUN folder.
+
+# run_bg NAME COMMAND...: starts a process, output to NAME.log, pid to NAME.pid.
+run_bg() {
+  local name=$1; shift
+  log "starting $name"
+  nohup "$@" >"$RUN/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+# alive NAME: the process NAME started still runs.
+alive() { kill -0 "$(cat "$RUN/$1.pid" 2>/dev/null)" 2>/dev/null; }
+
+# ready NAME SECONDS COMMAND...: waits for COMMAND, failing early if NAME died.
+ready() {
+  local name=$1 secs=$2 i; shift 2
+  for ((i = 0; i < secs; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    alive "$name" || { show_log_tail "$RUN/$name.log"; die "$name exited during start-up"; }
+    sleep 1
+  done
+  show_log_tail "$RUN/$name.log"
+  die "$name not ready after ${secs}s"
+}
+
+# json_holds EXPR: succeeds when the Python expression EXPR holds for the JSON
+# object `o` read from standard input (e.g. a Kubernetes object's status).
+json_holds() {
+  python3 -c 'import json, sys; o = json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
+}
+
+# NODE_READY: the json_holds expression "this Node's Ready condition is True".
+NODE_READY='any(c["type"] == "Ready" and c["status"] == "True" for c in o.get("status", {}).get("conditions") or [])'

@@ -73,28 +73,6 @@ cmd_install() {
 
 # ---- start / stop --------------------------------------------------------------
 
-# run_bg NAME COMMAND...: starts a process, output to NAME.log, pid to NAME.pid.
-run_bg() {
-  local name=$1; shift
-  log "starting $name"
-  nohup "$@" >"$RUN/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-
-alive() { kill -0 "$(cat "$RUN/$1.pid" 2>/dev/null)" 2>/dev/null; }
-
-# ready NAME SECONDS COMMAND...: waits for COMMAND, failing early if NAME died.
-ready() {
-  local name=$1 secs=$2 i; shift 2
-  for ((i = 0; i < secs; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    alive "$name" || { show_log_tail "$RUN/$name.log"; die "$name exited during start-up"; }
-    sleep 1
-  done
-  show_log_tail "$RUN/$name.log"
-  die "$name not ready after ${secs}s"
-}
-
 kubectl_api() { # kubectl_api METHOD PATH [curl args...]: the API server as admin.
   local method=$1 path=$2; shift 2
   curl -fsS --cacert "$CONFAB_KUBE_PKI/ca.crt" --cert "$CONFAB_KUBE_PKI/admin.crt" \
@@ -190,20 +168,13 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 YAML
 }
 
-node_ready() {
-  kubectl_api GET "/api/v1/nodes/$CONFAB_NODE_NAME" | python3 -c '
-import json, sys
-conds = json.load(sys.stdin).get("status", {}).get("conditions") or []
-sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in conds) else 1)'
-}
+node_ready() { kubectl_api GET "/api/v1/nodes/$CONFAB_NODE_NAME" | json_holds "$NODE_READY"; }
 
 # A pod of the pause image on this node: proves sandboxes, CNI and containers.
 SMOKE_POD=confab-node-smoke
 smoke_pod_running() {
-  kubectl_api GET "/api/v1/namespaces/default/pods/$SMOKE_POD" | python3 -c '
-import json, sys
-s = json.load(sys.stdin).get("status", {})
-sys.exit(0 if s.get("phase") == "Running" and s.get("podIP") else 1)'
+  kubectl_api GET "/api/v1/namespaces/default/pods/$SMOKE_POD" |
+    json_holds 'o.get("status", {}).get("phase") == "Running" and o["status"].get("podIP")'
 }
 smoke_pod() {
   kubectl_api POST /api/v1/namespaces/default/pods -H 'Content-Type: application/json' \
