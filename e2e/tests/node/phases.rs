@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use chat_runtime::protocol::ServerFrame;
 use confab_api::cluster::ChatCluster;
+use confab_api::ring::{Ring, ShardId};
 use confab_e2e::api::Api;
 use confab_e2e::device::Device;
 use confab_e2e::eventually;
@@ -251,19 +252,28 @@ async fn gateway_pod_deleted_under_load(p: &Product) -> Result<()> {
     available(p).await
 }
 
-/// `kill -9` of a shard's container (no graceful stop) under load: the
-/// shard stays NotReady until its old lease expires, longer than
-/// `failoverDelaySeconds`, so the operator fails it over to its neighbours;
-/// once Ready again it rejoins the ring.
+/// `kill -9` of the container of the shard that owns the first loaded chat
+/// (no graceful stop) under load: the shard stays NotReady until its old
+/// lease expires, longer than `failoverDelaySeconds`, so the operator fails
+/// it over to its neighbours; once Ready again it rejoins the ring.
 async fn shard_killed_under_load(p: &Product) -> Result<()> {
     let (pairs, load) = start_load(p).await?;
-    let shard = p.pods().get(&format!("{NAME}-shard-1")).await?;
+    let ring = cluster(p)
+        .await?
+        .status
+        .and_then(|s| s.ring)
+        .context("no ring")?;
+    let members: Vec<ShardId> = ring.members.iter().copied().map(ShardId).collect();
+    let victim = Ring::new(ring.epoch, &members, ring.vnodes_per_shard)?
+        .owner(pairs.chats[0])
+        .0;
+    let shard = p.pods().get(&format!("{NAME}-shard-{victim}")).await?;
     let container = shard
         .status
         .and_then(|s| s.container_statuses)
         .and_then(|c| c.into_iter().next())
         .and_then(|c| c.container_id)
-        .context("shard-1 has no container id")?;
+        .context("the shard has no container id")?;
     let id = container
         .strip_prefix("containerd://")
         .context("not a containerd container")?;
@@ -278,15 +288,19 @@ async fn shard_killed_under_load(p: &Product) -> Result<()> {
         "ctr kill: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    eventually("shard 1 is failed over", TIMEOUT, async || {
-        let cc = cluster(p).await?;
-        let ring = cc.status.and_then(|s| s.ring);
-        Ok(ring.is_some_and(|r| r.failed_over.contains(&1)))
-    })
+    eventually(
+        &format!("shard {victim} is failed over"),
+        TIMEOUT,
+        async || {
+            let cc = cluster(p).await?;
+            let ring = cc.status.and_then(|s| s.ring);
+            Ok(ring.is_some_and(|r| r.failed_over.contains(&victim)))
+        },
+    )
     .await?;
-    took("shard 1 killed → failed over", t);
+    took(&format!("shard {victim} killed → failed over"), t);
     ring_settled(p, 3).await?;
-    took("shard 1 killed → rejoined, ring stable", t);
+    took(&format!("shard {victim} killed → rejoined, ring stable"), t);
     let timings = settle(p, pairs, load).await?;
     eprintln!(
         "[real node] shard failover: longest send→ack wait {:?}",
