@@ -14,6 +14,9 @@ cd "$repo"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONFAB_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A suite run compiles each clone once: incremental state (GBs per clone
+# folder in the shared target dir) would only fill the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 services=(nats cassandra kube node helm chromium s3)
 results="$CONFAB_RUN/test-results.log"
 : >"$results"
