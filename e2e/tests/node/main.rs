@@ -19,7 +19,7 @@
 mod phases;
 mod setup;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -38,8 +38,6 @@ async fn chart_and_chat_cluster_run_on_a_real_node() -> Result<()> {
 }
 
 /// Prints how long a phase took, for the closing notes.
-pub(crate) fn took(what: &str, since: Instant) -> Duration {
-    let d = since.elapsed();
-    eprintln!("[real node] {what}: {:.1} s", d.as_secs_f64());
-    d
+pub(crate) fn took(what: &str, since: Instant) {
+    eprintln!("[real node] {what}: {:.1} s", since.elapsed().as_secs_f64());
 }
