@@ -1,8 +1,6 @@
 //! The shell's error type: one enum for everything a reconcile can fail on.
 //! Variant names double as the `error` label of the failure metric.
 
-use crate::shell::control::ControlError;
-
 /// Why a reconcile failed. Every variant is retried by the error policy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,9 +10,6 @@ pub enum Error {
     /// Adding/removing the finalizer, or the branch it wraps, failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// A runtime pod's control API failed a ring step.
-    #[error("ring step failed: {0}")]
-    Control(#[from] ControlError),
     /// The object has no namespace (ChatCluster is namespaced; never expected).
     #[error("ChatCluster {0} has no namespace")]
     NoNamespace(String),
@@ -44,7 +39,6 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "Finalizer",
             },
-            Error::Control(_) => "Control",
             Error::NoNamespace(_) => "NoNamespace",
         }
     }

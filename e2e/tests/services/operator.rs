@@ -7,12 +7,13 @@
 //! (the runtime's real control server is driven by the operator's gRPC client
 //! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
 //! its own.
-//! [`failover`] holds the failover scenarios, [`chart`] the operator running
-//! under the Helm chart's RBAC, [`table`] what `kubectl get chatclusters`
-//! prints.
+//! [`failover`] holds the failover scenarios, [`stuck`] an operator that
+//! cannot reach the control API, [`chart`] the operator running under the
+//! Helm chart's RBAC, [`table`] what `kubectl get chatclusters` prints.
 
 mod chart;
 mod failover;
+mod stuck;
 mod table;
 
 use std::panic::AssertUnwindSafe;

@@ -35,6 +35,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use names::{Names, Role};
 pub use plan::{Plan, ShardPod, Step};
+use status::Faults;
 
 /// Whether the signing-key Secret exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,22 @@ pub enum Object {
     StatefulSet(StatefulSet),
     Deployment(Deployment),
     PodDisruptionBudget(PodDisruptionBudget),
+}
+
+impl Object {
+    /// `metadata.name` of the object.
+    pub fn name(&self) -> &str {
+        let meta = match self {
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::PodDisruptionBudget(o) => &o.metadata,
+        };
+        meta.name.as_deref().unwrap_or_default()
+    }
 }
 
 /// Kinds of children that may have to be deleted when the spec no longer
@@ -133,7 +150,8 @@ pub fn desired(cc: &ChatCluster, observed: &Observed) -> Desired {
         .step
         .record(&current_ring(cc), cc.spec.shards.vnodes_per_shard);
     let (objects, absent) = objects(cc, &names, observed, &plan, &ring);
-    let status = status::build(cc, &names, observed, &plan, &plan.step.complete(&ring));
+    let complete = plan.step.complete(&ring);
+    let status = status::build(cc, &names, observed, &plan, &complete, &Faults::default());
     Desired {
         objects,
         absent,

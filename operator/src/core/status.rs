@@ -4,6 +4,11 @@
 //!
 //! A condition's `lastTransitionTime` moves only when its `status` flips;
 //! reason and message may change under the same timestamp.
+//!
+//! What failed in this reconcile ([`Faults`]: a ring step's RPCs, children
+//! the API server refused) outranks every other reason: `Progressing` turns
+//! False naming it, `Degraded` turns True at once for a refused child and
+//! after [`STUCK_AFTER`] for a ring change whose step keeps failing.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +16,7 @@ use confab_api::cluster::{
     ChatCluster, ChatClusterStatus, Endpoints, Phase, RingStatus, ShardsStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::SignedDuration;
 use kube::api::Patch;
 use kube::{Resource, ResourceExt};
 
@@ -21,6 +27,26 @@ use super::plan::{Change, Plan, Step};
 /// A condition before timestamps: `(type, true?, reason, message)`.
 type Verdict = (&'static str, bool, &'static str, String);
 
+/// How long a ring change may stay in flight with its step failing before
+/// the cluster reports `Degraded` / `RingChangeStuck`.
+pub const STUCK_AFTER: SignedDuration = SignedDuration::from_secs(120);
+
+/// What went wrong in this reconcile; the default is nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The step's control RPCs failed: `"Prepare: <error>"`.
+    pub step: Option<String>,
+    /// Children the API server refused: `"StatefulSet chat-shard: <its message>"`.
+    pub refused: Vec<String>,
+}
+
+impl Faults {
+    /// Nothing failed.
+    pub fn is_empty(&self) -> bool {
+        self.step.is_none() && self.refused.is_empty()
+    }
+}
+
 /// The status for `cc` given what was observed, the plan and the ring as
 /// recorded after this reconcile's step.
 pub fn build(
@@ -29,6 +55,7 @@ pub fn build(
     observed: &Observed,
     plan: &Plan,
     ring: &RingStatus,
+    faults: &Faults,
 ) -> ChatClusterStatus {
     let old = cc.status.clone().unwrap_or_default();
     let ready: BTreeSet<u32> = observed
@@ -44,14 +71,15 @@ pub fn build(
         .filter(|s| !ring.members.contains(s))
         .copied()
         .collect();
-    let verdicts = verdicts(cc, observed, plan, &ring, &ready);
+    let stuck = faults.step.is_some() && ring_changing_for(&old, observed) >= STUCK_AFTER;
+    let verdicts = verdicts(cc, observed, plan, &ring, &ready, faults, stuck);
     let conditions = verdicts
         .iter()
         .map(|v| condition(v, old.condition(v.0), observed, cc.meta().generation))
         .collect();
     ChatClusterStatus {
         observed_generation: cc.meta().generation,
-        phase: Some(phase(cc, &verdicts, &old)),
+        phase: Some(phase(cc, &verdicts, &old, faults)),
         conditions,
         shards: Some(ShardsStatus {
             desired: cc.spec.shards.count,
@@ -89,6 +117,15 @@ fn backing_not_ready(cc: &ChatCluster, observed: &Observed) -> Vec<&'static str>
     out
 }
 
+/// How long the ring has been changing: since `RingStable` last turned
+/// False (zero while it is True or unknown).
+fn ring_changing_for(old: &ChatClusterStatus, observed: &Observed) -> SignedDuration {
+    match old.condition("RingStable") {
+        Some(c) if c.status == "False" => observed.now.duration_since(c.last_transition_time.0),
+        _ => SignedDuration::ZERO,
+    }
+}
+
 /// What the conditions are computed from.
 struct Facts<'a> {
     observed: &'a Observed,
@@ -97,6 +134,9 @@ struct Facts<'a> {
     not_ready: Vec<u32>,
     /// Managed backing services that are not Ready.
     backing: Vec<&'static str>,
+    faults: &'a Faults,
+    /// The ring change's step has failed for longer than [`STUCK_AFTER`].
+    stuck: bool,
 }
 
 fn verdicts(
@@ -105,6 +145,8 @@ fn verdicts(
     plan: &Plan,
     ring: &RingStatus,
     ready: &BTreeSet<u32>,
+    faults: &Faults,
+    stuck: bool,
 ) -> [Verdict; 4] {
     let not_ready = ring
         .members
@@ -117,8 +159,14 @@ fn verdicts(
         ring,
         not_ready,
         backing: backing_not_ready(cc, observed),
+        faults,
+        stuck,
     };
-    let (progressing, reason, message) = progress(&plan.step);
+    let (progressing, reason, message) = match (&faults.step, faults.refused.is_empty()) {
+        (Some(e), _) => (false, "RingStepFailed", format!("{e}; retrying")),
+        (None, false) => (false, "ApplyRefused", refusals(faults)),
+        (None, true) => progress(&plan.step),
+    };
     [
         available(&facts),
         ("Progressing", progressing, reason, message),
@@ -161,7 +209,16 @@ fn available(f: &Facts<'_>) -> Verdict {
 
 fn degraded(cc: &ChatCluster, f: &Facts<'_>) -> Verdict {
     let wanted = cc.spec.gateway.replicas;
-    let (bad, reason, message) = if !f.ring.failed_over.is_empty() {
+    let (bad, reason, message) = if f.stuck {
+        let step = f.faults.step.as_deref().unwrap_or_default();
+        let message = format!(
+            "ring change in flight for over {}s and its step keeps failing: {step}",
+            STUCK_AFTER.as_secs()
+        );
+        (true, "RingChangeStuck", message)
+    } else if !f.faults.refused.is_empty() {
+        (true, "ApplyRefused", refusals(f.faults))
+    } else if !f.ring.failed_over.is_empty() {
         let delay = cc.spec.shards.failover_delay_seconds;
         let message = format!(
             "shards {:?} NotReady for over {delay}s: taken out of the ring",
@@ -282,11 +339,23 @@ fn condition(
     }
 }
 
-fn phase(cc: &ChatCluster, verdicts: &[Verdict; 4], old: &ChatClusterStatus) -> Phase {
+/// The refused children, one per `; `-separated part.
+fn refusals(faults: &Faults) -> String {
+    format!("the API server refused {}", faults.refused.join("; "))
+}
+
+fn phase(
+    cc: &ChatCluster,
+    verdicts: &[Verdict; 4],
+    old: &ChatClusterStatus,
+    faults: &Faults,
+) -> Phase {
     let [available, _, degraded, ring_stable] = verdicts;
     let was_provisioning = matches!(old.phase, None | Some(Phase::Provisioning));
     if cc.spec.paused {
         Phase::Paused
+    } else if !faults.refused.is_empty() || degraded.2 == "RingChangeStuck" {
+        Phase::Degraded
     } else if !available.1 && was_provisioning {
         Phase::Provisioning
     } else if !ring_stable.1 {

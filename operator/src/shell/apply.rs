@@ -1,5 +1,9 @@
 //! Server-side apply of the core's desired objects, with one field manager,
 //! and deletion of children the spec no longer calls for.
+//!
+//! A child the API server refuses (invalid, forbidden: a 4xx other than a
+//! conflict or throttling) is answered as a [`Refusal`] and the next child is
+//! applied anyway; only failures worth retrying as they are end the pass.
 
 use std::fmt::Debug;
 
@@ -29,20 +33,62 @@ where
     Ok(())
 }
 
-/// Applies every object, in order.
-pub async fn apply_all(client: &Client, ns: &str, objects: &[Object]) -> Result<(), kube::Error> {
+/// A child the API server refused, and its message (which names the field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `"StatefulSet chat-shard"`.
+    pub object: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+/// A refusal that retrying the same object cannot fix: any 4xx but 409
+/// (conflict) and 429 (throttled).
+fn refused(e: &kube::Error) -> Option<String> {
+    match e {
+        kube::Error::Api(s) if (400..500).contains(&s.code) && ![409, 429].contains(&s.code) => {
+            Some(s.message.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Applies every object, in order; answers the ones refused.
+pub async fn apply_all(
+    client: &Client,
+    ns: &str,
+    objects: &[Object],
+) -> Result<Vec<Refusal>, kube::Error> {
+    let mut refusals = Vec::new();
     for object in objects {
-        match object {
-            Object::ServiceAccount(o) => apply_one(client, ns, o).await?,
-            Object::ConfigMap(o) => apply_one(client, ns, o).await?,
-            Object::Secret(o) => apply_one(client, ns, o).await?,
-            Object::Service(o) => apply_one(client, ns, o).await?,
-            Object::StatefulSet(o) => apply_one(client, ns, o).await?,
-            Object::Deployment(o) => apply_one(client, ns, o).await?,
-            Object::PodDisruptionBudget(o) => apply_one(client, ns, o).await?,
+        let (kind, result) = match object {
+            Object::ServiceAccount(o) => ("ServiceAccount", apply_one(client, ns, o).await),
+            Object::ConfigMap(o) => ("ConfigMap", apply_one(client, ns, o).await),
+            Object::Secret(o) => ("Secret", apply_one(client, ns, o).await),
+            Object::Service(o) => ("Service", apply_one(client, ns, o).await),
+            Object::StatefulSet(o) => ("StatefulSet", apply_one(client, ns, o).await),
+            Object::Deployment(o) => ("Deployment", apply_one(client, ns, o).await),
+            Object::PodDisruptionBudget(o) => {
+                ("PodDisruptionBudget", apply_one(client, ns, o).await)
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) => match refused(&e) {
+                Some(message) => refusals.push(Refusal {
+                    object: format!("{kind} {}", object.name()),
+                    message,
+                }),
+                None => return Err(e),
+            },
         }
     }
-    Ok(())
+    Ok(refusals)
 }
 
 async fn delete_one<K>(client: &Client, ns: &str, name: &str) -> Result<bool, kube::Error>

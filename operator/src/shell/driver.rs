@@ -4,8 +4,11 @@
 //!
 //! The write-ahead patch comes first, so an operator that dies mid-step is
 //! replaced by one that repeats the same step (all control RPCs are
-//! idempotent). Drains before removing pods are best effort: a pod that does
-//! not answer is reported and removed anyway — its chats already moved.
+//! idempotent). A Prepare or Commit that fails leaves the recorded intent in
+//! place to be repeated; the caller reports it and goes on with the rest of
+//! the spec. Aborts and drains are best effort (`docs/cluster.md` §5): a pod
+//! that does not answer is reported and the step completes anyway — a later
+//! prepare replaces a lost abort, and a drained pod's chats already moved.
 
 use std::net::SocketAddr;
 
@@ -14,9 +17,10 @@ use confab_api::config::CONTROL_PORT;
 use confab_api::ring::{Ring, ShardId};
 use futures::future::{join_all, try_join_all};
 
-use super::control::Target;
+use super::control::{ControlError, Target};
 use super::reconcile::Context;
 use crate::core::names::Names;
+use crate::core::status::Faults;
 use crate::core::{self, Desired, Observed, ShardPod, Step};
 use crate::error::Error;
 
@@ -41,21 +45,56 @@ pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod]) -> Vec<Target> 
         .collect()
 }
 
-/// Executes `desired.plan.step`; answers the ring status after it, and the
-/// object as updated by the write-ahead patch (if one was needed).
+/// What executing a step did.
+#[derive(Debug)]
+pub struct Executed {
+    /// The ring status to report: the step's outcome, or its recorded intent
+    /// when its RPCs failed.
+    pub ring: RingStatus,
+    /// The object as updated by the write-ahead patch, if one was needed.
+    pub updated: Option<ChatCluster>,
+    /// The control RPC failure that stopped the step, if one did.
+    pub failed: Option<ControlError>,
+}
+
+/// Executes `desired.plan.step`. Only API errors (the write-ahead patch) are
+/// `Err`; a failed RPC is reported in [`Executed::failed`].
 pub async fn execute(
     ctx: &Context,
     cc: &ChatCluster,
     names: &Names,
     desired: &Desired,
     observed: &Observed,
-) -> Result<(RingStatus, Option<ChatCluster>), Error> {
+) -> Result<Executed, Error> {
     let step = &desired.plan.step;
     let mut updated = None;
     if desired.ring != core::current_ring(cc) {
-        let status = core::status::build(cc, names, observed, &desired.plan, &desired.ring);
+        let faults = Faults::default();
+        let status =
+            core::status::build(cc, names, observed, &desired.plan, &desired.ring, &faults);
         updated = super::reconcile::patch_status(ctx, cc, &status).await?;
     }
+    let failed = call(ctx, cc, names, desired, observed).await.err();
+    let ring = match failed {
+        Some(_) => desired.ring.clone(),
+        None => step.complete(&desired.ring),
+    };
+    Ok(Executed {
+        ring,
+        updated,
+        failed,
+    })
+}
+
+/// The step's control RPCs.
+async fn call(
+    ctx: &Context,
+    cc: &ChatCluster,
+    names: &Names,
+    desired: &Desired,
+    observed: &Observed,
+) -> Result<(), ControlError> {
+    let step = &desired.plan.step;
     let shards = step.targets(&desired.ring, &observed.shard_pods);
     let targets = targets(names, &shards, &observed.shard_pods);
     let control = ctx.control.as_ref();
@@ -80,7 +119,19 @@ pub async fn execute(
             try_join_all(targets.iter().map(|t| control.commit_ring(t, *epoch))).await?;
         }
         Step::Abort { epoch, .. } => {
-            try_join_all(targets.iter().map(|t| control.abort_ring(t, *epoch))).await?;
+            let aborts = join_all(targets.iter().map(|t| control.abort_ring(t, *epoch))).await;
+            let lost: Vec<String> = targets
+                .iter()
+                .zip(aborts)
+                .filter_map(|(t, r)| r.err().map(|e| format!("shard {}: {e}", t.shard)))
+                .collect();
+            if !lost.is_empty() {
+                let note = format!(
+                    "the abort of epoch {epoch} did not reach {}; the next prepare replaces it",
+                    lost.join("; ")
+                );
+                ctx.warn(cc, "AbortUndelivered", note).await;
+            }
         }
         Step::RemovePods { .. } => {
             let drains = targets.iter().map(|t| control.drain(t, ctx.drain_deadline));
@@ -93,7 +144,7 @@ pub async fn execute(
         }
         Step::Bootstrap { .. } | Step::WaitForPods { .. } | Step::Stable | Step::Paused => {}
     }
-    Ok((step.complete(&desired.ring), updated))
+    Ok(())
 }
 
 #[cfg(test)]

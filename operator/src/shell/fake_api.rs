@@ -8,7 +8,8 @@
 //! stored object under the collection; selectors are recorded, not
 //! evaluated), server-side apply (stored and echoed; on `/status` merged into
 //! the stored object and refused with 409 when its `resourceVersion`
-//! precondition is stale), JSON patches (applied to the stored object),
+//! precondition is stale; on a path set with [`FakeApi::refusing`] refused
+//! with its code and message), JSON patches (applied to the stored object),
 //! event POSTs, DELETE of one object or of a collection. Anything else fails
 //! the test. It decides nothing about Confab; the tests do.
 
@@ -75,6 +76,8 @@ pub struct FakeApi {
     /// Refuse every status write with 409, as if another writer got there
     /// first.
     status_conflicts: bool,
+    /// Paths whose server-side applies are refused: `(code, message)`.
+    refused: BTreeMap<String, (u16, String)>,
 }
 
 /// `<collection path>/<name>` of `obj`.
@@ -86,8 +89,12 @@ pub fn path_of<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 }
 
 fn status(code: u16, reason: &str) -> Value {
+    refusal(code, reason, reason)
+}
+
+fn refusal(code: u16, reason: &str, message: &str) -> Value {
     json!({ "apiVersion": "v1", "kind": "Status", "metadata": {},
-            "status": "Failure", "reason": reason, "message": reason, "code": code })
+            "status": "Failure", "reason": reason, "message": message, "code": code })
 }
 
 impl FakeApi {
@@ -95,6 +102,14 @@ impl FakeApi {
     pub fn with<K: Resource<DynamicType = ()> + Serialize>(mut self, obj: &K) -> Self {
         let value = serde_json::to_value(obj).expect("serializable object");
         self.objects.insert(path_of(obj), value);
+        self
+    }
+
+    /// Refuses every apply to `path` with `code` and `message`, as the API
+    /// server refuses an invalid object.
+    pub fn refusing(mut self, path: &str, code: u16, message: &str) -> Self {
+        self.refused
+            .insert(path.to_string(), (code, message.to_string()));
         self
     }
 
@@ -147,6 +162,12 @@ impl FakeApi {
             query,
             body: body.clone(),
         });
+        if method == Method::PATCH
+            && let Some((code, message)) = self.refused.get(&path)
+        {
+            let code = StatusCode::from_u16(*code).expect("an HTTP status");
+            return (code, refusal(code.as_u16(), "Invalid", message));
+        }
         let collection = is_collection(&path);
         match (method, collection) {
             (Method::GET, true) => (StatusCode::OK, self.list(&path)),
@@ -257,40 +278,66 @@ fn is_collection(path: &str) -> bool {
     after.split('/').count() == 2
 }
 
-/// A control API that answers every call and journals it beside the API
-/// requests: `RPC <name> <shard> @<epoch>`.
+/// A control API that journals every call beside the API requests
+/// (`RPC <name> <shard> @<epoch>`) and answers it — or, built with
+/// [`JournalControl::unreachable`], fails it as a pod behind a default-deny
+/// NetworkPolicy would.
 #[derive(Clone, Debug, Default)]
-pub struct JournalControl(pub Journal);
+pub struct JournalControl {
+    journal: Journal,
+    unreachable: bool,
+}
 
 impl JournalControl {
-    fn push(&self, rpc: &str, target: &Target, epoch: u64) {
-        self.0.push(Entry {
+    /// Answers every call.
+    pub fn new(journal: &Journal) -> Self {
+        JournalControl {
+            journal: journal.clone(),
+            unreachable: false,
+        }
+    }
+
+    /// Fails every call with `Unavailable`.
+    pub fn unreachable(journal: &Journal) -> Self {
+        JournalControl {
+            journal: journal.clone(),
+            unreachable: true,
+        }
+    }
+
+    fn push(&self, rpc: &'static str, target: &Target, epoch: u64) -> Result<(), ControlError> {
+        self.journal.push(Entry {
             call: format!("RPC {rpc} {} @{epoch}", target.shard),
             query: String::new(),
             body: None,
         });
+        if self.unreachable {
+            return Err(ControlError::Rejected {
+                address: target.address.clone(),
+                rpc,
+                code: tonic::Code::Unavailable,
+                message: "connection refused".into(),
+            });
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ControlApi for JournalControl {
     async fn prepare_ring(&self, t: &Target, ring: &Ring, _: u64) -> Result<u64, ControlError> {
-        self.push("PrepareRing", t, ring.epoch());
-        Ok(0)
+        self.push("PrepareRing", t, ring.epoch()).map(|()| 0)
     }
 
     async fn commit_ring(&self, t: &Target, epoch: u64) -> Result<u64, ControlError> {
-        self.push("CommitRing", t, epoch);
-        Ok(0)
+        self.push("CommitRing", t, epoch).map(|()| 0)
     }
 
     async fn abort_ring(&self, t: &Target, epoch: u64) -> Result<(), ControlError> {
-        self.push("AbortRing", t, epoch);
-        Ok(())
+        self.push("AbortRing", t, epoch)
     }
 
     async fn drain(&self, t: &Target, _: Duration) -> Result<u64, ControlError> {
-        self.push("Drain", t, 0);
-        Ok(0)
+        self.push("Drain", t, 0).map(|()| 0)
     }
 }

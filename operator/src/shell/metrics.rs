@@ -61,7 +61,7 @@ impl Metrics {
             "Reconcile duration",
             duration.clone(),
         );
-        registry.register("failures", "Failed reconciles by error", failures.clone());
+        registry.register("failures", "Failed reconciles by error; failed ring steps (Control) and refused children (ApplyRefused)", failures.clone());
         registry.register(
             "plan_steps",
             "Scaling plan steps executed, by kind",
@@ -94,7 +94,8 @@ impl Metrics {
         self.duration.observe(took.as_secs_f64());
     }
 
-    /// A reconcile failed with `error` (a variant name).
+    /// A reconcile failed with `error` (a variant name), or reported a
+    /// fault (`Control`: a ring step; `ApplyRefused`: a child).
     pub fn failed(&self, error: &'static str) {
         self.failures.get_or_create(&ErrorLabel { error }).inc();
     }

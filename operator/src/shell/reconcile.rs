@@ -2,7 +2,9 @@
 //! the error policy, and the events that explain every decision.
 //!
 //! Apply = observe → `core::desired` → execute the plan step → apply objects
-//! (server-side apply) → patch status only when it changed. Cleanup drains
+//! (server-side apply) → patch status only when it changed. A ring step that
+//! fails or a child the API server refuses never stops the rest: each is a
+//! Warning event and a condition, and the step is retried with backoff. Cleanup drains
 //! the shards and deletes the data volume claims (which owner references do
 //! not garbage-collect); everything else goes with the owner references.
 
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use confab_api::cluster::{ChatCluster, ChatClusterStatus, FINALIZER};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -23,7 +26,7 @@ use super::driver::{execute, targets};
 use super::metrics::Metrics;
 use super::observe::{observe, shard_pod};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
-use crate::core::status::{change_reason, make_patch};
+use crate::core::status::{Faults, change_reason, make_patch};
 use crate::core::{self, ShardPod, SigningKey, Step};
 use crate::error::Error;
 
@@ -101,14 +104,13 @@ pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action
     result
 }
 
-/// Requeues failures: quickly for ring steps (the runtime may just be
-/// starting), a little later for API errors.
+/// Requeues failures: at once after a conflict, a little later for other API
+/// errors. (Ring steps that fail are not errors: `apply` retries them.)
 pub fn error_policy(cc: Arc<ChatCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.metric_label());
     tracing::warn!(cluster = %cc.name_any(), %error, "reconcile failed");
     match error.metric_label() {
         _ if error.is_conflict() => Action::requeue(Duration::from_secs(1)),
-        "Control" => Action::requeue(Duration::from_secs(5)),
         _ => Action::requeue(Duration::from_secs(10)),
     }
 }
@@ -123,20 +125,26 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let observed = observe(&ctx.client, cc, &names).await?;
     let desired = core::desired(cc, &observed);
     let step = &desired.plan.step;
-    let (ring, updated) = match execute(ctx, cc, &names, &desired, &observed).await {
-        Ok(done) => done,
-        Err(e) => {
-            ctx.warn(cc, "RingStepFailed", format!("{}: {e}", step.kind()))
-                .await;
-            return Err(e);
+    // A failed step stops only the ring: the rest of the spec still applies.
+    let executed = execute(ctx, cc, &names, &desired, &observed).await?;
+    let mut faults = Faults::default();
+    match &executed.failed {
+        Some(e) => {
+            let failure = format!("{} failed: {e}", step.kind());
+            ctx.warn(cc, "RingStepFailed", failure.clone()).await;
+            ctx.metrics.failed("Control");
+            faults.step = Some(failure);
         }
-    };
-    announce(ctx, cc, step, &ring).await;
-    ctx.metrics.step(step.kind());
-    if !cc.spec.paused {
-        apply_children(ctx, cc, &names, &desired, &observed).await?;
+        None => {
+            announce(ctx, cc, step, &executed.ring).await;
+            ctx.metrics.step(step.kind());
+        }
     }
-    let status = core::status::build(cc, &names, &observed, &desired.plan, &ring);
+    if !cc.spec.paused {
+        faults.refused = apply_children(ctx, cc, &names, &desired, &observed).await?;
+    }
+    let ring = &executed.ring;
+    let status = core::status::build(cc, &names, &observed, &desired.plan, ring, &faults);
     let ready = status.shards.as_ref().map_or(0, |s| s.ready);
     ctx.metrics.ring(
         &format!("{}/{}", names.namespace, names.cluster),
@@ -144,34 +152,58 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         i64::from(ready),
     );
     let settled = matches!(step, Step::Stable | Step::Paused)
+        && faults.is_empty()
         && status
             .condition("Degraded")
             .is_some_and(|c| c.status == "False")
         && status
             .condition("Available")
             .is_some_and(|c| c.status == "True");
-    patch_status(ctx, updated.as_ref().unwrap_or(cc), &status).await?;
-    Ok(requeue(step, settled))
+    let current = executed.updated.as_ref().unwrap_or(cc);
+    patch_status(ctx, current, &status).await?;
+    let action = match faults.step {
+        Some(_) => retry(current, observed.now),
+        None => requeue(step, settled),
+    };
+    Ok(action)
 }
 
-/// Applies the desired children and deletes the ones no longer wanted.
+/// Applies the desired children and deletes the ones no longer wanted;
+/// answers the children the API server refused, each also a Warning event.
 async fn apply_children(
     ctx: &Context,
     cc: &ChatCluster,
     names: &Names,
     desired: &core::Desired,
     observed: &core::Observed,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
     if matches!(observed.signing_key, SigningKey::Absent { .. }) {
         let note = "generated a token signing key Secret".to_string();
         ctx.info(cc, "SigningKeyGenerated", note).await;
     }
-    apply_all(&ctx.client, &names.namespace, &desired.objects).await?;
+    let refusals = apply_all(&ctx.client, &names.namespace, &desired.objects).await?;
+    for refusal in &refusals {
+        ctx.warn(cc, "ApplyRefused", refusal.to_string()).await;
+        ctx.metrics.failed("ApplyRefused");
+    }
     for deleted in delete_absent(&ctx.client, &names.namespace, &desired.absent).await? {
         let note = format!("{deleted} is no longer part of the spec");
         ctx.info(cc, "Deleted", note).await;
     }
-    Ok(())
+    Ok(refusals.iter().map(ToString::to_string).collect())
+}
+
+/// When to repeat a failed ring step: as long again as the ring change has
+/// been in flight (so retries back off doubling), from 1 s up to a minute.
+fn retry(cc: &ChatCluster, now: Timestamp) -> Action {
+    let since = cc
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("RingStable"))
+        .filter(|c| c.status == "False")
+        .map_or(now, |c| c.last_transition_time.0);
+    let waited = now.duration_since(since).unsigned_abs();
+    Action::requeue(waited.clamp(Duration::from_secs(1), Duration::from_secs(60)))
 }
 
 fn requeue(step: &Step, settled: bool) -> Action {

@@ -24,13 +24,17 @@ const APPS: &str = "/apis/apps/v1/namespaces/prod";
 const CORE: &str = "/api/v1/namespaces/prod";
 
 fn ctx(api: FakeApi, journal: &Journal) -> Arc<super::Context> {
+    ctx_with(api, journal, JournalControl::new(journal))
+}
+
+fn ctx_with(api: FakeApi, journal: &Journal, control: JournalControl) -> Arc<super::Context> {
     let settings = Settings {
         namespace: None,
         lease: None,
         instance: "test".into(),
         drain_deadline: Duration::from_secs(1),
     };
-    let control = Arc::new(JournalControl(journal.clone()));
+    let control = Arc::new(control);
     context(
         api.serve(journal),
         control,
@@ -320,7 +324,6 @@ async fn refused_write_ahead_sends_no_rpc_and_is_retried_at_once() {
             &one(format!("GET {CC}")),
             &observe_calls(),
             &one(format!("PATCH {CC}/status")),
-            &one(format!("{EVENT} RingStepFailed")),
         ])
     );
     assert!(error.is_conflict(), "{error}");
@@ -328,6 +331,208 @@ async fn refused_write_ahead_sends_no_rpc_and_is_retried_at_once() {
         error_policy(Arc::new(cc), &error, ctx),
         Action::requeue(Duration::from_secs(1))
     );
+}
+
+/// The `(status, reason, message)` of condition `type_` in a status patch.
+fn condition(patch: &serde_json::Value, type_: &str) -> (String, String, String) {
+    let c = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} in {patch}"));
+    let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (field("status"), field("reason"), field("message"))
+}
+
+/// The body of the last status write.
+fn last_status(journal: &Journal) -> serde_json::Value {
+    let call = format!("PATCH {CC}/status");
+    let writes: Vec<_> = journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.call == call)
+        .collect();
+    writes.last().expect("a status write").body.clone().unwrap()
+}
+
+/// `cc` settled on one shard, scaled to two, with the change to epoch 2
+/// recorded as Preparing and the ring changing since `since`.
+fn preparing(count: i32, since: k8s_openapi::jiff::Timestamp) -> ChatCluster {
+    let mut cc = settled(fixtures::cluster(), 1);
+    cc.spec.shards.count = count;
+    let status = cc.status.as_mut().unwrap();
+    let ring = status.ring.as_mut().unwrap();
+    ring.last_issued_epoch = 2;
+    ring.pending = Some(confab_api::cluster::PendingRing {
+        epoch: 2,
+        members: vec![0, 1],
+        phase: RingPhase::Preparing,
+    });
+    let stable = status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == "RingStable")
+        .unwrap();
+    stable.status = "False".into();
+    stable.reason = "RingChangeInProgress".into();
+    stable.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since);
+    cc
+}
+
+#[tokio::test]
+async fn unreachable_control_api_fails_the_step_yet_every_child_is_applied_and_status_says_why() {
+    let mut cc = settled(fixtures::cluster(), 1);
+    cc.spec.shards.count = 2;
+    cc.metadata.generation = Some(2);
+    let journal = Journal::default();
+    let api = running(FakeApi::default().with(&cc), 2);
+    let ctx = ctx_with(api, &journal, JournalControl::unreachable(&journal));
+
+    let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+
+    assert_eq!(
+        journal.calls(),
+        calls(&[
+            &one(format!("GET {CC}")),
+            &observe_calls(),
+            &one(format!("PATCH {CC}/status")),
+            // The first refusal ends the step.
+            &one("RPC PrepareRing 0 @2".into()),
+            &one(format!("{EVENT} RingStepFailed")),
+            // The rest of the spec still applies.
+            &apply_calls(false),
+            &one(format!("PATCH {CC}/status")),
+        ])
+    );
+    let event = journal
+        .find(&format!("{EVENT} RingStepFailed"))
+        .body
+        .unwrap();
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("Prepare failed: PrepareRing to "),
+        "{note}"
+    );
+    assert!(note.contains("connection refused"), "{note}");
+    let status = last_status(&journal);
+    assert_eq!(status["status"]["observedGeneration"], 2);
+    assert_eq!(status["status"]["ring"]["pending"]["phase"], "Preparing");
+    let (is, reason, message) = condition(&status, "Progressing");
+    assert_eq!((is.as_str(), reason.as_str()), ("False", "RingStepFailed"));
+    assert!(message.contains("connection refused"), "{message}");
+    // Just started failing: not stuck yet, retried soon.
+    assert_eq!(condition(&status, "Degraded").1, "AllReady");
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+}
+
+#[tokio::test]
+async fn ring_step_failing_past_the_bound_is_stuck_and_retries_back_off() {
+    let since =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(5);
+    let cc = preparing(2, since);
+    let journal = Journal::default();
+    let api = running(FakeApi::default().with(&cc), 2);
+    let ctx = ctx_with(api, &journal, JournalControl::unreachable(&journal));
+
+    let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+
+    assert_eq!(
+        journal.calls(),
+        calls(&[
+            &one(format!("GET {CC}")),
+            &observe_calls(),
+            // Intent already recorded: no write-ahead, the same step again.
+            // The first refusal ends the step.
+            &one("RPC PrepareRing 0 @2".into()),
+            &one(format!("{EVENT} RingStepFailed")),
+            &apply_calls(false),
+            &one(format!("PATCH {CC}/status")),
+        ])
+    );
+    let status = last_status(&journal);
+    let (is, reason, message) = condition(&status, "Degraded");
+    assert_eq!((is.as_str(), reason.as_str()), ("True", "RingChangeStuck"));
+    assert!(message.contains("over 120s"), "{message}");
+    assert_eq!(status["status"]["phase"], "Degraded");
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn scale_back_aborts_a_pending_change_even_when_no_shard_answers() {
+    let cc = preparing(1, k8s_openapi::jiff::Timestamp::now());
+    let journal = Journal::default();
+    let api = running(FakeApi::default().with(&cc), 2);
+    let ctx = ctx_with(api, &journal, JournalControl::unreachable(&journal));
+
+    reconcile(Arc::new(cc), ctx).await.unwrap();
+
+    assert_eq!(
+        journal.calls(),
+        calls(&[
+            &one(format!("GET {CC}")),
+            &observe_calls(),
+            &["RPC AbortRing 0 @2".into(), "RPC AbortRing 1 @2".into()],
+            &one(format!("{EVENT} AbortUndelivered")),
+            &one(format!("{EVENT} RingAborted")),
+            &apply_calls(false),
+            &one(format!("PATCH {CC}/status")),
+        ])
+    );
+    let status = last_status(&journal);
+    assert_eq!(status["status"]["ring"]["pending"], serde_json::Value::Null);
+    assert_eq!(
+        status["status"]["ring"]["lastIssuedEpoch"], 2,
+        "epoch 2 is never reused"
+    );
+    assert_eq!(condition(&status, "RingStable").0, "True");
+}
+
+#[tokio::test]
+async fn refused_child_is_a_warning_and_a_condition_and_the_others_still_apply() {
+    let cc = settled(fixtures::cluster(), 1);
+    let message = "StatefulSet.apps \"chat-shard\" is invalid: spec.template.spec.containers[0]\
+                   .resources.requests[cpu]: Invalid value: \"banana\": must be a quantity";
+    let journal = Journal::default();
+    let api = running(FakeApi::default().with(&cc), 1).refusing(
+        &format!("{APPS}/statefulsets/chat-shard"),
+        422,
+        message,
+    );
+    let ctx = ctx(api, &journal);
+
+    let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+
+    let mut applies = apply_calls(false);
+    let delete = applies.pop().unwrap();
+    assert_eq!(
+        journal.calls(),
+        calls(&[
+            &one(format!("GET {CC}")),
+            &observe_calls(),
+            // Every child is still applied, the refused one included.
+            &applies,
+            &one(format!("{EVENT} ApplyRefused")),
+            &one(delete),
+            &one(format!("PATCH {CC}/status")),
+        ])
+    );
+    let event = journal.find(&format!("{EVENT} ApplyRefused")).body.unwrap();
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(
+        event["note"].as_str().unwrap(),
+        format!("StatefulSet chat-shard: {message}")
+    );
+    let status = last_status(&journal);
+    let (is, reason, text) = condition(&status, "Degraded");
+    assert_eq!((is.as_str(), reason.as_str()), ("True", "ApplyRefused"));
+    assert!(
+        text.contains("requests[cpu]") && text.contains("banana"),
+        "{text}"
+    );
+    assert_eq!(condition(&status, "Progressing").1, "ApplyRefused");
+    assert_eq!(status["status"]["phase"], "Degraded");
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
 }
 
 #[tokio::test]
