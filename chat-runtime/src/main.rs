@@ -97,6 +97,10 @@ struct Pod {
     /// The control API's address.
     #[arg(long, env = "CONFAB_CONTROL_LISTEN", default_value = "0.0.0.0:9090")]
     control_listen: std::net::SocketAddr,
+    /// File holding the control API's bearer token; without it the control
+    /// API takes calls from anyone who can reach it.
+    #[arg(long, env = confab_api::config::CONTROL_TOKEN_FILE_ENV)]
+    control_token_file: Option<PathBuf>,
 }
 
 /// The ordinal at the end of a pod name such as `chat-shard-2`.
@@ -175,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
                 config: pod.config,
                 listen: pod.listen,
                 control_listen: pod.control_listen,
+                control_token_file: pod.control_token_file,
                 limits: Limits::default(),
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
             };
@@ -194,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
                 ordinal,
                 listen: pod.listen,
                 control_listen: pod.control_listen,
+                control_token_file: pod.control_token_file,
                 lease_ttl: std::time::Duration::from_millis(lease_ms.max(1000)),
             };
             roles::shard::run(args, shutdown_signal()).await

@@ -26,6 +26,13 @@ pub const CONFIG_KEY: &str = "cluster.json";
 pub const SECRETS_DIR: &str = "/var/run/confab";
 /// Key of the signing key in its Secret.
 pub const SIGNING_KEY_KEY: &str = "signing-key";
+/// Key of the control API's bearer token in its Secret.
+pub const CONTROL_TOKEN_KEY: &str = "token";
+/// Volume (under [`SECRETS_DIR`]) where the control token Secret is mounted.
+pub const CONTROL_TOKEN_VOLUME: &str = "control";
+/// Environment variable naming the file that holds the control token; when
+/// set, the control API refuses calls without `authorization: Bearer <token>`.
+pub const CONTROL_TOKEN_FILE_ENV: &str = "CONFAB_CONTROL_TOKEN_FILE";
 /// HTTP port of every role: WebSocket, REST, `/healthz`, `/readyz`, `/metrics`.
 pub const HTTP_PORT: u16 = 8080;
 /// gRPC port of the control API (`crds/proto/control.proto`).

@@ -433,6 +433,8 @@ impl LocalCluster {
                     cluster: "local".into(),
                     shard: n,
                     address: p.control.to_string(),
+                    // Local processes run without a control token.
+                    token: String::new(),
                 })
             })
             .collect();

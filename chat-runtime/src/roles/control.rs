@@ -3,9 +3,11 @@
 //! persisted (a NATS key-value record) and only then acknowledged; chats a
 //! step moves are flushed out of the sequencer's cache. A gateway reports
 //! its status and drains (its sessions leave, spread out); it learns rings
-//! from the shards' answers.
+//! from the shards' answers. Every call passes the [`Gate`]: the operator's
+//! bearer token, from a mounted Secret.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -216,17 +218,67 @@ impl Control for GatewayControl {
     }
 }
 
+/// Who may call the control API: holders of the token in `file` (read on
+/// every call, so a rotated Secret applies without a restart), or anyone
+/// when no file is configured (local processes; the operator always sets it).
+#[derive(Clone, Debug)]
+pub struct Gate {
+    file: Option<PathBuf>,
+}
+
+impl Gate {
+    pub fn new(file: Option<PathBuf>) -> Self {
+        if file.is_none() {
+            tracing::warn!(
+                "control API unauthenticated: set {} to require a token",
+                confab_api::config::CONTROL_TOKEN_FILE_ENV
+            );
+        }
+        Gate { file }
+    }
+
+    /// Admits `request` if it carries `authorization: Bearer <token>`.
+    fn check(&self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(file) = &self.file else {
+            return Ok(request);
+        };
+        let token = std::fs::read_to_string(file).map_err(|e| {
+            tracing::error!(error = %e, file = %file.display(), "cannot read the control token");
+            Status::unavailable("the control token cannot be read")
+        })?;
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(p) if same_secret(p, token.trim()) => Ok(request),
+            Some(_) => Err(Status::unauthenticated("wrong control token")),
+            None => Err(Status::unauthenticated(
+                "the control API needs authorization: Bearer <token>",
+            )),
+        }
+    }
+}
+
+/// Compares digests, so the time taken says nothing about the token.
+fn same_secret(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    !b.is_empty() && Sha256::digest(a) == Sha256::digest(b)
+}
+
 /// Binds `addr` (failing the start when it cannot) and serves `service`
-/// there until the process ends.
-pub async fn spawn<S: Control>(addr: SocketAddr, service: S) -> anyhow::Result<()> {
+/// there, behind `gate`, until the process ends.
+pub async fn spawn<S: Control>(addr: SocketAddr, gate: Gate, service: S) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for the control API"))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = ControlServer::with_interceptor(service, move |r| gate.check(r));
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
-            .add_service(ControlServer::new(service))
+            .add_service(service)
             .serve_with_incoming(incoming)
             .await;
         if let Err(e) = served {
@@ -234,4 +286,104 @@ pub async fn spawn<S: Control>(addr: SocketAddr, service: S) -> anyhow::Result<(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_api::control::control_client::ControlClient;
+
+    /// Answers nothing: what matters is whether a call gets past the gate.
+    struct Nothing;
+
+    #[tonic::async_trait]
+    impl Control for Nothing {
+        async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+            Ok(Response::new(StatusReply::default()))
+        }
+        async fn prepare_ring(
+            &self,
+            _: Request<PrepareRingRequest>,
+        ) -> Result<Response<PrepareRingReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn commit_ring(
+            &self,
+            _: Request<CommitRingRequest>,
+        ) -> Result<Response<CommitRingReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn abort_ring(
+            &self,
+            _: Request<AbortRingRequest>,
+        ) -> Result<Response<AbortRingReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+            Ok(Response::new(DrainReply { remaining: 0 }))
+        }
+    }
+
+    async fn drain(addr: SocketAddr, token: Option<&str>) -> Result<(), tonic::Code> {
+        let mut client = ControlClient::connect(format!("http://{addr}"))
+            .await
+            .expect("the control API listens");
+        let mut request = Request::new(DrainRequest::default());
+        if let Some(t) = token {
+            let value = format!("Bearer {t}").parse().expect("ascii");
+            request.metadata_mut().insert("authorization", value);
+        }
+        client
+            .drain(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code())
+    }
+
+    #[tokio::test]
+    async fn only_the_token_in_the_mounted_file_passes_and_a_rotation_applies_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", portpicker::pick_unused_port().unwrap())
+            .parse()
+            .unwrap();
+        spawn(addr, Gate::new(Some(file.clone())), Nothing)
+            .await
+            .unwrap();
+
+        assert_eq!(drain(addr, None).await, Err(tonic::Code::Unauthenticated));
+        assert_eq!(
+            drain(addr, Some("guess")).await,
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(
+            drain(addr, Some("")).await,
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(drain(addr, Some("s3cret")).await, Ok(()));
+
+        std::fs::write(&file, "rotated").unwrap();
+        assert_eq!(
+            drain(addr, Some("s3cret")).await,
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(drain(addr, Some("rotated")).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_empty_token_file_admits_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "").unwrap();
+        let gate = Gate::new(Some(file));
+        let mut request = Request::new(());
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(
+            gate.check(request).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+    }
 }

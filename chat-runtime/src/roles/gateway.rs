@@ -34,6 +34,8 @@ pub struct GatewayArgs {
     pub config: std::path::PathBuf,
     pub listen: SocketAddr,
     pub control_listen: SocketAddr,
+    /// The control token's file (see [`control::Gate`]).
+    pub control_token_file: Option<std::path::PathBuf>,
     pub limits: Limits,
     pub sweep_every: Duration,
 }
@@ -107,6 +109,7 @@ pub async fn run(
     });
     control::spawn(
         args.control_listen,
+        control::Gate::new(args.control_token_file.clone()),
         control::GatewayControl {
             node: node.clone(),
             shards,

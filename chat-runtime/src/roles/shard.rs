@@ -30,6 +30,8 @@ pub struct ShardArgs {
     pub listen: SocketAddr,
     /// The control API.
     pub control_listen: SocketAddr,
+    /// The control token's file (see [`control::Gate`]).
+    pub control_token_file: Option<std::path::PathBuf>,
     pub lease_ttl: Duration,
 }
 
@@ -155,6 +157,7 @@ pub async fn run(
     let lease = lease::keep(leases, key.clone(), name.clone(), times, ownership.clone());
     control::spawn(
         args.control_listen,
+        control::Gate::new(args.control_token_file.clone()),
         control::ShardControl {
             ownership: ownership.clone(),
             shard: shard.clone(),

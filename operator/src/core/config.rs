@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use confab_api::cluster::{ChatCluster, Provider};
 use confab_api::config::{
-    ApnsConfig, AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, ClusterConfig, NatsConfig,
-    PushConfig, SIGNING_KEY_KEY, StoreConfig,
+    ApnsConfig, AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, CONTROL_TOKEN_VOLUME,
+    ClusterConfig, NatsConfig, PushConfig, SIGNING_KEY_KEY, StoreConfig,
 };
 use confab_api::ring::{Ring, ShardId};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -59,6 +59,9 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
         .and_then(|s| s.credentials_secret.clone())
     {
         out.push(("scylla".into(), secret));
+    }
+    if matches!(role, Role::Shard | Role::Gateway) {
+        out.push((CONTROL_TOKEN_VOLUME.into(), names.control_token_secret()));
     }
     match role {
         Role::Gateway => {

@@ -35,6 +35,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use names::{Names, Role};
 pub use plan::{Plan, ShardPod, Step};
+use secret::ControlToken;
 use status::Faults;
 
 /// Whether the signing-key Secret exists.
@@ -54,6 +55,8 @@ pub struct Observed {
     pub now: Timestamp,
     /// The signing-key Secret.
     pub signing_key: SigningKey,
+    /// The control API's token.
+    pub control_token: ControlToken,
     /// Shard pods that exist.
     pub shard_pods: Vec<ShardPod>,
     /// The shard StatefulSet's replicas, if it exists.
@@ -211,6 +214,11 @@ fn objects(
     if let SigningKey::Absent { fresh } = &observed.signing_key {
         objects.push(Object::Secret(secret::build_signing_key_secret(
             cc, names, fresh,
+        )));
+    }
+    if let ControlToken::Fresh(token) = &observed.control_token {
+        objects.push(Object::Secret(secret::build_control_token_secret(
+            names, token,
         )));
     }
     backing_services(cc, names, &mut objects, &mut absent);

@@ -78,6 +78,11 @@ impl Names {
         self.child("config")
     }
 
+    /// The Secret holding the control API's bearer token.
+    pub fn control_token_secret(&self) -> String {
+        self.child("control-token")
+    }
+
     /// The ServiceAccount runtime pods use.
     pub fn service_account(&self) -> String {
         self.child("runtime")

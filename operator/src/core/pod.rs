@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 
 use confab_api::cluster::ChatCluster;
-use confab_api::config::{CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, HTTP_PORT, POD_NAME_ENV};
+use confab_api::config::{
+    CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_KEY,
+    CONTROL_TOKEN_VOLUME, HTTP_PORT, POD_NAME_ENV,
+};
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
@@ -152,18 +155,23 @@ fn env(name: &str, value: &str) -> EnvVar {
 
 /// The chat-runtime container of `role`: `chat-runtime <role>`, reading the
 /// cluster config; HTTP on 8080 with `/readyz` and `/healthz` probes, the
-/// control API on 9090.
+/// control API on 9090 (shards and gateways: behind the mounted token).
 pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>) -> Container {
+    let mut vars = vec![
+        field_env(POD_NAME_ENV, "metadata.name"),
+        env(CONFIG_ENV, CONFIG_PATH),
+        env("CONFAB_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
+        env("CONFAB_CONTROL_LISTEN", &format!("0.0.0.0:{CONTROL_PORT}")),
+    ];
+    if matches!(role, Role::Shard | Role::Gateway) {
+        let file = format!("{}/{CONTROL_TOKEN_KEY}", secret_dir(CONTROL_TOKEN_VOLUME));
+        vars.push(env(CONTROL_TOKEN_FILE_ENV, &file));
+    }
     Container {
         name: role.as_str().into(),
         image: Some(cc.spec.image.clone()),
         args: Some(vec![role.as_str().into()]),
-        env: Some(vec![
-            field_env(POD_NAME_ENV, "metadata.name"),
-            env(CONFIG_ENV, CONFIG_PATH),
-            env("CONFAB_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
-            env("CONFAB_CONTROL_LISTEN", &format!("0.0.0.0:{CONTROL_PORT}")),
-        ]),
+        env: Some(vars),
         ports: Some(vec![port("http", HTTP_PORT), port("control", CONTROL_PORT)]),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
@@ -321,6 +329,26 @@ pub fn stateful_set(
 mod tests {
     use super::*;
     use crate::core::fixtures::cluster;
+
+    #[test]
+    fn shards_and_gateways_read_the_control_token_from_its_mounted_secret() {
+        let file = |role| {
+            let c = runtime_container(&cluster(), role, vec![]);
+            c.env
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name == CONTROL_TOKEN_FILE_ENV)
+                .and_then(|e| e.value)
+        };
+        let path = Some("/var/run/confab/control/token".to_string());
+        assert_eq!(file(Role::Shard), path);
+        assert_eq!(file(Role::Gateway), path);
+        assert_eq!(
+            file(Role::Notifier),
+            None,
+            "the notifier serves no control API"
+        );
+    }
 
     #[test]
     fn runtime_container_is_hardened_and_probed() {

@@ -2,7 +2,7 @@
 //! driver can be tested (and run in e2e) without chat-runtime pods.
 //!
 //! [`GrpcControl`] is the real client (tonic, one short-lived channel per
-//! call, bounded by a timeout). [`Recording`] is the test implementation: it
+//! call, bounded by a timeout, presenting the cluster's control token). [`Recording`] is the test implementation: it
 //! answers every call and records it, in order.
 
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,10 @@ use confab_api::control::{
     AbortRingRequest, CommitRingRequest, DrainRequest, PrepareRingRequest, Ring as WireRing,
 };
 use confab_api::ring::Ring;
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 /// A shard pod's control endpoint.
@@ -27,6 +31,8 @@ pub struct Target {
     pub shard: u32,
     /// `host:port` of its control API.
     pub address: String,
+    /// The bearer token the runtime requires (empty: send none).
+    pub token: String,
 }
 
 /// Why a control call failed.
@@ -79,8 +85,34 @@ pub struct GrpcControl {
     pub timeout: Duration,
 }
 
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone, Debug)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 impl GrpcControl {
-    async fn client(&self, target: &Target) -> Result<ControlClient<Channel>, ControlError> {
+    async fn client(
+        &self,
+        target: &Target,
+    ) -> Result<ControlClient<InterceptedService<Channel, Bearer>>, ControlError> {
+        let bearer = match target.token.as_str() {
+            "" => None,
+            token => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ControlError::Address(format!("{}: token", target.address)))?,
+            ),
+        };
         let endpoint = Endpoint::from_shared(format!("http://{}", target.address))
             .map_err(|_| ControlError::Address(target.address.clone()))?
             .connect_timeout(self.timeout)
@@ -92,7 +124,7 @@ impl GrpcControl {
                 address: target.address.clone(),
                 source,
             })?;
-        Ok(ControlClient::new(channel))
+        Ok(ControlClient::with_interceptor(channel, Bearer(bearer)))
     }
 }
 
@@ -250,6 +282,7 @@ mod tests {
             shard: 0,
             // Port 1 on loopback: nothing listens, the connection is refused.
             address: "127.0.0.1:1".into(),
+            token: "t".into(),
         }
     }
 

@@ -27,7 +27,7 @@ use crate::error::Error;
 /// The control endpoint of each of `shards`: the pod's IP as observed (as
 /// CloudNativePG reaches its instances — no wait for DNS after a pod comes
 /// back, no cluster DNS needed), else its name under the headless Service.
-pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod]) -> Vec<Target> {
+pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod], token: &str) -> Vec<Target> {
     shards
         .iter()
         .map(|&shard| {
@@ -40,6 +40,7 @@ pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod]) -> Vec<Target> 
                     || names.shard_control_address(shard),
                     |ip| SocketAddr::new(ip, CONTROL_PORT).to_string(),
                 ),
+                token: token.to_string(),
             }
         })
         .collect()
@@ -96,7 +97,8 @@ async fn call(
 ) -> Result<(), ControlError> {
     let step = &desired.plan.step;
     let shards = step.targets(&desired.ring, &observed.shard_pods);
-    let targets = targets(names, &shards, &observed.shard_pods);
+    let token = observed.control_token.value();
+    let targets = targets(names, &shards, &observed.shard_pods, token);
     let control = ctx.control.as_ref();
     match step {
         Step::Prepare {
@@ -158,7 +160,7 @@ mod tests {
         let names = Names::new(&cc);
         let mut pods = ready_pods(2);
         pods[1].ip = Some("fd00::7".parse().unwrap());
-        let got: Vec<String> = targets(&names, &[0, 1, 2], &pods)
+        let got: Vec<String> = targets(&names, &[0, 1, 2], &pods, "t")
             .into_iter()
             .map(|t| t.address)
             .collect();

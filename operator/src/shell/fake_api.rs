@@ -279,7 +279,8 @@ fn is_collection(path: &str) -> bool {
 }
 
 /// A control API that journals every call beside the API requests
-/// (`RPC <name> <shard> @<epoch>`) and answers it — or, built with
+/// (`RPC <name> <shard> @<epoch>`, with the target's address and token as
+/// its body) and answers it — or, built with
 /// [`JournalControl::unreachable`], fails it as a pod behind a default-deny
 /// NetworkPolicy would.
 #[derive(Clone, Debug, Default)]
@@ -309,7 +310,7 @@ impl JournalControl {
         self.journal.push(Entry {
             call: format!("RPC {rpc} {} @{epoch}", target.shard),
             query: String::new(),
-            body: None,
+            body: Some(json!({ "address": target.address, "token": target.token })),
         });
         if self.unreachable {
             return Err(ControlError::Rejected {

@@ -24,7 +24,7 @@ use super::apply::{apply_all, delete_absent};
 use super::control::ControlApi;
 use super::driver::{execute, targets};
 use super::metrics::Metrics;
-use super::observe::{observe, shard_pod};
+use super::observe::{control_token, observe, shard_pod};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
 use crate::core::status::{Faults, change_reason, make_patch};
 use crate::core::{self, ShardPod, SigningKey, Step};
@@ -283,7 +283,9 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         .filter(|p| p.ready)
         .collect();
     let ordinals: Vec<u32> = ready.iter().map(|p| p.ordinal).collect();
-    let shards = targets(&names, &ordinals, &ready);
+    let secrets = Api::namespaced(ctx.client.clone(), ns);
+    let token = control_token(&secrets, &names).await?;
+    let shards = targets(&names, &ordinals, &ready, token.value());
     let drains = shards
         .iter()
         .map(|t| ctx.control.drain(t, ctx.drain_deadline));

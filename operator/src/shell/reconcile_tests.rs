@@ -92,9 +92,12 @@ fn running(api: FakeApi, shards: u32) -> FakeApi {
         .with(&deployment("chat-notifier"));
     let secret: Secret = from_json(json!({
         "metadata": { "name": "chat-signing-key", "namespace": "prod" } }));
+    let token: Secret = from_json(json!({
+        "metadata": { "name": "chat-control-token", "namespace": "prod" },
+        "data": { "token": "dG9rZW4=" } }));
     let service: Service = from_json(json!({
         "metadata": { "name": "chat-gateway", "namespace": "prod" } }));
-    api.with(&secret).with(&service)
+    api.with(&secret).with(&token).with(&service)
 }
 
 /// `cc` (finalized) with the status a reconcile of `shards` Ready shards
@@ -111,6 +114,7 @@ fn observe_calls() -> Vec<String> {
         format!("GET {CORE}/pods"),
         format!("GET {APPS}/statefulsets/chat-shard"),
         format!("GET {CORE}/secrets/chat-signing-key"),
+        format!("GET {CORE}/secrets/chat-control-token"),
         format!("GET {CORE}/services/chat-gateway"),
         format!("GET {APPS}/deployments/chat-gateway"),
         format!("GET {APPS}/deployments/chat-notifier"),
@@ -119,12 +123,13 @@ fn observe_calls() -> Vec<String> {
     ]
 }
 
-/// Server-side applies of every child (the signing key only when new), then
+/// Server-side applies of every child (the Secrets only when new), then
 /// the deletion of the PodDisruptionBudget a one-gateway cluster must not have.
 fn apply_calls(new_key: bool) -> Vec<String> {
     let mut paths = vec![format!("{CORE}/serviceaccounts/chat-runtime")];
     if new_key {
         paths.push(format!("{CORE}/secrets/chat-signing-key"));
+        paths.push(format!("{CORE}/secrets/chat-control-token"));
     }
     paths.extend([
         format!("{CORE}/services/chat-nats"),
@@ -304,6 +309,9 @@ async fn ring_change_is_recorded_before_any_rpc_and_its_outcome_after() {
         phases,
         [(2, RingPhase::Preparing), (2, RingPhase::Prepared)]
     );
+    // Each call presents the token read from the cluster's Secret.
+    let rpc = journal.find("RPC PrepareRing 1 @2").body.unwrap();
+    assert_eq!(rpc["token"], "token");
 }
 
 #[tokio::test]
@@ -558,6 +566,7 @@ async fn deletion_drains_ready_shards_deletes_claims_then_releases_the_finalizer
         journal.calls(),
         [
             format!("GET {CORE}/pods"),
+            format!("GET {CORE}/secrets/chat-control-token"),
             // Only Ready shards are asked to drain.
             "RPC Drain 0 @0".into(),
             format!("DELETE {CORE}/persistentvolumeclaims"),
