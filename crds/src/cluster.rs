@@ -132,6 +132,9 @@ pub struct ChatClusterSpec {
     /// Node selection for every pod the operator creates.
     #[serde(default)]
     pub scheduling: SchedulingSpec,
+    /// NetworkPolicies for the cluster's pods (on by default).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
     /// Stops reconciling: no object is changed and no scaling step is taken
     /// until this is false again. Status keeps being reported.
     #[serde(default)]

@@ -528,3 +528,26 @@ pub struct SchedulingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
 }
+
+/// NetworkPolicies the operator ships: only the operator reaches the control
+/// API (9090, which also demands its token), only the cluster's runtime pods
+/// reach the managed NATS and ScyllaDB; the gateway's HTTP port stays open.
+/// They take effect where the network plugin enforces NetworkPolicies.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the policies; false deletes them (e.g. where a mesh or a
+    /// cluster-wide policy already governs traffic).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -31,6 +31,7 @@ use confab_operator::shell::{Settings, context, run_controller};
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -393,11 +394,14 @@ async fn children_are_owned(client: &Client, ns: &str) -> Result<()> {
             .get("chat-config")
             .await?
     ));
-    assert!(owned_by_chat(
-        &Api::<Secret>::namespaced(client.clone(), ns)
-            .get("chat-signing-key")
-            .await?
-    ));
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    for name in ["chat-signing-key", "chat-control-token"] {
+        assert!(owned_by_chat(&secrets.get(name).await?), "{name}");
+    }
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+    for name in ["chat-runtime", "chat-nats", "chat-scylla"] {
+        assert!(owned_by_chat(&policies.get(name).await?), "{name}");
+    }
     assert!(owned_by_chat(
         &Api::<ServiceAccount>::namespaced(client.clone(), ns)
             .get("chat-runtime")

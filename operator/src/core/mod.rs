@@ -15,6 +15,7 @@ pub mod config;
 pub mod gateway;
 pub mod names;
 pub mod nats;
+pub mod netpol;
 pub mod notifier;
 pub mod plan;
 pub mod pod;
@@ -30,7 +31,9 @@ use confab_api::cluster::{ChatCluster, ChatClusterStatus, RingStatus};
 use confab_api::ring::{Ring, ShardId};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use names::{Names, Role};
@@ -80,21 +83,32 @@ pub enum Object {
     StatefulSet(StatefulSet),
     Deployment(Deployment),
     PodDisruptionBudget(PodDisruptionBudget),
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Object {
+    /// The object's kind and `metadata`.
+    fn parts(&self) -> (&'static str, &ObjectMeta) {
+        match self {
+            Object::ServiceAccount(o) => ("ServiceAccount", &o.metadata),
+            Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
+            Object::Secret(o) => ("Secret", &o.metadata),
+            Object::Service(o) => ("Service", &o.metadata),
+            Object::StatefulSet(o) => ("StatefulSet", &o.metadata),
+            Object::Deployment(o) => ("Deployment", &o.metadata),
+            Object::PodDisruptionBudget(o) => ("PodDisruptionBudget", &o.metadata),
+            Object::NetworkPolicy(o) => ("NetworkPolicy", &o.metadata),
+        }
+    }
+
+    /// The object's kind.
+    pub fn kind(&self) -> &'static str {
+        self.parts().0
+    }
+
     /// `metadata.name` of the object.
     pub fn name(&self) -> &str {
-        let meta = match self {
-            Object::ServiceAccount(o) => &o.metadata,
-            Object::ConfigMap(o) => &o.metadata,
-            Object::Secret(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::StatefulSet(o) => &o.metadata,
-            Object::Deployment(o) => &o.metadata,
-            Object::PodDisruptionBudget(o) => &o.metadata,
-        };
-        meta.name.as_deref().unwrap_or_default()
+        self.parts().1.name.as_deref().unwrap_or_default()
     }
 }
 
@@ -105,6 +119,7 @@ pub enum Kind {
     Service,
     StatefulSet,
     PodDisruptionBudget,
+    NetworkPolicy,
 }
 
 /// Everything one reconcile decides.
@@ -245,6 +260,9 @@ fn objects(
     objects.push(Object::Deployment(notifier::build_notifier_deployment(
         cc, names,
     )));
+    let (policies, unwanted) = netpol::build_network_policies(cc, names);
+    objects.extend(policies.into_iter().map(Object::NetworkPolicy));
+    absent.extend(unwanted.into_iter().map(|n| (Kind::NetworkPolicy, n)));
     (objects, absent)
 }
 
@@ -257,18 +275,7 @@ mod tests {
     fn names_of(objects: &[Object]) -> Vec<String> {
         objects
             .iter()
-            .map(|o| {
-                let (kind, meta) = match o {
-                    Object::ServiceAccount(x) => ("ServiceAccount", &x.metadata),
-                    Object::ConfigMap(x) => ("ConfigMap", &x.metadata),
-                    Object::Secret(x) => ("Secret", &x.metadata),
-                    Object::Service(x) => ("Service", &x.metadata),
-                    Object::StatefulSet(x) => ("StatefulSet", &x.metadata),
-                    Object::Deployment(x) => ("Deployment", &x.metadata),
-                    Object::PodDisruptionBudget(x) => ("PodDisruptionBudget", &x.metadata),
-                };
-                format!("{kind}/{}", meta.name.clone().unwrap())
-            })
+            .map(|o| format!("{}/{}", o.kind(), o.name()))
             .collect()
     }
 
@@ -295,6 +302,9 @@ mod tests {
                 "Deployment/chat-gateway",
                 "Service/chat-gateway",
                 "Deployment/chat-notifier",
+                "NetworkPolicy/chat-runtime",
+                "NetworkPolicy/chat-nats",
+                "NetworkPolicy/chat-scylla",
             ]
         );
         assert_eq!(

@@ -24,7 +24,7 @@ use super::shard::service_port;
 /// nats-server image of the managed NATS.
 pub const NATS_IMAGE: &str = "nats:2.11-alpine";
 const CLUSTER_PORT: u16 = 6222;
-const MONITOR_PORT: u16 = 8222;
+pub const MONITOR_PORT: u16 = 8222;
 
 fn port(name: &str, port: u16) -> ContainerPort {
     ContainerPort {

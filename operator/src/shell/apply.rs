@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource};
@@ -66,22 +67,21 @@ pub async fn apply_all(
 ) -> Result<Vec<Refusal>, kube::Error> {
     let mut refusals = Vec::new();
     for object in objects {
-        let (kind, result) = match object {
-            Object::ServiceAccount(o) => ("ServiceAccount", apply_one(client, ns, o).await),
-            Object::ConfigMap(o) => ("ConfigMap", apply_one(client, ns, o).await),
-            Object::Secret(o) => ("Secret", apply_one(client, ns, o).await),
-            Object::Service(o) => ("Service", apply_one(client, ns, o).await),
-            Object::StatefulSet(o) => ("StatefulSet", apply_one(client, ns, o).await),
-            Object::Deployment(o) => ("Deployment", apply_one(client, ns, o).await),
-            Object::PodDisruptionBudget(o) => {
-                ("PodDisruptionBudget", apply_one(client, ns, o).await)
-            }
+        let result = match object {
+            Object::ServiceAccount(o) => apply_one(client, ns, o).await,
+            Object::ConfigMap(o) => apply_one(client, ns, o).await,
+            Object::Secret(o) => apply_one(client, ns, o).await,
+            Object::Service(o) => apply_one(client, ns, o).await,
+            Object::StatefulSet(o) => apply_one(client, ns, o).await,
+            Object::Deployment(o) => apply_one(client, ns, o).await,
+            Object::PodDisruptionBudget(o) => apply_one(client, ns, o).await,
+            Object::NetworkPolicy(o) => apply_one(client, ns, o).await,
         };
         match result {
             Ok(()) => {}
             Err(e) => match refused(&e) {
                 Some(message) => refusals.push(Refusal {
-                    object: format!("{kind} {}", object.name()),
+                    object: format!("{} {}", object.kind(), object.name()),
                     message,
                 }),
                 None => return Err(e),
@@ -118,6 +118,7 @@ pub async fn delete_absent(
             Kind::PodDisruptionBudget => {
                 delete_one::<PodDisruptionBudget>(client, ns, name).await?
             }
+            Kind::NetworkPolicy => delete_one::<NetworkPolicy>(client, ns, name).await?,
         };
         if gone {
             deleted.push(format!("{kind:?}/{name}"));

@@ -22,6 +22,7 @@ const CC: &str = "/apis/confab.dev/v1alpha1/namespaces/prod/chatclusters/chat";
 const EVENT: &str = "POST /apis/events.k8s.io/v1/namespaces/prod/events";
 const APPS: &str = "/apis/apps/v1/namespaces/prod";
 const CORE: &str = "/api/v1/namespaces/prod";
+const NET: &str = "/apis/networking.k8s.io/v1/namespaces/prod";
 
 fn ctx(api: FakeApi, journal: &Journal) -> Arc<super::Context> {
     ctx_with(api, journal, JournalControl::new(journal))
@@ -142,6 +143,9 @@ fn apply_calls(new_key: bool) -> Vec<String> {
         format!("{APPS}/deployments/chat-gateway"),
         format!("{CORE}/services/chat-gateway"),
         format!("{APPS}/deployments/chat-notifier"),
+        format!("{NET}/networkpolicies/chat-runtime"),
+        format!("{NET}/networkpolicies/chat-nats"),
+        format!("{NET}/networkpolicies/chat-scylla"),
     ]);
     let mut calls: Vec<String> = paths.into_iter().map(|p| format!("PATCH {p}")).collect();
     calls.push("DELETE /apis/policy/v1/namespaces/prod/poddisruptionbudgets/chat-gateway".into());
