@@ -26,8 +26,9 @@ pub const CONFIG_KEY: &str = "cluster.json";
 pub const SECRETS_DIR: &str = "/var/run/confab";
 /// Key of the signing key in its Secret.
 pub const SIGNING_KEY_KEY: &str = "signing-key";
-/// Key of the control API's bearer token in its Secret.
-pub const CONTROL_TOKEN_KEY: &str = "token";
+/// Key of a generated token in its Secret (the control API's, the managed
+/// NATS's).
+pub const TOKEN_KEY: &str = "token";
 /// Volume (under [`SECRETS_DIR`]) where the control token Secret is mounted.
 pub const CONTROL_TOKEN_VOLUME: &str = "control";
 /// Environment variable naming the file that holds the control token; when
@@ -83,6 +84,9 @@ pub struct NatsConfig {
     /// `.creds` file, when the NATS needs credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_file: Option<String>,
+    /// File holding the token the NATS requires (the managed NATS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
     /// Replicas of the presence/session key-value bucket.
     pub cache_replicas: u32,
 }
@@ -233,6 +237,7 @@ mod tests {
             nats: NatsConfig {
                 url: "nats://chat-nats.prod.svc:4222".into(),
                 credentials_file: None,
+                token_file: None,
                 cache_replicas: 1,
             },
             store: StoreConfig::Scylla {

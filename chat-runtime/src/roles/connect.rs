@@ -93,6 +93,11 @@ pub async fn nats(
             .await
             .with_context(|| format!("NATS credentials {file}"))?;
     }
+    if let Some(file) = &config.token_file {
+        let token = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the NATS token {file}"))?;
+        options = options.token(token.trim().to_string());
+    }
     let client = options
         .connect(servers(&config.url))
         .await

@@ -254,6 +254,7 @@ async fn raised_cache_replicas_resize_existing_buckets_on_a_nats_cluster() -> Re
     let config = NatsConfig {
         url: nats.urls().join(","),
         credentials_file: None,
+        token_file: None,
         cache_replicas: 3,
     };
     let (client, _) = connect::nats(&config, "resize-test").await?;
@@ -280,6 +281,49 @@ async fn raised_cache_replicas_resize_existing_buckets_on_a_nats_cluster() -> Re
     // Opening again with the same config changes nothing.
     open_buckets(&js, cluster, 3).await?;
     assert_eq!(copies(&js, cluster).await?, vec![(3, 2); 5]);
+    Ok(())
+}
+
+/// The managed NATS demands a token: the runtime's connection presents the
+/// one in the config's `token_file`, and without it gets nowhere.
+#[tokio::test]
+async fn runtime_connects_to_a_token_protected_nats_only_with_its_token() -> Result<()> {
+    let port = portpicker::pick_unused_port().context("no free port")?;
+    let mut server = std::process::Command::new(service_env("CONFAB_NATS_BIN"))
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--auth",
+            "s3cret",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting nats-server")?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret\n")?;
+    let config = |token_file: Option<String>| NatsConfig {
+        url: format!("nats://127.0.0.1:{port}"),
+        credentials_file: None,
+        token_file,
+        cache_replicas: 1,
+    };
+    let flushed = async |config: NatsConfig| -> Result<bool> {
+        let (client, _) = connect::nats(&config, "token-test").await?;
+        Ok(matches!(
+            timeout(Duration::from_secs(3), client.flush()).await,
+            Ok(Ok(()))
+        ))
+    };
+    let with = flushed(config(Some(file.display().to_string()))).await;
+    let without = flushed(config(None)).await;
+    server.kill()?;
+    server.wait()?;
+    assert!(with?, "the token opens the connection");
+    assert!(!without?, "no token, no connection");
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use confab_api::cluster::{ChatCluster, Provider};
 use confab_api::config::{
     ApnsConfig, AuthConfig, BucketConfig, CONFIG_KEY, CONFIG_VERSION, CONTROL_TOKEN_VOLUME,
-    ClusterConfig, NatsConfig, PushConfig, SIGNING_KEY_KEY, StoreConfig,
+    ClusterConfig, NatsConfig, PushConfig, SIGNING_KEY_KEY, StoreConfig, TOKEN_KEY,
 };
 use confab_api::ring::{Ring, ShardId};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -51,6 +51,9 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
         .and_then(|n| n.credentials_secret.clone())
     {
         out.push(("nats".into(), secret));
+    }
+    if spec.nats.managed.is_some() {
+        out.push(("nats".into(), names.nats_auth_secret()));
     }
     if let Some(secret) = spec
         .scylla
@@ -94,6 +97,7 @@ fn nats_config(cc: &ChatCluster, names: &Names) -> NatsConfig {
                 .credentials_secret
                 .as_ref()
                 .map(|_| format!("{}/creds", secret_dir("nats"))),
+            token_file: None,
             cache_replicas,
         },
         None => NatsConfig {
@@ -103,6 +107,7 @@ fn nats_config(cc: &ChatCluster, names: &Names) -> NatsConfig {
                 names.namespace
             ),
             credentials_file: None,
+            token_file: Some(format!("{}/{TOKEN_KEY}", secret_dir("nats"))),
             cache_replicas,
         },
     }
@@ -280,6 +285,15 @@ mod tests {
         let config = ClusterConfig::from_json(&cm.data.unwrap()[CONFIG_KEY]).unwrap();
         assert_eq!(config.ring, ring());
         assert_eq!(config.nats.url, "nats://chat-nats.prod.svc:4222");
+        assert_eq!(
+            config.nats.token_file.as_deref(),
+            Some("/var/run/confab/nats/token"),
+            "the managed NATS demands its token"
+        );
+        for role in [Role::Shard, Role::Gateway, Role::Notifier] {
+            let mounted = secret_volumes(&cc, &names, role);
+            assert!(mounted.contains(&("nats".into(), "chat-nats-auth".into())));
+        }
         assert_eq!(
             config.store,
             StoreConfig::Scylla {

@@ -4,7 +4,7 @@
 use confab_api::cluster::{ChatCluster, ChatClusterSpec, ChatClusterStatus, RingStatus};
 use k8s_openapi::jiff::Timestamp;
 
-use super::secret::ControlToken;
+use super::secret::Token;
 use super::{Observed, ShardPod, SigningKey};
 
 /// `prod/chat`, image `chat-runtime:1`, defaults elsewhere, generation 1.
@@ -67,7 +67,8 @@ pub fn observed(shards: u32) -> Observed {
     Observed {
         now: now(),
         signing_key: SigningKey::Present,
-        control_token: ControlToken::Stored("token".into()),
+        control_token: Token::Stored("token".into()),
+        nats_token: Some(Token::Stored("nats-token".into())),
         shard_pods: ready_pods(shards),
         shard_replicas: Some(shards as i32),
         gateways_ready: 1,

@@ -38,7 +38,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use names::{Names, Role};
 pub use plan::{Plan, ShardPod, Step};
-use secret::ControlToken;
+use secret::Token;
 use status::Faults;
 
 /// Whether the signing-key Secret exists.
@@ -59,7 +59,9 @@ pub struct Observed {
     /// The signing-key Secret.
     pub signing_key: SigningKey,
     /// The control API's token.
-    pub control_token: ControlToken,
+    pub control_token: Token,
+    /// The managed NATS's client token (`None` with an external NATS).
+    pub nats_token: Option<Token>,
     /// Shard pods that exist.
     pub shard_pods: Vec<ShardPod>,
     /// The shard StatefulSet's replicas, if it exists.
@@ -231,9 +233,18 @@ fn objects(
             cc, names, fresh,
         )));
     }
-    if let ControlToken::Fresh(token) = &observed.control_token {
-        objects.push(Object::Secret(secret::build_control_token_secret(
-            names, token,
+    if let Token::Fresh(token) = &observed.control_token {
+        let name = names.control_token_secret();
+        let what = "control API token (delete to rotate)";
+        objects.push(Object::Secret(secret::build_token_secret(
+            names, name, what, token,
+        )));
+    }
+    if let Some(Token::Fresh(token)) = &observed.nats_token {
+        let name = names.nats_auth_secret();
+        let what = "managed NATS client token";
+        objects.push(Object::Secret(secret::build_token_secret(
+            names, name, what, token,
         )));
     }
     backing_services(cc, names, &mut objects, &mut absent);

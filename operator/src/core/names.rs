@@ -83,6 +83,11 @@ impl Names {
         self.child("control-token")
     }
 
+    /// The Secret holding the managed NATS's client token.
+    pub fn nats_auth_secret(&self) -> String {
+        self.child("nats-auth")
+    }
+
     /// The ServiceAccount runtime pods use.
     pub fn service_account(&self) -> String {
         self.child("runtime")

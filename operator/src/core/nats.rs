@@ -3,12 +3,17 @@
 //!
 //! Used only when `spec.nats.managed` is set. Storage is a PVC per server when
 //! `storage` is given (deleted with the cluster), an emptyDir otherwise.
+//! Clients must present the token of the generated `<cluster>-nats-auth`
+//! Secret, which runtime pods mount; routes between servers are left to the
+//! NetworkPolicy (only NATS pods reach them).
 
 use confab_api::cluster::{ChatCluster, ManagedNats};
+use confab_api::config::TOKEN_KEY;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    Probe, Service, ServiceSpec, VolumeResourceRequirements,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, Probe, SecretKeySelector, Service, ServiceSpec,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +30,24 @@ use super::shard::service_port;
 pub const NATS_IMAGE: &str = "nats:2.11-alpine";
 const CLUSTER_PORT: u16 = 6222;
 pub const MONITOR_PORT: u16 = 8222;
+/// The container variable holding the client token.
+const TOKEN_ENV: &str = "NATS_AUTH_TOKEN";
+
+/// A variable from key `key` of Secret `secret`.
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
 
 fn port(name: &str, port: u16) -> ContainerPort {
     ContainerPort {
@@ -44,6 +67,8 @@ pub fn nats_args(names: &Names, managed: &ManagedNats) -> Vec<String> {
         "--store_dir=/data",
         &format!("--port={NATS_PORT}"),
         &format!("--http_port={MONITOR_PORT}"),
+        // Clients present the generated token (expanded by the kubelet).
+        &format!("--auth=$({TOKEN_ENV})"),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -69,7 +94,10 @@ fn nats_container(cc: &ChatCluster, names: &Names, managed: &ManagedNats) -> Con
         name: "nats".into(),
         image: Some(NATS_IMAGE.into()),
         args: Some(nats_args(names, managed)),
-        env: Some(vec![field_env("POD_NAME", "metadata.name")]),
+        env: Some(vec![
+            field_env("POD_NAME", "metadata.name"),
+            secret_env(TOKEN_ENV, &names.nats_auth_secret(), TOKEN_KEY),
+        ]),
         ports: Some(vec![
             port("client", NATS_PORT),
             port("cluster", CLUSTER_PORT),
@@ -151,6 +179,27 @@ pub fn build_nats_service(cc: &ChatCluster, names: &Names) -> Option<Service> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_must_present_the_generated_token() {
+        let cc = crate::core::fixtures::cluster();
+        let names = Names::new(&cc);
+        let sts = build_nats_statefulset(&cc, &names).unwrap();
+        let c = &sts.spec.template.spec.unwrap().containers[0];
+        assert!(
+            c.args
+                .as_ref()
+                .unwrap()
+                .contains(&"--auth=$(NATS_AUTH_TOKEN)".to_string())
+        );
+        let env = c.env.as_ref().unwrap();
+        let token = env.iter().find(|e| e.name == "NATS_AUTH_TOKEN").unwrap();
+        let from = token.value_from.clone().unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("chat-nats-auth", "token")
+        );
+    }
     use crate::core::fixtures::cluster;
     use confab_api::cluster::ExternalNats;
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{
-    CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_KEY,
-    CONTROL_TOKEN_VOLUME, HTTP_PORT, POD_NAME_ENV,
+    CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_VOLUME, HTTP_PORT,
+    POD_NAME_ENV, TOKEN_KEY,
 };
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -164,7 +164,7 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
         env("CONFAB_CONTROL_LISTEN", &format!("0.0.0.0:{CONTROL_PORT}")),
     ];
     if matches!(role, Role::Shard | Role::Gateway) {
-        let file = format!("{}/{CONTROL_TOKEN_KEY}", secret_dir(CONTROL_TOKEN_VOLUME));
+        let file = format!("{}/{TOKEN_KEY}", secret_dir(CONTROL_TOKEN_VOLUME));
         vars.push(env(CONTROL_TOKEN_FILE_ENV, &file));
     }
     Container {

@@ -5,7 +5,7 @@
 //! create it).
 
 use confab_api::cluster::ChatCluster;
-use confab_api::config::CONTROL_TOKEN_KEY;
+use confab_api::config::TOKEN_KEY;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, Unit};
@@ -15,7 +15,7 @@ use rand::RngCore;
 
 use crate::core::config::signing_key_secret;
 use crate::core::names::{Names, Role};
-use crate::core::secret::{CONTROL_TOKEN_BYTES, ControlToken, SIGNING_KEY_BYTES};
+use crate::core::secret::{SIGNING_KEY_BYTES, TOKEN_BYTES, Token};
 use crate::core::{Observed, ShardPod, SigningKey};
 
 /// Observes `cc`'s children in `names.namespace`.
@@ -51,12 +51,17 @@ pub async fn observe(
             SigningKey::Absent { fresh }
         }
     };
-    let control_token = control_token(&secrets, names).await?;
+    let control_token = token(&secrets, &names.control_token_secret()).await?;
+    let nats_token = match cc.spec.nats.managed {
+        Some(_) => Some(token(&secrets, &names.nats_auth_secret()).await?),
+        None => None,
+    };
     let gateway_svc = services.get_opt(&names.workload(Role::Gateway)).await?;
     Ok(Observed {
         now: to_the_second(Timestamp::now()),
         signing_key,
         control_token,
+        nats_token,
         shard_pods,
         shard_replicas: shard_sts.as_ref().and_then(|s| s.spec.replicas),
         gateways_ready: deploy_ready(&deploys, &names.workload(Role::Gateway)).await?,
@@ -67,25 +72,22 @@ pub async fn observe(
     })
 }
 
-/// The control token from its Secret (read by name, never listed), or a
-/// fresh one to create it with.
-pub async fn control_token(
-    secrets: &Api<Secret>,
-    names: &Names,
-) -> Result<ControlToken, kube::Error> {
+/// The token in Secret `name` (read by name, never listed), or a fresh one
+/// to create it with.
+pub async fn token(secrets: &Api<Secret>, name: &str) -> Result<Token, kube::Error> {
     let stored = secrets
-        .get_opt(&names.control_token_secret())
+        .get_opt(name)
         .await?
         .and_then(|s| s.data)
-        .and_then(|d| d.get(CONTROL_TOKEN_KEY).cloned())
+        .and_then(|d| d.get(TOKEN_KEY).cloned())
         .and_then(|b| String::from_utf8(b.0).ok())
         .filter(|t| !t.is_empty());
     Ok(match stored {
-        Some(token) => ControlToken::Stored(token),
+        Some(token) => Token::Stored(token),
         None => {
-            let mut fresh = [0u8; CONTROL_TOKEN_BYTES];
+            let mut fresh = [0u8; TOKEN_BYTES];
             rand::rng().fill_bytes(&mut fresh);
-            ControlToken::Fresh(hex::encode(fresh))
+            Token::Fresh(hex::encode(fresh))
         }
     })
 }

@@ -24,7 +24,7 @@ use super::apply::{apply_all, delete_absent};
 use super::control::ControlApi;
 use super::driver::{execute, targets};
 use super::metrics::Metrics;
-use super::observe::{control_token, observe, shard_pod};
+use super::observe::{observe, shard_pod, token};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
 use crate::core::status::{Faults, change_reason, make_patch};
 use crate::core::{self, ShardPod, SigningKey, Step};
@@ -284,7 +284,7 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         .collect();
     let ordinals: Vec<u32> = ready.iter().map(|p| p.ordinal).collect();
     let secrets = Api::namespaced(ctx.client.clone(), ns);
-    let token = control_token(&secrets, &names).await?;
+    let token = token(&secrets, &names.control_token_secret()).await?;
     let shards = targets(&names, &ordinals, &ready, token.value());
     let drains = shards
         .iter()

@@ -96,9 +96,12 @@ fn running(api: FakeApi, shards: u32) -> FakeApi {
     let token: Secret = from_json(json!({
         "metadata": { "name": "chat-control-token", "namespace": "prod" },
         "data": { "token": "dG9rZW4=" } }));
+    let nats: Secret = from_json(json!({
+        "metadata": { "name": "chat-nats-auth", "namespace": "prod" },
+        "data": { "token": "bmF0cw==" } }));
     let service: Service = from_json(json!({
         "metadata": { "name": "chat-gateway", "namespace": "prod" } }));
-    api.with(&secret).with(&token).with(&service)
+    api.with(&secret).with(&token).with(&nats).with(&service)
 }
 
 /// `cc` (finalized) with the status a reconcile of `shards` Ready shards
@@ -116,6 +119,7 @@ fn observe_calls() -> Vec<String> {
         format!("GET {APPS}/statefulsets/chat-shard"),
         format!("GET {CORE}/secrets/chat-signing-key"),
         format!("GET {CORE}/secrets/chat-control-token"),
+        format!("GET {CORE}/secrets/chat-nats-auth"),
         format!("GET {CORE}/services/chat-gateway"),
         format!("GET {APPS}/deployments/chat-gateway"),
         format!("GET {APPS}/deployments/chat-notifier"),
@@ -131,6 +135,7 @@ fn apply_calls(new_key: bool) -> Vec<String> {
     if new_key {
         paths.push(format!("{CORE}/secrets/chat-signing-key"));
         paths.push(format!("{CORE}/secrets/chat-control-token"));
+        paths.push(format!("{CORE}/secrets/chat-nats-auth"));
     }
     paths.extend([
         format!("{CORE}/services/chat-nats"),
