@@ -8,11 +8,12 @@
 //! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
 //! its own.
 //! [`failover`] holds the failover scenarios, [`stuck`] an operator that
-//! cannot reach the control API, [`chart`] the operator running under the
+//! cannot reach the control API, [`refused`] children the API server refuses, [`chart`] the operator running under the
 //! Helm chart's RBAC, [`table`] what `kubectl get chatclusters` prints.
 
 mod chart;
 mod failover;
+mod refused;
 mod stuck;
 mod table;
 
