@@ -22,6 +22,7 @@ const CC: &str = "/apis/confab.dev/v1alpha1/namespaces/prod/chatclusters/chat";
 const EVENT: &str = "POST /apis/events.k8s.io/v1/namespaces/prod/events";
 const APPS: &str = "/apis/apps/v1/namespaces/prod";
 const CORE: &str = "/api/v1/namespaces/prod";
+const POLICY: &str = "/apis/policy/v1/namespaces/prod";
 
 fn ctx(api: FakeApi, journal: &Journal) -> Arc<super::Context> {
     let settings = Settings {
@@ -116,7 +117,8 @@ fn observe_calls() -> Vec<String> {
 }
 
 /// Server-side applies of every child (the signing key only when new), then
-/// the deletion of the PodDisruptionBudget a one-gateway cluster must not have.
+/// the deletion of the PodDisruptionBudgets a cluster of one NATS server and
+/// one gateway must not have.
 fn apply_calls(new_key: bool) -> Vec<String> {
     let mut paths = vec![format!("{CORE}/serviceaccounts/chat-runtime")];
     if new_key {
@@ -130,12 +132,15 @@ fn apply_calls(new_key: bool) -> Vec<String> {
         format!("{CORE}/configmaps/chat-config"),
         format!("{CORE}/services/chat-shard"),
         format!("{APPS}/statefulsets/chat-shard"),
+        format!("{POLICY}/poddisruptionbudgets/chat-shard"),
         format!("{APPS}/deployments/chat-gateway"),
         format!("{CORE}/services/chat-gateway"),
         format!("{APPS}/deployments/chat-notifier"),
     ]);
     let mut calls: Vec<String> = paths.into_iter().map(|p| format!("PATCH {p}")).collect();
-    calls.push("DELETE /apis/policy/v1/namespaces/prod/poddisruptionbudgets/chat-gateway".into());
+    for pdb in ["chat-nats", "chat-gateway"] {
+        calls.push(format!("DELETE {POLICY}/poddisruptionbudgets/{pdb}"));
+    }
     calls
 }
 
