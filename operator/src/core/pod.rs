@@ -41,8 +41,10 @@ pub const RUN_AS: i64 = 65532;
 
 /// How long a runtime pod may take to start before its liveness probe runs.
 pub const STARTUP_SECONDS: i32 = 300;
-/// Period of the runtime pods' startup probe.
-const STARTUP_PERIOD: i32 = 5;
+/// Period of the runtime pods' startup probe: short, because readiness is
+/// only probed once it has succeeded (a pod is Ready at most this much later
+/// than it could be — a shard rejoining, a gateway replaced in a roll).
+const STARTUP_PERIOD: i32 = 2;
 
 /// The restricted container security context.
 pub fn container_security() -> SecurityContext {
