@@ -1,7 +1,7 @@
 //! Pod-spec pieces every workload shares: the hardened security contexts,
 //! probes, scheduling and spreading, the runtime container and the volumes it
 //! mounts, and the config-hash annotation of runtime pod templates.
-//! Resources are [`super::resources`]'.
+//! Requests and limits come from [`super::resources`].
 //!
 //! Hardening (every pod the operator builds passes the Pod Security
 //! `restricted` profile): non-root user, no privilege escalation, all
@@ -36,7 +36,7 @@ use super::config::{CONFIG_HASH_ANNOTATION, config_hash};
 use super::names::{Names, Role};
 use super::resources::resources;
 
-/// UID/GID runtime pods run as (the distroless "nonroot" user).
+/// UID/GID every pod runs as (the distroless "nonroot" user).
 pub const RUN_AS: i64 = 65532;
 
 /// How long a runtime pod may take to start before its liveness probe runs.
