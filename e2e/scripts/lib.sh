@@ -27,7 +27,8 @@ node_address() {
   local link=confab0
   ip link show "$link" >/dev/null 2>&1 || ip link add "$link" type bridge ||
     die "cannot add the node address $CONFAB_NODE_IP (needs root)"
-  ip addr show dev "$link" | grep -q "inet $CONFAB_NODE_IP/" ||
+  # Not `ip ... | grep -q`: under pipefail, grep quitting early fails the pipe.
+  [[ $(ip -4 addr show dev "$link") == *"inet $CONFAB_NODE_IP/"* ]] ||
     ip addr add "$CONFAB_NODE_IP/32" dev "$link"
   ip link set "$link" up
 }

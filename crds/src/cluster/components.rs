@@ -501,18 +501,28 @@ pub struct AuthSpec {
     pub signing_key_secret: Option<String>,
 }
 
-/// Compute resources per role. Unset roles get modest requests.
+/// Compute resources per role. Unset roles get modest requests and a memory
+/// limit (no CPU limit). In a role that is set, missing requests are filled
+/// from its limits or the defaults, and absent `limits` get the default
+/// memory limit (raised to the memory request if that is larger); `limits: {}`
+/// means no limits.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcesSpec {
+    /// Gateway pods. Default: requests 250m CPU and 256Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<ResourceRequirements>,
+    /// Shard pods. Default: requests 250m CPU and 256Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ResourceRequirements>,
+    /// Notifier pods. Default: requests 50m CPU and 64Mi memory, limit 256Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifier: Option<ResourceRequirements>,
+    /// Managed NATS servers. Default: requests 100m CPU and 128Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<ResourceRequirements>,
+    /// The managed ScyllaDB node (which runs with `--memory=750M`). Default:
+    /// requests 500m CPU and 1Gi memory, limit 1536Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scylla: Option<ResourceRequirements>,
 }

@@ -8,11 +8,14 @@
 //! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
 //! its own.
 //! [`failover`] holds the failover scenarios, [`stuck`] an operator that
-//! cannot reach the control API, [`refused`] children the API server refuses, [`chart`] the operator running under the
-//! Helm chart's RBAC, [`table`] what `kubectl get chatclusters` prints.
+//! cannot reach the control API, [`refused`] children the API server refuses,
+//! [`chart`] the operator running under the Helm chart's RBAC, [`table`] what
+//! `kubectl get chatclusters` prints, [`hygiene`] the Pod Security, probe,
+//! budget and limit checks of the lifecycle scenario.
 
 mod chart;
 mod failover;
+mod hygiene;
 mod refused;
 mod stuck;
 mod table;
@@ -278,6 +281,8 @@ fn owned_by_chat<K: Resource>(obj: &K) -> bool {
     })
 }
 
+/// Also: in a namespace enforcing Pod Security `restricted`, with budgets,
+/// startup probes and memory limits on every child.
 #[tokio::test]
 async fn chatcluster_creates_children_scales_3_5_2_and_cleans_up_through_the_finalizer()
 -> Result<()> {
@@ -309,16 +314,21 @@ pub(crate) async fn with_operator(
 async fn lifecycle(client: &Client, ns: &str, recording: &Recording) -> Result<()> {
     let api: Api<ChatCluster> = Api::namespaced(client.clone(), ns);
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    // Every pod the operator builds must pass the `restricted` profile.
+    hygiene::enforce_restricted(client, ns).await?;
     let cc = cluster(
         "chat",
         json!({ "image": "confab.invalid/chat-runtime:0", "shards": { "count": 3 },
-        "gateway": { "replicas": 2 } }),
+        "gateway": { "replicas": 2 }, "nats": { "managed": { "replicas": 3 } } }),
     )?;
     api.create(&PostParams::default(), &cc).await?;
+    hygiene::every_pod_admitted(client, ns).await?;
     available(&api).await?;
     ring_reaches(&api, &sts, 1, &[0, 1, 2], 3).await?;
 
     children_are_owned(client, ns).await?;
+    hygiene::budgets_exist(client, ns).await?;
+    hygiene::containers_probed_and_limited(client, ns).await?;
     assert!(
         recording.calls().is_empty(),
         "bootstrap needs no control calls"

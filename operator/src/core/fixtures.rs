@@ -1,7 +1,9 @@
-//! Test fixtures: a `ChatCluster` as the API would return it, and observed
-//! states to feed the pure core.
+//! Test fixtures: a `ChatCluster` as the API would return it, observed
+//! states to feed the pure core, and the Pod Security `restricted` check
+//! every pod template must pass.
 
 use confab_api::cluster::{ChatCluster, ChatClusterSpec, ChatClusterStatus, RingStatus};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::jiff::Timestamp;
 
 use super::secret::Token;
@@ -77,4 +79,83 @@ pub fn observed(shards: u32) -> Observed {
         scylla_ready: 1,
         gateway_ingress: None,
     }
+}
+
+/// What keeps `pod` out of a namespace that enforces the Pod Security
+/// `restricted` profile (the checks of the Kubernetes Pod Security
+/// Standards, baseline included, that a builder could get wrong); empty when
+/// it would be admitted.
+pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let pod_sec = pod.security_context.clone().unwrap_or_default();
+    for (what, on) in [
+        ("hostNetwork", pod.host_network),
+        ("hostPID", pod.host_pid),
+        ("hostIPC", pod.host_ipc),
+    ] {
+        if on == Some(true) {
+            out.push(what.to_string());
+        }
+    }
+    let allowed = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    for v in pod.volumes.iter().flatten() {
+        let json = serde_json::to_value(v).unwrap();
+        let kinds = json.as_object().unwrap().keys().filter(|k| *k != "name");
+        for kind in kinds.filter(|k| !allowed.contains(&k.as_str())) {
+            out.push(format!("volume {} is {kind}", v.name));
+        }
+    }
+    if pod_sec.run_as_user == Some(0) {
+        out.push("pod runAsUser 0".into());
+    }
+    let containers = pod.init_containers.iter().flatten().chain(&pod.containers);
+    for c in containers {
+        let sec = c.security_context.clone().unwrap_or_default();
+        let name = &c.name;
+        if sec.privileged == Some(true) {
+            out.push(format!("{name}: privileged"));
+        }
+        if sec.allow_privilege_escalation != Some(false) {
+            out.push(format!("{name}: allowPrivilegeEscalation is not false"));
+        }
+        if sec.run_as_non_root.or(pod_sec.run_as_non_root) != Some(true) {
+            out.push(format!("{name}: runAsNonRoot is not true"));
+        }
+        if sec.run_as_user == Some(0) {
+            out.push(format!("{name}: runAsUser 0"));
+        }
+        let seccomp = sec.seccomp_profile.or(pod_sec.seccomp_profile.clone());
+        if !matches!(
+            seccomp.map(|s| s.type_).as_deref(),
+            Some("RuntimeDefault" | "Localhost")
+        ) {
+            out.push(format!(
+                "{name}: seccompProfile is not RuntimeDefault or Localhost"
+            ));
+        }
+        let caps = sec.capabilities.unwrap_or_default();
+        if !caps.drop.unwrap_or_default().iter().any(|d| d == "ALL") {
+            out.push(format!("{name}: capabilities do not drop ALL"));
+        }
+        for add in caps.add.unwrap_or_default() {
+            if add != "NET_BIND_SERVICE" {
+                out.push(format!("{name}: adds capability {add}"));
+            }
+        }
+        for p in c.ports.iter().flatten() {
+            if p.host_port.is_some_and(|h| h != 0) {
+                out.push(format!("{name}: hostPort {:?}", p.host_port));
+            }
+        }
+    }
+    out
 }

@@ -1,18 +1,14 @@
-//! The gateway Deployment, its Service (the cluster's WebSocket endpoint)
-//! and its PodDisruptionBudget.
+//! The gateway Deployment and its Service (the cluster's WebSocket endpoint).
 //!
 //! Gateways hold no durable state: a replaced one costs its clients a
 //! reconnect and resume. Rolling updates therefore surge rather than take
-//! capacity away, and with more than one replica a PDB keeps all but one up
-//! during voluntary disruptions (none for a single replica, which would block
-//! node drains forever).
+//! capacity away; the disruption budget is [`super::disruption`]'s.
 
 use confab_api::cluster::{ChatCluster, Provider, ServiceType, WhenUnsatisfiable};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServiceSpec, TopologySpreadConstraint};
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{MEDIA_DIR, secret_volumes};
@@ -106,22 +102,6 @@ pub fn build_gateway_service(cc: &ChatCluster, names: &Names) -> Service {
     }
 }
 
-/// The gateway PDB, or `None` for a single replica.
-pub fn build_gateway_pdb(cc: &ChatCluster, names: &Names) -> Option<PodDisruptionBudget> {
-    (cc.spec.gateway.replicas > 1).then(|| PodDisruptionBudget {
-        metadata: names.meta(
-            names.workload(Role::Gateway),
-            names.role_labels(Role::Gateway),
-        ),
-        spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(names.label_selector(Role::Gateway)),
-            ..PodDisruptionBudgetSpec::default()
-        }),
-        ..PodDisruptionBudget::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,14 +143,5 @@ mod tests {
         let spec = svc.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
         assert_eq!(spec.ports.unwrap()[0].port, 443);
-    }
-
-    #[test]
-    fn pdb_only_with_more_than_one_replica() {
-        let mut cc = cluster();
-        assert!(build_gateway_pdb(&cc, &Names::new(&cc)).is_none());
-        cc.spec.gateway.replicas = 2;
-        let pdb = build_gateway_pdb(&cc, &Names::new(&cc)).unwrap();
-        assert_eq!(pdb.spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
     }
 }

@@ -5,13 +5,15 @@
 //! draws randomness: the shell passes all of that in through [`Observed`].
 //! One builder per object kind, each with its tests beside it:
 //! [`config`] (runtime ConfigMap), [`secret`] (signing key), [`shard`]
-//! (StatefulSet + headless Service), [`gateway`] (Deployment, Service, PDB),
+//! (StatefulSet + headless Service), [`gateway`] (Deployment, Service),
 //! [`notifier`] (Deployment, ServiceAccount), [`nats`] and [`scylla`] (managed
-//! backing services); [`pod`] holds what their pods share, [`names`] what
-//! they are called, [`plan`] the scaling state machine and [`status`] the
-//! conditions.
+//! backing services), [`disruption`] (the PodDisruptionBudgets); [`pod`]
+//! holds what their pods share, [`resources`] their requests and limits,
+//! [`names`] what they are called, [`plan`] the scaling state machine and
+//! [`status`] the conditions.
 
 pub mod config;
+pub mod disruption;
 pub mod gateway;
 pub mod names;
 pub mod nats;
@@ -19,6 +21,7 @@ pub mod netpol;
 pub mod notifier;
 pub mod plan;
 pub mod pod;
+pub mod resources;
 pub mod scylla;
 pub mod secret;
 pub mod shard;
@@ -189,7 +192,22 @@ pub fn committed_ring(ring: &RingStatus) -> Option<Ring> {
         .flatten()
 }
 
-/// The managed NATS and ScyllaDB, or their absence when external.
+/// The PodDisruptionBudget of `role`, or its absence.
+fn budget(
+    cc: &ChatCluster,
+    names: &Names,
+    role: Role,
+    objects: &mut Vec<Object>,
+    absent: &mut Vec<(Kind, String)>,
+) {
+    match disruption::build_pdb(cc, names, role) {
+        Some(pdb) => objects.push(Object::PodDisruptionBudget(pdb)),
+        None => absent.push((Kind::PodDisruptionBudget, names.workload(role))),
+    }
+}
+
+/// The managed NATS and ScyllaDB, or their absence when external. ScyllaDB
+/// never has a budget (see [`disruption`]), so none is ever deleted.
 fn backing_services(
     cc: &ChatCluster,
     names: &Names,
@@ -215,6 +233,7 @@ fn backing_services(
             ]),
         }
     }
+    budget(cc, names, Role::Nats, objects, absent);
 }
 
 fn objects(
@@ -259,15 +278,13 @@ fn objects(
             names,
             plan.replicas,
         )));
+        budget(cc, names, Role::Shard, &mut objects, &mut absent);
     }
     objects.push(Object::Deployment(gateway::build_gateway_deployment(
         cc, names,
     )));
     objects.push(Object::Service(gateway::build_gateway_service(cc, names)));
-    match gateway::build_gateway_pdb(cc, names) {
-        Some(pdb) => objects.push(Object::PodDisruptionBudget(pdb)),
-        None => absent.push((Kind::PodDisruptionBudget, names.workload(Role::Gateway))),
-    }
+    budget(cc, names, Role::Gateway, &mut objects, &mut absent);
     objects.push(Object::Deployment(notifier::build_notifier_deployment(
         cc, names,
     )));
@@ -310,6 +327,7 @@ mod tests {
                 "ConfigMap/chat-config",
                 "Service/chat-shard",
                 "StatefulSet/chat-shard",
+                "PodDisruptionBudget/chat-shard",
                 "Deployment/chat-gateway",
                 "Service/chat-gateway",
                 "Deployment/chat-notifier",
@@ -318,9 +336,13 @@ mod tests {
                 "NetworkPolicy/chat-scylla",
             ]
         );
+        // One NATS server and one gateway: no budget that would block drains.
         assert_eq!(
             d.absent,
-            vec![(Kind::PodDisruptionBudget, "chat-gateway".to_string())]
+            [
+                (Kind::PodDisruptionBudget, "chat-nats".to_string()),
+                (Kind::PodDisruptionBudget, "chat-gateway".to_string())
+            ]
         );
         for o in &d.objects {
             let Object::Secret(s) = o else { continue };
@@ -345,6 +367,94 @@ mod tests {
                 .any(|n| n.starts_with("Secret/") || n.contains("nats"))
         );
         assert!(d.absent.contains(&(Kind::StatefulSet, "chat-nats".into())));
+        assert!(
+            d.absent
+                .contains(&(Kind::PodDisruptionBudget, "chat-nats".into()))
+        );
+    }
+
+    #[test]
+    fn budgets_follow_the_spec_and_are_deleted_when_it_drops_them() {
+        let mut cc = with_ring(cluster(), ring(1, &[0]));
+        cc.spec.gateway.replicas = 2;
+        cc.spec.nats.managed = Some(confab_api::cluster::ManagedNats {
+            replicas: 3,
+            storage: None,
+        });
+        let budgets = |cc: &ChatCluster| {
+            let d = desired(cc, &observed(1));
+            let mut present: Vec<String> = names_of(&d.objects)
+                .into_iter()
+                .filter(|n| n.starts_with("PodDisruptionBudget/"))
+                .collect();
+            present.sort();
+            let absent: Vec<(Kind, String)> = d
+                .absent
+                .into_iter()
+                .filter(|(k, _)| *k == Kind::PodDisruptionBudget)
+                .collect();
+            (present, absent)
+        };
+        let (present, absent) = budgets(&cc);
+        assert_eq!(
+            present,
+            [
+                "PodDisruptionBudget/chat-gateway",
+                "PodDisruptionBudget/chat-nats",
+                "PodDisruptionBudget/chat-shard"
+            ]
+        );
+        assert!(absent.is_empty(), "{absent:?}");
+        cc.spec.gateway.replicas = 1;
+        cc.spec.nats.managed = Some(Default::default());
+        let (present, absent) = budgets(&cc);
+        assert_eq!(present, ["PodDisruptionBudget/chat-shard"]);
+        let gone: Vec<&str> = absent.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(gone, ["chat-nats", "chat-gateway"]);
+    }
+
+    /// Every pod template of `objects`, by workload name.
+    fn pod_templates(objects: &[Object]) -> Vec<(String, k8s_openapi::api::core::v1::PodSpec)> {
+        objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::StatefulSet(x) => Some((&x.metadata, &x.spec.template.spec)),
+                Object::Deployment(x) => Some((&x.metadata, &x.spec.template.spec)),
+                _ => None,
+            })
+            .filter_map(|(meta, pod)| Some((meta.name.clone()?, pod.clone()?)))
+            .collect()
+    }
+
+    #[test]
+    fn every_pod_passes_restricted_with_startup_probes_and_memory_limits() {
+        let cc = with_ring(cluster(), ring(1, &[0]));
+        let templates = pod_templates(&desired(&cc, &observed(1)).objects);
+        let workloads: Vec<&str> = templates.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            workloads,
+            [
+                "chat-nats",
+                "chat-scylla",
+                "chat-shard",
+                "chat-gateway",
+                "chat-notifier"
+            ]
+        );
+        for (workload, pod) in &templates {
+            let refused = super::fixtures::restricted_violations(pod);
+            assert!(refused.is_empty(), "{workload}: {refused:?}");
+            for c in &pod.containers {
+                assert!(c.startup_probe.is_some(), "{workload}/{}", c.name);
+                assert!(c.liveness_probe.is_some(), "{workload}/{}", c.name);
+                let r = c.resources.clone().unwrap_or_default();
+                let limits = r.limits.unwrap_or_default();
+                let requests = r.requests.unwrap_or_default();
+                assert!(limits.contains_key("memory"), "{workload}/{}", c.name);
+                assert!(requests.contains_key("memory"), "{workload}/{}", c.name);
+                assert!(requests.contains_key("cpu"), "{workload}/{}", c.name);
+            }
+        }
     }
 
     /// `(workload, config-hash annotation)` of every pod template that has one.

@@ -6,6 +6,13 @@
 //! Clients must present the token of the generated `<cluster>-nats-auth`
 //! Secret, which runtime pods mount; routes between servers are left to the
 //! NetworkPolicy (only NATS pods reach them).
+//!
+//! Probes on the monitoring port, as the NATS Helm chart sets them: a startup
+//! probe on the full `/healthz` (JetStream recovered and current) that allows
+//! [`STARTUP_SECONDS`], since a server restarting on a volume replays its
+//! streams first; then liveness on `/healthz?js-enabled-only=true` (90 s of
+//! failures) and readiness on the same, every 5 s. Servers spread softly over
+//! nodes and zones; the disruption budget is [`super::disruption`]'s.
 
 use confab_api::cluster::{ChatCluster, ManagedNats};
 use confab_api::config::TOKEN_KEY;
@@ -22,14 +29,17 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config::NATS_PORT;
 use super::names::{Names, Role};
 use super::pod::{
-    container_security, empty_dir, field_env, mount, pod_spec, resources, stateful_set,
+    container_security, empty_dir, field_env, mount, pod_spec, spread_over_nodes, stateful_set,
 };
+use super::resources::resources;
 use super::shard::service_port;
 
 /// nats-server image of the managed NATS.
 pub const NATS_IMAGE: &str = "nats:2.11-alpine";
 const CLUSTER_PORT: u16 = 6222;
 pub const MONITOR_PORT: u16 = 8222;
+/// How long a server may take to recover JetStream before liveness runs.
+pub const STARTUP_SECONDS: i32 = 900;
 /// The container variable holding the client token.
 const TOKEN_ENV: &str = "NATS_AUTH_TOKEN";
 
@@ -89,6 +99,20 @@ pub fn nats_args(names: &Names, managed: &ManagedNats) -> Vec<String> {
     args
 }
 
+fn monitor_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("monitor".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
 fn nats_container(cc: &ChatCluster, names: &Names, managed: &ManagedNats) -> Container {
     Container {
         name: "nats".into(),
@@ -103,15 +127,9 @@ fn nats_container(cc: &ChatCluster, names: &Names, managed: &ManagedNats) -> Con
             port("cluster", CLUSTER_PORT),
             port("monitor", MONITOR_PORT),
         ]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/healthz?js-enabled-only=true".into()),
-                port: IntOrString::String("monitor".into()),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        }),
+        startup_probe: Some(monitor_probe("/healthz", 10, STARTUP_SECONDS / 10)),
+        readiness_probe: Some(monitor_probe("/healthz?js-enabled-only=true", 5, 3)),
+        liveness_probe: Some(monitor_probe("/healthz?js-enabled-only=true", 30, 3)),
         resources: Some(resources(cc, Role::Nats)),
         security_context: Some(container_security()),
         volume_mounts: Some(vec![mount("data", "/data", false)]),
@@ -127,7 +145,8 @@ pub fn build_nats_statefulset(cc: &ChatCluster, names: &Names) -> Option<Statefu
         Some(size) => (vec![], Some(vec![data_claim(names, size)])),
     };
     let container = nats_container(cc, names, managed);
-    let pod = pod_spec(cc, names, vec![container], volumes);
+    let mut pod = pod_spec(cc, names, vec![container], volumes);
+    pod.topology_spread_constraints = Some(spread_over_nodes(names, Role::Nats));
     Some(stateful_set(
         names,
         Role::Nats,
@@ -179,10 +198,11 @@ pub fn build_nats_service(cc: &ChatCluster, names: &Names) -> Option<Service> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{cluster, restricted_violations};
 
     #[test]
     fn clients_must_present_the_generated_token() {
-        let cc = crate::core::fixtures::cluster();
+        let cc = cluster();
         let names = Names::new(&cc);
         let sts = build_nats_statefulset(&cc, &names).unwrap();
         let c = &sts.spec.template.spec.unwrap().containers[0];
@@ -200,8 +220,41 @@ mod tests {
             ("chat-nats-auth", "token")
         );
     }
-    use crate::core::fixtures::cluster;
     use confab_api::cluster::ExternalNats;
+
+    #[test]
+    fn servers_are_restricted_probed_limited_and_spread() {
+        let mut cc = cluster();
+        cc.spec.nats.managed = Some(ManagedNats {
+            replicas: 3,
+            storage: None,
+        });
+        let names = Names::new(&cc);
+        let pod = build_nats_statefulset(&cc, &names)
+            .unwrap()
+            .spec
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(restricted_violations(&pod), Vec::<String>::new());
+        let c = &pod.containers[0];
+        let startup = c.startup_probe.clone().expect("a startup probe");
+        let path = |p: &Probe| p.http_get.clone().unwrap().path.unwrap();
+        assert_eq!(path(&startup), "/healthz");
+        let allowed = startup.period_seconds.unwrap() * startup.failure_threshold.unwrap();
+        assert_eq!(allowed, STARTUP_SECONDS);
+        let live = c.liveness_probe.clone().expect("a liveness probe");
+        assert_eq!(path(&live), "/healthz?js-enabled-only=true");
+        let limits = c.resources.clone().unwrap().limits.unwrap();
+        assert!(limits.contains_key("memory") && !limits.contains_key("cpu"));
+        let spread = pod.topology_spread_constraints.unwrap();
+        assert!(
+            spread
+                .iter()
+                .all(|s| s.when_unsatisfiable == "ScheduleAnyway")
+        );
+        assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
+    }
 
     #[test]
     fn single_server_has_no_routes_and_an_empty_dir() {

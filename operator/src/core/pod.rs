@@ -1,11 +1,20 @@
 //! Pod-spec pieces every workload shares: the hardened security contexts,
-//! probes, resource requests, scheduling, the runtime container and the
-//! volumes it mounts, and the config-hash annotation of runtime pod templates.
+//! probes, scheduling and spreading, the runtime container and the volumes it
+//! mounts, and the config-hash annotation of runtime pod templates.
+//! Requests and limits come from [`super::resources`].
 //!
-//! Hardening (all runtime pods): non-root user, read-only root filesystem,
-//! no privilege escalation, all capabilities dropped, the runtime-default
-//! seccomp profile, no service-account token (the runtime never calls the
-//! Kubernetes API). Writable scratch space is an emptyDir at `/tmp`.
+//! Hardening (every pod the operator builds passes the Pod Security
+//! `restricted` profile): non-root user, no privilege escalation, all
+//! capabilities dropped, the runtime-default seccomp profile, no
+//! service-account token (the runtime never calls the Kubernetes API).
+//! Runtime and NATS containers also have a read-only root filesystem;
+//! writable scratch space is an emptyDir at `/tmp`.
+//!
+//! Probes of the runtime roles: a startup probe on `/healthz` gives a pod up
+//! to [`STARTUP_SECONDS`] to come up (it connects to NATS and the store
+//! before it serves HTTP, and a managed ScyllaDB takes a minute or two on
+//! first start); only then do readiness (`/readyz`) and liveness (`/healthz`)
+//! run, so a slow start is never mistaken for a hang.
 
 use std::collections::BTreeMap;
 
@@ -20,62 +29,25 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_HASH_ANNOTATION, config_hash};
 use super::names::{Names, Role};
+use super::resources::resources;
 
-/// UID/GID runtime pods run as (the distroless "nonroot" user).
+/// UID/GID every pod runs as (the distroless "nonroot" user).
 pub const RUN_AS: i64 = 65532;
 
-/// Resource requests of a role when the spec sets none.
-pub fn default_resources(role: Role) -> ResourceRequirements {
-    let (cpu, memory) = match role {
-        Role::Gateway | Role::Shard => ("250m", "256Mi"),
-        Role::Notifier => ("50m", "64Mi"),
-        Role::Nats => ("100m", "128Mi"),
-        Role::Scylla => ("500m", "1Gi"),
-    };
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), Quantity(cpu.into())),
-            ("memory".into(), Quantity(memory.into())),
-        ])),
-        ..ResourceRequirements::default()
-    }
-}
-
-/// The spec's resources for `role`, or [`default_resources`]; requests are
-/// always present (a spec that only sets limits gets its limits as requests,
-/// as Kubernetes itself would).
-pub fn resources(cc: &ChatCluster, role: Role) -> ResourceRequirements {
-    let r = &cc.spec.resources;
-    let set = match role {
-        Role::Gateway => &r.gateway,
-        Role::Shard => &r.shard,
-        Role::Notifier => &r.notifier,
-        Role::Nats => &r.nats,
-        Role::Scylla => &r.scylla,
-    };
-    match set.clone() {
-        None => default_resources(role),
-        Some(mut res) => {
-            if res.requests.as_ref().is_none_or(|m| m.is_empty()) {
-                res.requests = res
-                    .limits
-                    .clone()
-                    .filter(|m| !m.is_empty())
-                    .or(default_resources(role).requests);
-            }
-            res
-        }
-    }
-}
+/// How long a runtime pod may take to start before its liveness probe runs.
+pub const STARTUP_SECONDS: i32 = 300;
+/// Period of the runtime pods' startup probe: short, because readiness is
+/// only probed once it has succeeded (a pod is Ready at most this much later
+/// than it could be — a shard rejoining, a gateway replaced in a roll).
+const STARTUP_PERIOD: i32 = 2;
 
 /// The restricted container security context.
 pub fn container_security() -> SecurityContext {
@@ -130,6 +102,22 @@ fn port(name: &str, port: u16) -> ContainerPort {
     }
 }
 
+/// Soft spreading of a role's pods over nodes and zones (maxSkew 1 each,
+/// `ScheduleAnyway`): the scheduler prefers to put shards (or NATS servers)
+/// on different nodes, so one node's loss takes as few as it can, but still
+/// places every pod when there is a single node or no zone labels.
+pub fn spread_over_nodes(names: &Names, role: Role) -> Vec<TopologySpreadConstraint> {
+    ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(names.label_selector(role)),
+            ..TopologySpreadConstraint::default()
+        })
+        .to_vec()
+}
+
 /// An environment variable from the downward API (`field_path` of the pod).
 pub fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
@@ -145,7 +133,8 @@ pub fn field_env(name: &str, field_path: &str) -> EnvVar {
     }
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+/// An environment variable with a fixed value.
+pub fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value.into()),
@@ -173,6 +162,11 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
         args: Some(vec![role.as_str().into()]),
         env: Some(vars),
         ports: Some(vec![port("http", HTTP_PORT), port("control", CONTROL_PORT)]),
+        startup_probe: Some(http_probe(
+            "/healthz",
+            STARTUP_PERIOD,
+            STARTUP_SECONDS / STARTUP_PERIOD,
+        )),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         resources: Some(resources(cc, role)),
@@ -362,20 +356,47 @@ mod tests {
         assert_eq!(ready.path.as_deref(), Some("/readyz"));
         let live = c.liveness_probe.unwrap().http_get.unwrap();
         assert_eq!(live.path.as_deref(), Some("/healthz"));
-        let requests = c.resources.unwrap().requests.unwrap();
+        let resources = c.resources.unwrap();
+        let requests = resources.requests.unwrap();
         assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
+        assert!(resources.limits.unwrap().contains_key("memory"));
     }
 
     #[test]
-    fn limits_only_become_requests() {
-        let mut cc = cluster();
-        cc.spec.resources.gateway = Some(ResourceRequirements {
-            limits: Some(BTreeMap::from([("memory".into(), Quantity("1Gi".into()))])),
-            ..ResourceRequirements::default()
-        });
-        let r = resources(&cc, Role::Gateway);
-        assert_eq!(r.requests.unwrap()["memory"], Quantity("1Gi".into()));
-        assert_eq!(resources(&cc, Role::Shard), default_resources(Role::Shard));
+    fn startup_probe_holds_liveness_off_for_five_minutes() {
+        for role in [Role::Shard, Role::Gateway, Role::Notifier] {
+            let c = runtime_container(&cluster(), role, vec![]);
+            let startup = c.startup_probe.expect("a startup probe");
+            let get = startup.http_get.clone().unwrap();
+            assert_eq!(get.path.as_deref(), Some("/healthz"));
+            let (period, failures) = (startup.period_seconds.unwrap(), startup.failure_threshold);
+            assert_eq!(period * failures.unwrap(), STARTUP_SECONDS);
+            // Once started, a hang is still caught within 30 s.
+            let live = c.liveness_probe.unwrap();
+            assert_eq!(
+                live.period_seconds.unwrap() * live.failure_threshold.unwrap(),
+                30
+            );
+        }
+    }
+
+    #[test]
+    fn spreading_is_soft_over_nodes_and_zones() {
+        let names = Names::new(&cluster());
+        let spread = spread_over_nodes(&names, Role::Shard);
+        let keys: Vec<&str> = spread.iter().map(|s| s.topology_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+        );
+        for s in &spread {
+            assert_eq!(
+                (s.max_skew, s.when_unsatisfiable.as_str()),
+                (1, "ScheduleAnyway")
+            );
+            let selector = s.label_selector.clone().unwrap().match_labels.unwrap();
+            assert_eq!(selector, names.selector(Role::Shard));
+        }
     }
 
     #[test]

@@ -1,62 +1,107 @@
 //! The managed dev ScyllaDB: one node in developer mode, and its Service.
 //!
 //! For development clusters only (`spec.scylla.managed`); production points
-//! at an existing ScyllaDB. The Scylla image runs its own supervisor as root
-//! and writes its config at start, so this pod is the one exception to the
-//! non-root, read-only-root-filesystem rule; it still drops privilege
-//! escalation and every capability Scylla does not need.
+//! at an existing ScyllaDB.
+//!
+//! The pod passes the Pod Security `restricted` profile like every other:
+//! the image's entrypoint (a Python wrapper that writes `/etc/scylla.d` and
+//! starts supervisord) needs root, but ScyllaDB itself does not — its
+//! packages support non-root installs, and as a non-root user it only
+//! requires that the data and commitlog directories it creates under its
+//! work directory be its own, which they are on a fresh emptyDir or volume.
+//! So the container runs `/usr/bin/scylla` directly, as [`RUN_AS`], with the
+//! arguments the entrypoint would have computed (listen, RPC and seed
+//! address: the pod IP), no capabilities and the runtime-default seccomp
+//! profile (the same syscalls `docker run scylladb/scylla` is allowed). Its
+//! root filesystem stays writable: unlike the runtime's, ScyllaDB's writes
+//! outside its work directory were never catalogued, and `restricted` does
+//! not ask for a read-only one.
+//!
+//! Probes: a TCP check of the CQL port; the startup probe allows
+//! [`STARTUP_SECONDS`] (commitlog replay after a restart on a volume can take
+//! minutes) before liveness (a minute of refused connections) takes over.
+//! No PodDisruptionBudget: see [`super::disruption`].
+//!
+//! [`RUN_AS`]: super::pod::RUN_AS
 
 use confab_api::cluster::ChatCluster;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, Probe, SecurityContext, Service, ServiceSpec,
-    TCPSocketAction,
+    Container, ContainerPort, Probe, Service, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::CQL_PORT;
 use super::names::{Names, Role};
 use super::nats::data_claim;
-use super::pod::{empty_dir, mount, pod_spec, resources, stateful_set};
+use super::pod::{container_security, empty_dir, env, field_env, mount, pod_spec, stateful_set};
+use super::resources::resources;
 use super::shard::service_port;
 
+/// The ScyllaDB binary in the image (bypassing the root-only entrypoint).
+pub const SCYLLA_BIN: &str = "/usr/bin/scylla";
+/// ScyllaDB's work directory: the data volume.
+const WORK_DIR: &str = "/var/lib/scylla";
+/// How long the node may take to open its CQL port.
+pub const STARTUP_SECONDS: i32 = 600;
+
+/// The node's arguments: developer mode on one core and 750 MB, addresses
+/// from the pod IP, logs to stdout.
+pub fn scylla_args() -> Vec<String> {
+    [
+        "--developer-mode=1",
+        "--smp=1",
+        "--memory=750M",
+        "--overprovisioned",
+        "--listen-address=$(POD_IP)",
+        "--rpc-address=$(POD_IP)",
+        "--seed-provider-parameters=seeds=$(POD_IP)",
+        &format!("--workdir={WORK_DIR}"),
+        "--log-to-syslog=0",
+        "--log-to-stdout=1",
+        "--network-stack=posix",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn cql_probe(period: i32, failures: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String("cql".into()),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
 fn scylla_container(cc: &ChatCluster, image: &str) -> Container {
+    let mut security = container_security();
+    security.read_only_root_filesystem = Some(false);
     Container {
         name: "scylla".into(),
         image: Some(image.into()),
-        args: Some(
-            [
-                "--developer-mode=1",
-                "--smp=1",
-                "--memory=750M",
-                "--overprovisioned=1",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
+        command: Some(vec![SCYLLA_BIN.into()]),
+        args: Some(scylla_args()),
+        env: Some(vec![
+            field_env("POD_IP", "status.podIP"),
+            env("SCYLLA_HOME", WORK_DIR),
+            env("SCYLLA_CONF", "/etc/scylla"),
+        ]),
         ports: Some(vec![ContainerPort {
             name: Some("cql".into()),
             container_port: i32::from(CQL_PORT),
             ..ContainerPort::default()
         }]),
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::String("cql".into()),
-                ..TCPSocketAction::default()
-            }),
-            period_seconds: Some(10),
-            ..Probe::default()
-        }),
+        startup_probe: Some(cql_probe(10, STARTUP_SECONDS / 10)),
+        readiness_probe: Some(cql_probe(10, 3)),
+        liveness_probe: Some(cql_probe(10, 6)),
         resources: Some(resources(cc, Role::Scylla)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["NET_RAW".into(), "SYS_ADMIN".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: Some(vec![mount("data", "/var/lib/scylla", false)]),
+        security_context: Some(security),
+        volume_mounts: Some(vec![mount("data", WORK_DIR, false)]),
         ..Container::default()
     }
 }
@@ -68,14 +113,12 @@ pub fn build_scylla_statefulset(cc: &ChatCluster, names: &Names) -> Option<State
         None => (vec![empty_dir("data")], None),
         Some(size) => (vec![], Some(vec![data_claim(names, size)])),
     };
-    let mut pod = pod_spec(
+    let pod = pod_spec(
         cc,
         names,
         vec![scylla_container(cc, &managed.image)],
         volumes,
     );
-    // The documented exception (see the module docs).
-    pod.security_context = None;
     Some(stateful_set(names, Role::Scylla, 1, pod, claims))
 }
 
@@ -99,7 +142,8 @@ pub fn build_scylla_service(cc: &ChatCluster, names: &Names) -> Option<Service> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::fixtures::cluster;
+    use crate::core::fixtures::{cluster, restricted_violations};
+    use crate::core::pod::RUN_AS;
     use confab_api::cluster::ExternalScylla;
 
     #[test]
@@ -118,6 +162,43 @@ mod tests {
         );
         let svc = build_scylla_service(&cc, &names).unwrap().spec.unwrap();
         assert_eq!(svc.ports.unwrap()[0].port, 9042);
+    }
+
+    #[test]
+    fn dev_node_passes_the_restricted_profile_as_a_non_root_user() {
+        let cc = cluster();
+        let sts = build_scylla_statefulset(&cc, &Names::new(&cc)).unwrap();
+        let pod = sts.spec.template.spec.unwrap();
+        assert_eq!(restricted_violations(&pod), Vec::<String>::new());
+        let pod_sec = pod.security_context.clone().unwrap();
+        assert_eq!(
+            (pod_sec.run_as_user, pod_sec.fs_group),
+            (Some(RUN_AS), Some(RUN_AS))
+        );
+        // The root-only entrypoint is bypassed; the node finds itself by its IP.
+        let c = &pod.containers[0];
+        assert_eq!(c.command, Some(vec![SCYLLA_BIN.to_string()]));
+        let args = c.args.clone().unwrap();
+        assert!(args.contains(&"--seed-provider-parameters=seeds=$(POD_IP)".to_string()));
+        assert!(args.contains(&"--workdir=/var/lib/scylla".to_string()));
+        let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(env, ["POD_IP", "SCYLLA_HOME", "SCYLLA_CONF"]);
+        let mounts = c.volume_mounts.clone().unwrap();
+        assert_eq!(mounts[0].mount_path, "/var/lib/scylla");
+    }
+
+    #[test]
+    fn slow_first_start_is_not_killed_by_liveness() {
+        let cc = cluster();
+        let sts = build_scylla_statefulset(&cc, &Names::new(&cc)).unwrap();
+        let c = sts.spec.template.spec.unwrap().containers[0].clone();
+        let startup = c.startup_probe.expect("a startup probe");
+        assert!(startup.tcp_socket.is_some());
+        let allowed = startup.period_seconds.unwrap() * startup.failure_threshold.unwrap();
+        assert_eq!(allowed, STARTUP_SECONDS);
+        let live = c.liveness_probe.expect("a liveness probe");
+        assert!(live.period_seconds.unwrap() * live.failure_threshold.unwrap() < allowed);
+        assert!(c.resources.unwrap().limits.unwrap().contains_key("memory"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Shards are a StatefulSet so each has a stable ordinal (its ring id) and a
 //! stable DNS name for the control API. The replica count comes from the
 //! scaling plan, never straight from the spec: pods leave only after the
-//! ring has moved their chats away.
+//! ring has moved their chats away. Shard pods spread softly over nodes and
+//! zones, so a node's loss fails over as few shards as the nodes allow.
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{CONTROL_PORT, HTTP_PORT};
@@ -14,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config::secret_volumes;
 use super::names::{Names, Role};
 use super::pod::{
-    pod_spec, runtime_container, runtime_template_meta, runtime_volumes, stateful_set,
+    pod_spec, runtime_container, runtime_template_meta, runtime_volumes, spread_over_nodes,
+    stateful_set,
 };
 
 /// A Service port named like its container port.
@@ -34,7 +36,8 @@ pub fn build_shard_statefulset(cc: &ChatCluster, names: &Names, replicas: i32) -
     let container = runtime_container(cc, Role::Shard, mounts);
     // Started and stopped together: the ring, not pod order, decides who
     // owns what.
-    let pod = pod_spec(cc, names, vec![container], volumes);
+    let mut pod = pod_spec(cc, names, vec![container], volumes);
+    pod.topology_spread_constraints = Some(spread_over_nodes(names, Role::Shard));
     let mut set = stateful_set(names, Role::Shard, replicas, pod, None);
     set.spec.template.metadata = Some(runtime_template_meta(
         cc,
@@ -85,6 +88,14 @@ mod tests {
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.containers[0].args, Some(vec!["shard".to_string()]));
         assert!(sts.metadata.owner_references.is_some());
+        // Soft: a single-node cluster still runs every shard.
+        let spread = pod.topology_spread_constraints.unwrap();
+        assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
+        assert!(
+            spread
+                .iter()
+                .all(|s| s.when_unsatisfiable == "ScheduleAnyway")
+        );
     }
 
     #[test]

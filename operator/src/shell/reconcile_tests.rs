@@ -23,6 +23,7 @@ const EVENT: &str = "POST /apis/events.k8s.io/v1/namespaces/prod/events";
 const APPS: &str = "/apis/apps/v1/namespaces/prod";
 const CORE: &str = "/api/v1/namespaces/prod";
 const NET: &str = "/apis/networking.k8s.io/v1/namespaces/prod";
+const POLICY: &str = "/apis/policy/v1/namespaces/prod";
 
 fn ctx(api: FakeApi, journal: &Journal) -> Arc<super::Context> {
     ctx_with(api, journal, JournalControl::new(journal))
@@ -129,7 +130,8 @@ fn observe_calls() -> Vec<String> {
 }
 
 /// Server-side applies of every child (the Secrets only when new), then
-/// the deletion of the PodDisruptionBudget a one-gateway cluster must not have.
+/// the deletion of the PodDisruptionBudgets a cluster of one NATS server and
+/// one gateway must not have.
 fn apply_calls(new_key: bool) -> Vec<String> {
     let mut paths = vec![format!("{CORE}/serviceaccounts/chat-runtime")];
     if new_key {
@@ -145,6 +147,7 @@ fn apply_calls(new_key: bool) -> Vec<String> {
         format!("{CORE}/configmaps/chat-config"),
         format!("{CORE}/services/chat-shard"),
         format!("{APPS}/statefulsets/chat-shard"),
+        format!("{POLICY}/poddisruptionbudgets/chat-shard"),
         format!("{APPS}/deployments/chat-gateway"),
         format!("{CORE}/services/chat-gateway"),
         format!("{APPS}/deployments/chat-notifier"),
@@ -153,7 +156,9 @@ fn apply_calls(new_key: bool) -> Vec<String> {
         format!("{NET}/networkpolicies/chat-scylla"),
     ]);
     let mut calls: Vec<String> = paths.into_iter().map(|p| format!("PATCH {p}")).collect();
-    calls.push("DELETE /apis/policy/v1/namespaces/prod/poddisruptionbudgets/chat-gateway".into());
+    for pdb in ["chat-nats", "chat-gateway"] {
+        calls.push(format!("DELETE {POLICY}/poddisruptionbudgets/{pdb}"));
+    }
     calls
 }
 
@@ -520,8 +525,9 @@ async fn refused_child_is_a_warning_and_a_condition_and_the_others_still_apply()
 
     let action = reconcile(Arc::new(cc), ctx).await.unwrap();
 
-    let mut applies = apply_calls(false);
-    let delete = applies.pop().unwrap();
+    let (deletes, applies): (Vec<String>, Vec<String>) = apply_calls(false)
+        .into_iter()
+        .partition(|c| c.starts_with("DELETE"));
     assert_eq!(
         journal.calls(),
         calls(&[
@@ -530,7 +536,7 @@ async fn refused_child_is_a_warning_and_a_condition_and_the_others_still_apply()
             // Every child is still applied, the refused one included.
             &applies,
             &one(format!("{EVENT} ApplyRefused")),
-            &one(delete),
+            &deletes,
             &one(format!("PATCH {CC}/status")),
         ])
     );
