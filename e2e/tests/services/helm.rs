@@ -28,16 +28,26 @@ pub(crate) fn chart() -> PathBuf {
 /// `helm template` of the chart as `release` in `namespace`, CRDs included,
 /// as objects (empty documents dropped).
 pub(crate) async fn render(release: &str, namespace: &str) -> Result<Vec<DynamicObject>> {
+    render_with(release, namespace, &[]).await
+}
+
+/// [`render`] with extra helm arguments (`--set`, `-f`...).
+pub(crate) async fn render_with(
+    release: &str,
+    namespace: &str,
+    values: &[&str],
+) -> Result<Vec<DynamicObject>> {
     let chart = chart();
-    let out = helm(&[
+    let mut args = vec![
         "template",
         release,
         chart.to_str().unwrap(),
         "--namespace",
         namespace,
         "--include-crds",
-    ])
-    .await?;
+    ];
+    args.extend_from_slice(values);
+    let out = helm(&args).await?;
     if !out.status.success() {
         bail!("helm template failed: {}", text(&out));
     }
@@ -168,6 +178,24 @@ async fn chart_renders_operator_objects_and_crd() -> Result<()> {
         "containerPort: 8080",
     ] {
         assert!(rendered.contains(needle), "no `{needle}` in:\n{rendered}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn full_name_never_repeats_the_release_name() -> Result<()> {
+    for (release, name) in [
+        ("confab", "confab-operator"),
+        ("confab-operator", "confab-operator"),
+        ("prod-confab-operator", "prod-confab-operator"),
+        ("chat", "chat-confab-operator"),
+    ] {
+        let objects = render(release, "confab-system").await?;
+        let deployment = objects
+            .iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+            .context("no Deployment rendered")?;
+        assert_eq!(deployment.name_any(), name, "release {release}");
     }
     Ok(())
 }
