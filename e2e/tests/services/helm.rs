@@ -182,6 +182,35 @@ async fn chart_renders_operator_objects_and_crd() -> Result<()> {
     Ok(())
 }
 
+/// values.schema.json closes every level, so a misspelt value fails
+/// `helm template` (hence `helm install`) and `helm lint --strict` instead
+/// of being silently ignored.
+#[tokio::test]
+async fn chart_refuses_misspelt_values() -> Result<()> {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    for (value, complaint) in [
+        ("imagee.tag=1", "additional properties 'imagee' not allowed"),
+        ("image.tagg=1", "additional properties 'tagg' not allowed"),
+        (
+            "securityContext.readOnlyRootFilesytem=false",
+            "additional properties 'readOnlyRootFilesytem' not allowed",
+        ),
+        ("image.pullPolicy=Sometimes", "value must be one of"),
+    ] {
+        for command in [
+            vec!["template", "confab", chart, "--set", value],
+            vec!["lint", "--strict", chart, "--set", value],
+        ] {
+            let out = helm(&command).await?;
+            assert!(!out.status.success(), "accepted {value}: {}", text(&out));
+            let said = text(&out);
+            assert!(said.contains(complaint), "{value}: {said}");
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn full_name_never_repeats_the_release_name() -> Result<()> {
     for (release, name) in [
