@@ -60,3 +60,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "confab-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/* Name of the leader-election Lease (one per release). */}}
+{{- define "confab-operator.leaseName" -}}
+{{- include "confab-operator.fullname" . }}
+{{- end }}

@@ -65,8 +65,8 @@ pub(crate) fn documents(yaml: &str) -> Result<Vec<DynamicObject>> {
         .collect()
 }
 
-/// Server-side applies every object in order (namespaced ones in
-/// `namespace`), each kind resolved through API discovery.
+/// Server-side applies every object in order (namespaced ones in their own
+/// namespace, else in `namespace`), each kind resolved through API discovery.
 pub(crate) async fn apply(
     client: &Client,
     namespace: &str,
@@ -81,7 +81,10 @@ pub(crate) async fn apply(
         let gvk = kube::api::GroupVersionKind::try_from(types)?;
         let (resource, caps) = pinned_kind(client, &gvk).await?;
         let api: Api<DynamicObject> = match caps.scope {
-            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+            Scope::Namespaced => {
+                let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         let name = obj
