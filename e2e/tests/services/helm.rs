@@ -13,7 +13,8 @@ use anyhow::{Context, Result, bail};
 use confab_e2e::service_env;
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, ResourceExt};
 use std::panic::AssertUnwindSafe;
@@ -199,6 +200,10 @@ async fn chart_refuses_misspelt_values() -> Result<()> {
             "securityContext.readOnlyRootFilesytem=false",
             "additional properties 'readOnlyRootFilesytem' not allowed",
         ),
+        (
+            "metrics.serviceMonitor.enabeld=true",
+            "additional properties 'enabeld' not allowed",
+        ),
         ("image.pullPolicy=Sometimes", "value must be one of"),
     ] {
         for command in [
@@ -212,6 +217,51 @@ async fn chart_refuses_misspelt_values() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The metrics Service sends to the operator pods' `http` port (where
+/// /metrics is served); it can be turned off, and a ServiceMonitor for it
+/// turned on.
+#[tokio::test]
+async fn metrics_service_selects_the_operator_pods() -> Result<()> {
+    let objects = render("confab", "confab-system").await?;
+    let service = of_kind(&objects, "Service").context("no metrics Service")?;
+    let deployment = of_kind(&objects, "Deployment").context("no Deployment")?;
+    assert_eq!(service.name_any(), "confab-operator-metrics");
+    assert_eq!(
+        service.data["spec"]["selector"],
+        deployment.data["spec"]["selector"]["matchLabels"]
+    );
+    let port = &service.data["spec"]["ports"][0];
+    assert_eq!(
+        (port["name"].as_str(), port["targetPort"].as_str()),
+        (Some("http-metrics"), Some("http"))
+    );
+    let container = &deployment.data["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "http");
+
+    let off = ["--set", "metrics.service.enabled=false"];
+    let objects = render_with("confab", "confab-system", &off).await?;
+    assert!(of_kind(&objects, "Service").is_none());
+
+    let on = ["--set", "metrics.serviceMonitor.enabled=true"];
+    let objects = render_with("confab", "confab-system", &on).await?;
+    let monitor = of_kind(&objects, "ServiceMonitor").context("no ServiceMonitor")?;
+    let endpoint = &monitor.data["spec"]["endpoints"][0];
+    assert_eq!(
+        (endpoint["port"].as_str(), endpoint["path"].as_str()),
+        (Some("http-metrics"), Some("/metrics"))
+    );
+    let labels = &monitor.data["spec"]["selector"]["matchLabels"];
+    assert_eq!(labels["app.kubernetes.io/component"], "metrics");
+    Ok(())
+}
+
+/// The first of `objects` of `kind`.
+pub(crate) fn of_kind<'a>(objects: &'a [DynamicObject], kind: &str) -> Option<&'a DynamicObject> {
+    objects
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
 }
 
 #[tokio::test]
@@ -281,6 +331,7 @@ async fn rendered_chart_applies_to_the_apiserver_and_the_operator_rolls_out() ->
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "Service",
                 "Deployment"
             ]
         );
@@ -300,6 +351,27 @@ async fn rendered_chart_applies_to_the_apiserver_and_the_operator_rolls_out() ->
                 Ok(())
             } else {
                 Err(format!("{ready} ready"))
+            })
+        })
+        .await?;
+        // The metrics Service has the (kwok-run) operator pod behind it.
+        let service = of_kind(&objects, "Service").context("no metrics Service")?;
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+        let selector = format!("kubernetes.io/service-name={}", service.name_any());
+        until("metrics Service has a ready endpoint", || async {
+            let list = slices
+                .list(&ListParams::default().labels(&selector))
+                .await?;
+            let ready = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter().flatten())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count();
+            Ok(if ready == 1 {
+                Ok(())
+            } else {
+                Err(format!("{ready} ready endpoints"))
             })
         })
         .await?;

@@ -30,7 +30,7 @@ use super::{
     Operator, available, cleanup_namespace, client, delete_with_an_operator, install_crd,
     namespace, ring_reaches, unique, until,
 };
-use crate::helm::{apply, chart, delete_cluster_scoped, documents, render_with};
+use crate::helm::{apply, chart, delete_cluster_scoped, documents, of_kind, render_with};
 
 /// A client that acts as `system:serviceaccount:<ns>:<name>`.
 async fn impersonating(ns: &str, name: &str) -> Result<Client> {
@@ -59,10 +59,7 @@ fn kinds(objects: &[DynamicObject]) -> Vec<&str> {
 
 /// The rendered object of `kind` (the first one).
 fn rendered<'a>(objects: &'a [DynamicObject], kind: &str) -> Result<&'a DynamicObject> {
-    objects
-        .iter()
-        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
-        .with_context(|| format!("no {kind} rendered"))
+    of_kind(objects, kind).with_context(|| format!("no {kind} rendered"))
 }
 
 /// The value of `name` in the operator container's environment.
@@ -238,6 +235,7 @@ async fn cluster_wide_chart_rbac_runs_the_example_but_cannot_list_secrets() -> R
                     "ClusterRoleBinding",
                     "Role",
                     "RoleBinding",
+                    "Service",
                     "Deployment"
                 ]
             );
@@ -282,6 +280,7 @@ async fn watch_namespace_rbac_runs_the_example_and_reaches_no_other_namespace() 
                     "ServiceAccount",
                     "Role",
                     "RoleBinding",
+                    "Service",
                     "Deployment"
                 ]
             );
