@@ -3,7 +3,8 @@
 //! the real control plane of `e2e/scripts/kube.sh`.
 //!
 //! They read the helm binary's path from `CONFAB_HELM` and fail when it is
-//! unset or helm does not run. [`render`] and [`apply`] are shared with the
+//! unset or helm does not run. One reads no service: the chart README's
+//! values table must list every value in values.yaml. [`render`] and [`apply`] are shared with the
 //! operator scenarios that run under the chart's RBAC.
 
 use std::path::PathBuf;
@@ -262,6 +263,76 @@ pub(crate) fn of_kind<'a>(objects: &'a [DynamicObject], kind: &str) -> Option<&'
     objects
         .iter()
         .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
+}
+
+/// The keys in the README's "Values" table (the first column).
+fn documented_values(readme: &str) -> Vec<String> {
+    readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Values\n"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|row| row.split_once('`').map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+/// Every path in `value`, parents before children (`image`, `image.tag`),
+/// each with whether it is a leaf (anything but a non-empty map).
+fn value_paths(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, bool)>) {
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    for (key, child) in map {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let leaf = child.as_object().is_none_or(|m| m.is_empty());
+        out.push((path.clone(), leaf));
+        value_paths(&path, child, out);
+    }
+}
+
+/// The chart README's values table covers every value in values.yaml (a
+/// row for the value or for a map holding it) and names no value that does
+/// not exist.
+#[test]
+fn readme_values_table_lists_every_value() -> Result<()> {
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml"))?)?;
+    let readme = std::fs::read_to_string(chart().join("README.md"))?;
+    let documented = documented_values(&readme);
+    assert!(
+        documented.len() > 10,
+        "no values table found: {documented:?}"
+    );
+    let mut paths = Vec::new();
+    value_paths("", &values, &mut paths);
+    let covered = |path: &str| {
+        documented
+            .iter()
+            .any(|d| path == d || path.starts_with(&format!("{d}.")))
+    };
+    let missing: Vec<&str> = paths
+        .iter()
+        .filter(|(path, leaf)| *leaf && !covered(path))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "values not in the README's table: {missing:?}"
+    );
+    let stale: Vec<&String> = documented
+        .iter()
+        .filter(|d| !paths.iter().any(|(path, _)| path == *d))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the README's table names unknown values: {stale:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test]
