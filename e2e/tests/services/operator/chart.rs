@@ -170,20 +170,9 @@ async fn secrets_are_not_enumerable(admin: &Client, chart: &Installed, ns: &str)
         bail!("the operator's ServiceAccount was not refused a list of Secrets in {ns}");
     }
     let ns = Some(ns);
-    chart
-        .expect(
-            admin,
-            false,
-            &[("list", "secrets", ns), ("watch", "secrets", ns)],
-        )
-        .await?;
-    chart
-        .expect(
-            admin,
-            false,
-            &[("delete", "secrets", ns), ("update", "secrets", ns)],
-        )
-        .await?;
+    let denied = ["list", "watch", "delete", "deletecollection", "update"];
+    let denied: Vec<_> = denied.iter().map(|&verb| (verb, "secrets", ns)).collect();
+    chart.expect(admin, false, &denied).await?;
     chart
         .expect(
             admin,
