@@ -2,10 +2,12 @@
 # helm for Confab's tests (`helm lint`, `helm template` of charts/confab-operator),
 # built from its Go module — no registry offers a helm binary here.
 #
-# Usage: e2e/scripts/helm.sh install|start|stop
+# Usage: e2e/scripts/helm.sh install|start|stop|lint
 #   install  builds helm into $CONFAB_CACHE/helm-<version>/bin (cached)
 #   start    writes $CONFAB_RUN/helm.env: CONFAB_HELM=<path to the binary>
 #   stop     nothing to stop (helm is a CLI)
+#   lint     `helm lint --strict` of the chart, and a misspelt value must be
+#            refused by values.schema.json (builds helm first if needed)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
@@ -62,9 +64,24 @@ cmd_start() {
   log "helm ready: $HELM ($("$HELM" version --short))"
 }
 
+cmd_lint() {
+  cmd_install
+  local chart out
+  chart=$(cd "$here/../../charts/confab-operator" && pwd)
+  "$HELM" lint --strict "$chart"
+  # values.schema.json closes every level: a typo fails instead of being ignored.
+  if out=$("$HELM" lint --strict "$chart" --set image.tagg=1 2>&1); then
+    die "helm lint accepted the misspelt value image.tagg: values.schema.json is not closed"
+  fi
+  grep -q "additional properties 'tagg' not allowed" <<<"$out" ||
+    die "helm lint refused image.tagg for another reason: $out"
+  log "the chart lints strictly and refuses misspelt values"
+}
+
 case "${1:-}" in
   install) cmd_install ;;
   start) cmd_start ;;
   stop) : ;; # nothing runs
-  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+  lint) cmd_lint ;;
+  *) echo "usage: $0 install|start|stop|lint" >&2; exit 2 ;;
 esac

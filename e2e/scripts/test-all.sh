@@ -42,6 +42,7 @@ phase "toolchain"
 phase "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked --features confab-e2e/node -- -D warnings
+"$here/helm.sh" lint
 
 phase "CRD drift"
 "$here/check-crds.sh"

@@ -4,8 +4,13 @@
 {{- end }}
 
 {{/*
-Full name: release-chart, or the release name when it already contains the
-chart name. Truncated to 63 characters (DNS label limit).
+Full name, truncated to 63 characters (DNS label limit), with no word twice:
+- fullnameOverride when set;
+- the release name when it already contains the chart name (the rule of
+  `helm create`): release `confab-operator` → `confab-operator`;
+- the chart name when it already starts with the release name: release
+  `confab` → `confab-operator`, not `confab-confab-operator`;
+- else release-chart: release `chat` → `chat-confab-operator`.
 */}}
 {{- define "confab-operator.fullname" -}}
 {{- if .Values.fullnameOverride }}
@@ -14,6 +19,8 @@ chart name. Truncated to 63 characters (DNS label limit).
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else if hasPrefix (printf "%s-" .Release.Name) $name }}
+{{- $name | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -52,4 +59,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Operator image reference. */}}
 {{- define "confab-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* Name of the leader-election Lease (one per release). */}}
+{{- define "confab-operator.leaseName" -}}
+{{- include "confab-operator.fullname" . }}
 {{- end }}

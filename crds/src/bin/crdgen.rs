@@ -1,7 +1,9 @@
 //! Prints the ChatCluster CustomResourceDefinition as YAML.
 //!
-//! `cargo run -p confab-api --bin crdgen > crds/chatcluster.yaml`; the test
-//! suite fails when the committed file differs from this output.
+//! `cargo run -p confab-api --bin crdgen | tee crds/chatcluster.yaml >
+//! charts/confab-operator/crds/chatcluster.yaml`; the test suite
+//! (`e2e/scripts/check-crds.sh`) fails when either committed copy differs
+//! from this output.
 
 use confab_api::cluster::ChatCluster;
 use kube::CustomResourceExt;

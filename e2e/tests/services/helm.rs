@@ -3,7 +3,8 @@
 //! the real control plane of `e2e/scripts/kube.sh`.
 //!
 //! They read the helm binary's path from `CONFAB_HELM` and fail when it is
-//! unset or helm does not run. [`render`] and [`apply`] are shared with the
+//! unset or helm does not run. One reads no service: the chart README's
+//! values table must list every value in values.yaml. [`render`] and [`apply`] are shared with the
 //! operator scenarios that run under the chart's RBAC.
 
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use anyhow::{Context, Result, bail};
 use confab_e2e::service_env;
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, ResourceExt};
 use std::panic::AssertUnwindSafe;
@@ -28,16 +30,26 @@ pub(crate) fn chart() -> PathBuf {
 /// `helm template` of the chart as `release` in `namespace`, CRDs included,
 /// as objects (empty documents dropped).
 pub(crate) async fn render(release: &str, namespace: &str) -> Result<Vec<DynamicObject>> {
+    render_with(release, namespace, &[]).await
+}
+
+/// [`render`] with extra helm arguments (`--set`, `-f`...).
+pub(crate) async fn render_with(
+    release: &str,
+    namespace: &str,
+    values: &[&str],
+) -> Result<Vec<DynamicObject>> {
     let chart = chart();
-    let out = helm(&[
+    let mut args = vec![
         "template",
         release,
         chart.to_str().unwrap(),
         "--namespace",
         namespace,
         "--include-crds",
-    ])
-    .await?;
+    ];
+    args.extend_from_slice(values);
+    let out = helm(&args).await?;
     if !out.status.success() {
         bail!("helm template failed: {}", text(&out));
     }
@@ -55,8 +67,8 @@ pub(crate) fn documents(yaml: &str) -> Result<Vec<DynamicObject>> {
         .collect()
 }
 
-/// Server-side applies every object in order (namespaced ones in
-/// `namespace`), each kind resolved through API discovery.
+/// Server-side applies every object in order (namespaced ones in their own
+/// namespace, else in `namespace`), each kind resolved through API discovery.
 pub(crate) async fn apply(
     client: &Client,
     namespace: &str,
@@ -71,7 +83,10 @@ pub(crate) async fn apply(
         let gvk = kube::api::GroupVersionKind::try_from(types)?;
         let (resource, caps) = pinned_kind(client, &gvk).await?;
         let api: Api<DynamicObject> = match caps.scope {
-            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+            Scope::Namespaced => {
+                let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         let name = obj
@@ -172,6 +187,172 @@ async fn chart_renders_operator_objects_and_crd() -> Result<()> {
     Ok(())
 }
 
+/// values.schema.json closes every level, so a misspelt value fails
+/// `helm template` (hence `helm install`) and `helm lint --strict` instead
+/// of being silently ignored.
+#[tokio::test]
+async fn chart_refuses_misspelt_values() -> Result<()> {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    for (value, complaint) in [
+        ("imagee.tag=1", "additional properties 'imagee' not allowed"),
+        ("image.tagg=1", "additional properties 'tagg' not allowed"),
+        (
+            "securityContext.readOnlyRootFilesytem=false",
+            "additional properties 'readOnlyRootFilesytem' not allowed",
+        ),
+        (
+            "metrics.serviceMonitor.enabeld=true",
+            "additional properties 'enabeld' not allowed",
+        ),
+        ("image.pullPolicy=Sometimes", "value must be one of"),
+    ] {
+        for command in [
+            vec!["template", "confab", chart, "--set", value],
+            vec!["lint", "--strict", chart, "--set", value],
+        ] {
+            let out = helm(&command).await?;
+            assert!(!out.status.success(), "accepted {value}: {}", text(&out));
+            let said = text(&out);
+            assert!(said.contains(complaint), "{value}: {said}");
+        }
+    }
+    Ok(())
+}
+
+/// The metrics Service sends to the operator pods' `http` port (where
+/// /metrics is served); it can be turned off, and a ServiceMonitor for it
+/// turned on.
+#[tokio::test]
+async fn metrics_service_selects_the_operator_pods() -> Result<()> {
+    let objects = render("confab", "confab-system").await?;
+    let service = of_kind(&objects, "Service").context("no metrics Service")?;
+    let deployment = of_kind(&objects, "Deployment").context("no Deployment")?;
+    assert_eq!(service.name_any(), "confab-operator-metrics");
+    assert_eq!(
+        service.data["spec"]["selector"],
+        deployment.data["spec"]["selector"]["matchLabels"]
+    );
+    let port = &service.data["spec"]["ports"][0];
+    assert_eq!(
+        (port["name"].as_str(), port["targetPort"].as_str()),
+        (Some("http-metrics"), Some("http"))
+    );
+    let container = &deployment.data["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "http");
+
+    let off = ["--set", "metrics.service.enabled=false"];
+    let objects = render_with("confab", "confab-system", &off).await?;
+    assert!(of_kind(&objects, "Service").is_none());
+
+    let on = ["--set", "metrics.serviceMonitor.enabled=true"];
+    let objects = render_with("confab", "confab-system", &on).await?;
+    let monitor = of_kind(&objects, "ServiceMonitor").context("no ServiceMonitor")?;
+    let endpoint = &monitor.data["spec"]["endpoints"][0];
+    assert_eq!(
+        (endpoint["port"].as_str(), endpoint["path"].as_str()),
+        (Some("http-metrics"), Some("/metrics"))
+    );
+    let labels = &monitor.data["spec"]["selector"]["matchLabels"];
+    assert_eq!(labels["app.kubernetes.io/component"], "metrics");
+    Ok(())
+}
+
+/// The first of `objects` of `kind`.
+pub(crate) fn of_kind<'a>(objects: &'a [DynamicObject], kind: &str) -> Option<&'a DynamicObject> {
+    objects
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
+}
+
+/// The keys in the README's "Values" table (the first column).
+fn documented_values(readme: &str) -> Vec<String> {
+    readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Values\n"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|row| row.split_once('`').map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+/// Every path in `value`, parents before children (`image`, `image.tag`),
+/// each with whether it is a leaf (anything but a non-empty map).
+fn value_paths(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, bool)>) {
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    for (key, child) in map {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let leaf = child.as_object().is_none_or(|m| m.is_empty());
+        out.push((path.clone(), leaf));
+        value_paths(&path, child, out);
+    }
+}
+
+/// The chart README's values table covers every value in values.yaml (a
+/// row for the value or for a map holding it) and names no value that does
+/// not exist.
+#[test]
+fn readme_values_table_lists_every_value() -> Result<()> {
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml"))?)?;
+    let readme = std::fs::read_to_string(chart().join("README.md"))?;
+    let documented = documented_values(&readme);
+    assert!(
+        documented.len() > 10,
+        "no values table found: {documented:?}"
+    );
+    let mut paths = Vec::new();
+    value_paths("", &values, &mut paths);
+    let covered = |path: &str| {
+        documented
+            .iter()
+            .any(|d| path == d || path.starts_with(&format!("{d}.")))
+    };
+    let missing: Vec<&str> = paths
+        .iter()
+        .filter(|(path, leaf)| *leaf && !covered(path))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "values not in the README's table: {missing:?}"
+    );
+    let stale: Vec<&String> = documented
+        .iter()
+        .filter(|d| !paths.iter().any(|(path, _)| path == *d))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the README's table names unknown values: {stale:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn full_name_never_repeats_the_release_name() -> Result<()> {
+    for (release, name) in [
+        ("confab", "confab-operator"),
+        ("confab-operator", "confab-operator"),
+        ("prod-confab-operator", "prod-confab-operator"),
+        ("chat", "chat-confab-operator"),
+    ] {
+        let objects = render(release, "confab-system").await?;
+        let deployment = objects
+            .iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+            .context("no Deployment rendered")?;
+        assert_eq!(deployment.name_any(), name, "release {release}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn chart_refuses_replicas_without_leader_election() -> Result<()> {
     let chart = chart();
@@ -221,6 +402,7 @@ async fn rendered_chart_applies_to_the_apiserver_and_the_operator_rolls_out() ->
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "Service",
                 "Deployment"
             ]
         );
@@ -240,6 +422,27 @@ async fn rendered_chart_applies_to_the_apiserver_and_the_operator_rolls_out() ->
                 Ok(())
             } else {
                 Err(format!("{ready} ready"))
+            })
+        })
+        .await?;
+        // The metrics Service has the (kwok-run) operator pod behind it.
+        let service = of_kind(&objects, "Service").context("no metrics Service")?;
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+        let selector = format!("kubernetes.io/service-name={}", service.name_any());
+        until("metrics Service has a ready endpoint", || async {
+            let list = slices
+                .list(&ListParams::default().labels(&selector))
+                .await?;
+            let ready = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter().flatten())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count();
+            Ok(if ready == 1 {
+                Ok(())
+            } else {
+                Err(format!("{ready} ready endpoints"))
             })
         })
         .await?;
