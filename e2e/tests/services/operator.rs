@@ -9,8 +9,9 @@
 //! its own.
 //! [`failover`] holds the failover scenarios, [`chart`] the operator running
 //! under the Helm chart's RBAC, [`table`] what `kubectl get chatclusters`
-//! prints.
+//! prints, [`admission`] every spec the API server refuses.
 
+mod admission;
 mod chart;
 mod failover;
 mod table;
