@@ -9,11 +9,14 @@
 //!   span several fields;
 //! - [`components`]: one spec type per part of the cluster (shards, gateway,
 //!   NATS, ScyllaDB, media, push, auth, resources, scheduling);
-//! - [`status`]: what the operator observed and decided.
+//! - [`status`]: what the operator observed and decided;
+//! - [`admission`]: the shared patterns, CEL rules and schema rewrites that
+//!   make the API server refuse what the children would refuse later.
 //!
 //! Every CEL rule carries a message written for the person who ran
 //! `kubectl apply`: what is wrong and what to do instead.
 
+pub mod admission;
 mod components;
 mod status;
 
@@ -82,9 +85,12 @@ pub const FINALIZER: &str = "confab.dev/cleanup";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = admission::name_length_rule(),
+    validation = admission::name_syntax_rule()
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = admission::known_formats)]
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "!has(self.nats.managed) || self.cache.replicas <= self.nats.managed.replicas",

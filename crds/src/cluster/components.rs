@@ -3,13 +3,17 @@
 //!
 //! Counts are `i32` like Kubernetes' own replica fields; ring quantities are
 //! `u32` like the ring's. Every default lives in a `default_*` function so the
-//! schema, serde and `Default` agree.
+//! schema, serde and `Default` agree. Bounds are OpenAPI `minimum`/`maximum`
+//! (so `kubectl explain` shows them); CEL only adds what OpenAPI cannot say.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::admission;
 
 /// How many sequencing shards run, and how finely the ring splits them.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -19,16 +23,17 @@ use serde::{Deserialize, Serialize};
     { "rule": "self.count <= 256", "message": "shards.count must be at most 256", "fieldPath": ".count" }
 ]))]
 pub struct ShardsSpec {
-    /// Number of shard pods. Scaling moves about 1/N of the chats per step,
-    /// through a two-phase ring change.
+    /// Number of shard pods (1-256). Scaling moves about 1/N of the chats per
+    /// step, through a two-phase ring change.
     #[serde(default = "default_shard_count")]
+    #[schemars(range(min = 1, max = 256))]
     pub count: i32,
-    /// Virtual nodes per shard on the consistent-hash ring. Fixed at creation:
-    /// changing it would move most chats at once.
+    /// Virtual nodes per shard on the consistent-hash ring (1-4096). Fixed at
+    /// creation: changing it would move most chats at once.
     #[serde(default = "default_vnodes")]
+    #[schemars(range(min = 1, max = 4096))]
     #[schemars(extend("x-kubernetes-validations" = [
-        { "rule": "self == oldSelf", "message": "shards.vnodesPerShard is immutable: changing it would move most chats at once; create a new ChatCluster instead" },
-        { "rule": "self >= 1 && self <= 4096", "message": "shards.vnodesPerShard must be between 1 and 4096" }
+        { "rule": "self == oldSelf", "message": "shards.vnodesPerShard is immutable: changing it would move most chats at once; create a new ChatCluster instead" }
     ]))]
     pub vnodes_per_shard: u32,
     /// Seconds a shard may stay NotReady before it is taken out of the ring
@@ -149,6 +154,7 @@ pub enum WhenUnsatisfiable {
 pub struct TopologySpreadSpec {
     /// Node label naming the failure domain.
     #[serde(default = "default_topology_key")]
+    #[schemars(length(min = 1, max = 317))]
     pub topology_key: String,
     /// Most pods by which two domains may differ.
     #[serde(default = "default_one")]
@@ -210,7 +216,8 @@ impl Default for CacheSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    { "rule": "has(self.external) != has(self.managed)", "message": "nats: set exactly one of external (an existing NATS) or managed (the operator runs one)" }
+    { "rule": "has(self.external) != has(self.managed)", "message": "nats: set exactly one of external (an existing NATS) or managed (the operator runs one)" },
+    { "rule": "has(self.external) == has(oldSelf.external)", "message": "nats: switching between external and managed is not supported in place: the runtime's leases, ring ownership and push queue live in NATS; create a new ChatCluster instead" }
 ]))]
 pub struct NatsSpec {
     /// An existing NATS with JetStream enabled.
@@ -234,26 +241,35 @@ impl Default for NatsSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalNats {
-    /// Server URL(s), comma-separated, e.g. `nats://nats.infra:4222`.
-    #[schemars(length(min = 1))]
+    /// Server URL(s), comma-separated, e.g. `nats://nats.infra:4222`; each
+    /// `[nats|tls|ws|wss://][user:password@]host[:port]`.
+    #[schemars(length(min = 1, max = 1024))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": admission::NATS_URLS_RULE, "message": "nats.external.url must be one or more comma-separated NATS server URLs such as nats://nats.infra:4222: an optional scheme (nats, tls, ws, wss), a host and an optional port" }
+    ]))]
     pub url: String,
     /// Secret holding NATS credentials (a `.creds` file under key `creds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::secret_name)]
     pub credentials_secret: Option<String>,
 }
 
 /// A NATS the operator runs.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || string(self.storage) == string(oldSelf.storage))", "message": "nats.managed.storage is immutable: it sizes the StatefulSet's volume claims, which cannot change; expand the PersistentVolumeClaims themselves, or create a new ChatCluster", "fieldPath": ".storage" }
+]))]
 pub struct ManagedNats {
     /// NATS servers (JetStream cluster size); 1, 3 or 5 in practice.
     #[serde(default = "default_one")]
     #[schemars(range(min = 1, max = 5))]
     pub replicas: i32,
     /// JetStream storage per server, e.g. `10Gi`. Unset: an emptyDir (data is
-    /// lost when the pod goes; fine for development).
+    /// lost when the pod goes; fine for development). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage: Option<String>,
+    #[schemars(transform = admission::storage)]
+    pub storage: Option<Quantity>,
 }
 
 impl Default for ManagedNats {
@@ -269,7 +285,8 @@ impl Default for ManagedNats {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    { "rule": "has(self.external) != has(self.managed)", "message": "scylla: set exactly one of external (an existing ScyllaDB/Cassandra) or managed (a single dev node)" }
+    { "rule": "has(self.external) != has(self.managed)", "message": "scylla: set exactly one of external (an existing ScyllaDB/Cassandra) or managed (a single dev node)" },
+    { "rule": "has(self.external) == has(oldSelf.external)", "message": "scylla: switching between external and managed is not supported in place: every message lives in the store; create a new ChatCluster instead" }
 ]))]
 pub struct ScyllaSpec {
     /// An existing ScyllaDB (or Cassandra) cluster.
@@ -294,11 +311,14 @@ impl Default for ScyllaSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ExternalScylla {
     /// `host:port` of some nodes; the driver discovers the rest.
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 253)))]
     pub contact_points: Vec<String>,
-    /// Keyspace holding Confab's tables; created if absent.
+    /// Keyspace holding Confab's tables; created if absent. Immutable.
     #[serde(default = "default_keyspace")]
     #[schemars(regex(pattern = r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self == oldSelf", "message": "scylla.external.keyspace is immutable: every message is stored in it; create a new ChatCluster to use another keyspace" }
+    ]))]
     pub keyspace: String,
     /// Replication factor used when the keyspace is created.
     #[serde(default = "default_rf")]
@@ -306,6 +326,7 @@ pub struct ExternalScylla {
     pub replication_factor: i32,
     /// Secret with keys `username` and `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::secret_name)]
     pub credentials_secret: Option<String>,
 }
 
@@ -319,13 +340,18 @@ fn default_rf() -> i32 {
 /// The operator's dev ScyllaDB node.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || string(self.storage) == string(oldSelf.storage))", "message": "scylla.managed.storage is immutable: it sizes the StatefulSet's volume claim, which cannot change; expand the PersistentVolumeClaim itself, or create a new ChatCluster", "fieldPath": ".storage" }
+]))]
 pub struct ManagedScylla {
     /// ScyllaDB image.
     #[serde(default = "default_scylla_image")]
+    #[schemars(length(min = 1))]
     pub image: String,
-    /// Data volume size, e.g. `10Gi`. Unset: an emptyDir.
+    /// Data volume size, e.g. `10Gi`. Unset: an emptyDir. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage: Option<String>,
+    #[schemars(transform = admission::storage)]
+    pub storage: Option<Quantity>,
 }
 
 impl Default for ManagedScylla {
@@ -384,8 +410,13 @@ pub struct BucketSpec {
     pub name: String,
     /// Object-storage service.
     pub provider: Provider,
-    /// Endpoint URL for S3-compatible services (MinIO, Ceph, R2).
+    /// Endpoint URL for S3-compatible services (MinIO, Ceph, R2), e.g.
+    /// `https://minio.storage:9000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''", "message": "media.buckets[].endpoint must be an http(s) URL with a host, e.g. https://minio.storage:9000" }
+    ]))]
     pub endpoint: Option<String>,
     /// Region, where the provider has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,6 +425,7 @@ pub struct BucketSpec {
     /// `secretAccessKey`; GCS: `serviceAccount.json`; Azure: `accountName`,
     /// `accountKey`). Unset: the pod's workload identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::secret_name)]
     pub credentials_secret: Option<String>,
     /// Largest object accepted, in bytes.
     #[serde(default = "default_max_object_bytes")]
@@ -448,8 +480,10 @@ fn default_max_object_bytes() -> i64 {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Secret name, in the ChatCluster's namespace.
+    #[schemars(transform = admission::secret_name)]
     pub name: String,
     /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -498,6 +532,7 @@ pub struct AuthSpec {
     /// bytes). Unset: `<cluster>-signing-key`. Generated when absent; an
     /// existing Secret is never modified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::secret_name)]
     pub signing_key_secret: Option<String>,
 }
 
@@ -511,19 +546,24 @@ pub struct AuthSpec {
 pub struct ResourcesSpec {
     /// Gateway pods. Default: requests 250m CPU and 256Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::resources)]
     pub gateway: Option<ResourceRequirements>,
     /// Shard pods. Default: requests 250m CPU and 256Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::resources)]
     pub shard: Option<ResourceRequirements>,
     /// Notifier pods. Default: requests 50m CPU and 64Mi memory, limit 256Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::resources)]
     pub notifier: Option<ResourceRequirements>,
     /// Managed NATS servers. Default: requests 100m CPU and 128Mi memory, limit 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::resources)]
     pub nats: Option<ResourceRequirements>,
     /// The managed ScyllaDB node (which runs with `--memory=750M`). Default:
     /// requests 500m CPU and 1Gi memory, limit 1536Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = admission::resources)]
     pub scylla: Option<ResourceRequirements>,
 }
 
@@ -536,6 +576,13 @@ pub struct SchedulingSpec {
     pub node_selector: BTreeMap<String, String>,
     /// Taints the pods tolerate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self.all(t, !has(t.operator) || t.operator in ['Exists', 'Equal'])", "message": "scheduling.tolerations[].operator must be Exists or Equal" },
+        { "rule": "self.all(t, !has(t.effect) || t.effect in ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'])", "message": "scheduling.tolerations[].effect must be NoSchedule, PreferNoSchedule or NoExecute (or empty for all)" },
+        { "rule": "self.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || t.value == '')", "message": "scheduling.tolerations[]: operator Exists takes no value" },
+        { "rule": "self.all(t, (has(t.key) && t.key != '') || (has(t.operator) && t.operator == 'Exists'))", "message": "scheduling.tolerations[]: an empty key needs operator Exists (it then tolerates every taint)" }
+    ]))]
     pub tolerations: Vec<Toleration>,
 }
 

@@ -15,6 +15,7 @@ pub const CONDITION_TYPES: [&str; 4] = ["Available", "Progressing", "Degraded", 
 /// Observed state of a `ChatCluster`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::admission::known_formats)]
 pub struct ChatClusterStatus {
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -110,7 +110,7 @@ fn nats_and_scylla_are_external_xor_managed_and_default_to_managed() {
     let spec = spec_schema();
     for part in ["nats", "scylla"] {
         let node = &spec["properties"][part];
-        assert_eq!(rules(node), vec!["has(self.external) != has(self.managed)"]);
+        assert_eq!(rules(node)[0], "has(self.external) != has(self.managed)");
         assert!(messages(node)[0].contains("exactly one of external"));
         assert!(node["default"]["managed"].is_object(), "{part} default");
     }
@@ -185,4 +185,167 @@ fn minimal_spec_deserializes_with_defaults() {
         cc.in_cluster_ws_url("prod"),
         "ws://chat-gateway.prod.svc:80/v1/ws"
     );
+}
+
+/// Every `(path, node)` of the schema, paths like `spec.shards.count`.
+fn nodes(node: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    out.push((path.to_string(), node.clone()));
+    let children = ["properties", "additionalProperties", "items"];
+    for key in children {
+        match &node[key] {
+            Value::Object(map) if key == "properties" => {
+                for (name, child) in map {
+                    nodes(child, format!("{path}.{name}").trim_start_matches('.'), out);
+                }
+            }
+            child @ Value::Object(_) => nodes(child, &format!("{path}[]"), out),
+            _ => {}
+        }
+    }
+}
+
+fn all_nodes() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    nodes(&schema(), "", &mut out);
+    out
+}
+
+fn node(path: &str) -> Value {
+    all_nodes()
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("no {path} in the schema"))
+        .1
+}
+
+#[test]
+fn no_format_the_api_server_would_warn_about() {
+    for (path, node) in all_nodes() {
+        if let Some(format) = node.get("format") {
+            assert!(
+                ["int32", "int64", "date-time"].contains(&format.as_str().unwrap()),
+                "{path}: format {format}"
+            );
+        }
+    }
+    let vnodes = node("spec.shards.vnodesPerShard");
+    assert_eq!(vnodes.get("format"), None);
+    assert_eq!(vnodes["minimum"], 1.0);
+    let epoch = node("status.ring.epoch");
+    assert_eq!(
+        (epoch.get("format"), &epoch["minimum"]),
+        (None, &json!(0.0))
+    );
+}
+
+#[test]
+fn bounds_are_openapi_so_kubectl_explain_shows_them() {
+    let count = node("spec.shards.count");
+    assert_eq!(
+        (&count["minimum"], &count["maximum"]),
+        (&json!(1.0), &json!(256.0))
+    );
+    assert_eq!(node("spec.shards.vnodesPerShard")["maximum"], 4096.0);
+    assert_eq!(
+        node("spec.gateway.topologySpread.topologyKey")["minLength"],
+        1
+    );
+    assert_eq!(node("spec.scylla.managed.image")["minLength"], 1);
+    assert_eq!(node("spec.scylla.external.contactPoints[]")["minLength"], 1);
+}
+
+#[test]
+fn quantities_are_int_or_string_with_the_quantity_pattern() {
+    let mut paths = vec![
+        "spec.nats.managed.storage".to_string(),
+        "spec.scylla.managed.storage".to_string(),
+    ];
+    for role in ["gateway", "shard", "notifier", "nats", "scylla"] {
+        for part in ["limits", "requests"] {
+            paths.push(format!("spec.resources.{role}.{part}[]"));
+        }
+    }
+    for path in paths {
+        let q = node(&path);
+        assert_eq!(q["x-kubernetes-int-or-string"], true, "{path}");
+        assert_eq!(q["pattern"], admission::QUANTITY_PATTERN, "{path}");
+    }
+    for role in ["gateway", "shard", "notifier", "nats", "scylla"] {
+        let r = node(&format!("spec.resources.{role}"));
+        assert!(messages(&r)[0].contains("limit must not be below its request"));
+    }
+    assert!(messages(&node("spec.nats.managed.storage"))[0].contains("above zero"));
+}
+
+#[test]
+fn secret_names_are_dns_subdomains() {
+    let paths = [
+        "spec.nats.external.credentialsSecret",
+        "spec.scylla.external.credentialsSecret",
+        "spec.media.buckets[].credentialsSecret",
+        "spec.push.fcm.name",
+        "spec.push.apns.key.name",
+        "spec.auth.signingKeySecret",
+    ];
+    for path in paths {
+        let n = node(path);
+        assert_eq!(n["maxLength"], 253, "{path}");
+        assert!(rules(&n)[0].starts_with("self.matches("), "{path}");
+        assert!(messages(&n)[0].contains("must be a Secret name"), "{path}");
+    }
+}
+
+#[test]
+fn urls_are_checked() {
+    let endpoint = node("spec.media.buckets[].endpoint");
+    assert!(rules(&endpoint)[0].contains("isURL(self)"));
+    let url = node("spec.nats.external.url");
+    assert_eq!(rules(&url), vec![admission::NATS_URLS_RULE]);
+}
+
+#[test]
+fn the_name_fits_every_child() {
+    let root = schema();
+    let rule = rules(&root);
+    assert_eq!(rule[0], "self.metadata.name.size() <= 45");
+    assert!(rule[1].contains("^[a-z]([-a-z0-9]*[a-z0-9])?$"));
+    // `<name>-scylla-<revision hash>` is the longest label value a child carries.
+    let name = "a".repeat(admission::MAX_NAME_LENGTH);
+    assert_eq!(format!("{name}-scylla-{}", u32::MAX).len(), 63);
+}
+
+#[test]
+fn immutable_fields_have_transition_rules() {
+    let immutable = [
+        (
+            "spec.shards.vnodesPerShard",
+            "shards.vnodesPerShard is immutable",
+        ),
+        (
+            "spec.scylla.external.keyspace",
+            "scylla.external.keyspace is immutable",
+        ),
+        ("spec.nats", "nats: switching between external and managed"),
+        (
+            "spec.scylla",
+            "scylla: switching between external and managed",
+        ),
+        ("spec.nats.managed", "nats.managed.storage is immutable"),
+        ("spec.scylla.managed", "scylla.managed.storage is immutable"),
+    ];
+    for (path, message) in immutable {
+        let n = node(path);
+        let found = rules(&n)
+            .iter()
+            .zip(messages(&n))
+            .any(|(r, m)| r.contains("oldSelf") && m.starts_with(message));
+        assert!(found, "{path}: no transition rule saying {message:?}");
+    }
+}
+
+#[test]
+fn tolerations_are_checked_where_pods_would_refuse_them() {
+    let t = node("spec.scheduling.tolerations");
+    assert_eq!(t["maxItems"], 64);
+    assert_eq!(messages(&t).len(), 4);
 }

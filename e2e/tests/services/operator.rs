@@ -9,10 +9,12 @@
 //! its own.
 //! [`failover`] holds the failover scenarios, [`stuck`] an operator that
 //! cannot reach the control API, [`refused`] children the API server refuses,
-//! [`chart`] the operator running under the Helm chart's RBAC, [`table`] what
-//! `kubectl get chatclusters` prints, [`hygiene`] the Pod Security, probe,
-//! budget and limit checks of the lifecycle scenario.
+//! [`admission`] every spec the API server refuses, [`chart`] the operator
+//! running under the Helm chart's RBAC, [`table`] what `kubectl get
+//! chatclusters` prints, [`hygiene`] the Pod Security, probe, budget and
+//! limit checks of the lifecycle scenario.
 
+mod admission;
 mod chart;
 mod failover;
 mod hygiene;

@@ -157,7 +157,7 @@ pub fn build_nats_statefulset(cc: &ChatCluster, names: &Names) -> Option<Statefu
 }
 
 /// A `data` volume claim of `size`, labelled so the finalizer finds it.
-pub fn data_claim(names: &Names, size: &str) -> PersistentVolumeClaim {
+pub fn data_claim(names: &Names, size: &Quantity) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some("data".into()),
@@ -167,7 +167,7 @@ pub fn data_claim(names: &Names, size: &str) -> PersistentVolumeClaim {
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
-                requests: Some([("storage".to_string(), Quantity(size.into()))].into()),
+                requests: Some([("storage".to_string(), size.clone())].into()),
                 ..VolumeResourceRequirements::default()
             }),
             ..PersistentVolumeClaimSpec::default()
@@ -277,7 +277,7 @@ mod tests {
         let mut cc = cluster();
         cc.spec.nats.managed = Some(ManagedNats {
             replicas: 3,
-            storage: Some("5Gi".into()),
+            storage: Some(Quantity("5Gi".into())),
         });
         let names = Names::new(&cc);
         let spec = build_nats_statefulset(&cc, &names).unwrap().spec;

@@ -73,6 +73,8 @@ pub fn build_token_secret(names: &Names, name: String, what: &str, token: &str) 
             TOKEN_KEY.into(),
             ByteString(token.as_bytes().to_vec()),
         )])),
+        // Not immutable: the kubelet stops refreshing a mounted immutable
+        // Secret, and a rotated control token must reach the pods.
         ..Secret::default()
     }
 }
@@ -107,5 +109,6 @@ mod tests {
         assert_eq!(s.metadata.name.as_deref(), Some("chat-control-token"));
         assert_eq!(s.data.unwrap()[TOKEN_KEY].0, b"abc");
         assert!(s.metadata.owner_references.is_some());
+        assert_eq!(s.immutable, None, "rotations reach the mounted file");
     }
 }
