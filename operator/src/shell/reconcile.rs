@@ -161,9 +161,11 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
             .is_some_and(|c| c.status == "True");
     let current = executed.updated.as_ref().unwrap_or(cc);
     patch_status(ctx, current, &status).await?;
-    let action = match faults.step {
-        Some(_) => retry(current, observed.now),
-        None => requeue(step, settled),
+    let action = match (&faults.step, faults.refused.is_empty()) {
+        (Some(_), _) => retry(current, observed.now),
+        // Only a spec change fixes a refusal, and it triggers a reconcile.
+        (None, false) => Action::requeue(Duration::from_secs(60)),
+        (None, true) => requeue(step, settled),
     };
     Ok(action)
 }

@@ -555,7 +555,7 @@ async fn refused_child_is_a_warning_and_a_condition_and_the_others_still_apply()
     );
     assert_eq!(condition(&status, "Progressing").1, "ApplyRefused");
     assert_eq!(status["status"]["phase"], "Degraded");
-    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
 }
 
 #[tokio::test]
