@@ -123,7 +123,15 @@ pub(super) fn error_response(e: &ApiError) -> Response {
         message: &e.message,
         retry_after_ms: e.retry_after_ms,
     };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    if let Some(ms) = e.retry_after_ms {
+        // Whole seconds, rounded up: never earlier than the server said.
+        let secs = ms.div_ceil(1000).max(1);
+        response
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 fn respond<T: Serialize>(node: &Node, status: StatusCode, r: Result<T, ApiError>) -> Response {
@@ -529,4 +537,20 @@ pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
         ApiError::new(ErrorCode::Invalid, format!("{r:?}"))
     };
     Ok(error_response(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_with_a_retry_time_carries_retry_after_in_whole_seconds() {
+        let mut e = ApiError::new(ErrorCode::Unavailable, "busy");
+        e.retry_after_ms = Some(1_200);
+        let response = error_response(&e);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "2");
+        let plain = error_response(&ApiError::invalid("no"));
+        assert!(plain.headers().get("retry-after").is_none());
+    }
 }

@@ -28,6 +28,26 @@ pub fn png_header(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A GIF of a few dozen bytes declaring a `width`×`height` frame of one
+/// colour (a decompression bomb when large).
+pub fn gif_bomb(width: u16, height: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend(width.to_le_bytes());
+    out.extend(height.to_le_bytes());
+    // Global colour table of 2 entries, black and white.
+    out.extend([0x80, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff]);
+    // Image descriptor covering the whole screen.
+    out.push(0x2c);
+    out.extend([0, 0, 0, 0]);
+    out.extend(width.to_le_bytes());
+    out.extend(height.to_le_bytes());
+    out.push(0);
+    // LZW data: minimum code size 2, one sub-block (clear, 0, end), end.
+    out.extend([2, 2, 0x44, 0x01, 0]);
+    out.push(0x3b);
+    out
+}
+
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {

@@ -29,6 +29,9 @@ pub mod fixtures;
 pub use service::{Download, Media, Uploaded};
 
 use crate::error::ApiError;
+
+/// When a client refused for [`MediaError::DecodersBusy`] may retry.
+pub const DECODE_RETRY_MS: u64 = 1_000;
 use crate::protocol::ErrorCode;
 use crate::store::StoreError;
 
@@ -43,6 +46,13 @@ pub enum MediaError {
     UnsupportedType { declared: String, actual: String },
     #[error("the image cannot be decoded: {0}")]
     Undecodable(String),
+    #[error(
+        "the image is {width}×{height} pixels; images are limited to {} megapixels",
+        thumb::MAX_PIXELS / 1_000_000
+    )]
+    TooManyPixels { width: u32, height: u32 },
+    #[error("the server is making other previews; retry the upload shortly")]
+    DecodersBusy,
     #[error("the upload body failed: {0}")]
     Body(String),
     #[error("an upload must not be empty")]
@@ -78,7 +88,7 @@ impl From<MediaError> for ApiError {
             other => other,
         };
         let code = match &e {
-            MediaError::TooLarge { .. } => ErrorCode::TooLarge,
+            MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. } => ErrorCode::TooLarge,
             MediaError::UnsupportedType { .. }
             | MediaError::Undecodable(_)
             | MediaError::NoBucket { .. } => ErrorCode::UnsupportedMediaType,
@@ -92,6 +102,11 @@ impl From<MediaError> for ApiError {
             MediaError::LinkExpired => ErrorCode::LinkExpired,
             MediaError::Range { .. } => ErrorCode::RangeNotSatisfiable,
             MediaError::Busy => ErrorCode::Unavailable,
+            MediaError::DecodersBusy => {
+                let mut refused = ApiError::new(ErrorCode::Unavailable, e.to_string());
+                refused.retry_after_ms = Some(DECODE_RETRY_MS);
+                return refused;
+            }
             MediaError::Store(_) | MediaError::Config(_) | MediaError::Blobs(_) => {
                 tracing::error!(error = %e, "media backend failure");
                 return ApiError::new(ErrorCode::Internal, "object storage failure; retry");

@@ -16,7 +16,7 @@ use object_store::buffered::BufWriter;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::MediaError;
 use confab_api::config::BucketConfig;
@@ -40,6 +40,10 @@ const PART: usize = 5 << 20;
 const PART_CONCURRENCY: usize = 2;
 /// Photos above this are refused (they are decoded whole for the preview).
 const MAX_IMAGE_BYTES: u64 = 64 << 20;
+/// Images decoded at once (each may take up to ~190 MB while decoding).
+const DECODES: usize = 2;
+/// How long an upload waits for a decoder before it is refused as busy.
+const DECODE_WAIT: Duration = Duration::from_secs(5);
 /// Compare-and-set attempts before answering "busy, retry".
 const CAS_ATTEMPTS: usize = 50;
 /// Pause while the sweeper finishes deleting an object being re-uploaded.
@@ -83,6 +87,10 @@ pub struct Media {
     buckets: Vec<Bucket>,
     links: Links,
     metrics: Arc<Metrics>,
+    /// Bounds the previews decoded at once (memory, not CPU, is the limit).
+    decoders: Arc<Semaphore>,
+    /// How long an upload waits for a decoder.
+    decode_wait: Duration,
 }
 
 impl Media {
@@ -110,6 +118,8 @@ impl Media {
             buckets,
             links: Links::new(signing_key),
             metrics,
+            decoders: Arc::new(Semaphore::new(DECODES)),
+            decode_wait: DECODE_WAIT,
         })
     }
 
@@ -221,8 +231,13 @@ impl Media {
             }));
         }
         let outcome = async {
+            // Bytes already stored keep their preview: no second decode.
+            let known = matches!(
+                self.store.media(&id).await?,
+                Some(r) if r.state == MediaState::Live
+            );
             let preview = match sniffed.kind {
-                MediaKind::Image => Some(self.preview(bucket, &tmp).await?),
+                MediaKind::Image if !known => Some(self.preview(bucket, &tmp).await?),
                 _ => None,
             };
             let upload = Upload {
@@ -282,10 +297,17 @@ impl Media {
         bucket: &Bucket,
         tmp: &object_store::path::Path,
     ) -> Result<thumb::Preview, MediaError> {
-        let bytes = bucket.store.get(tmp).await?.bytes().await?;
-        tokio::task::spawn_blocking(move || thumb::preview(&bytes))
+        let permit = tokio::time::timeout(self.decode_wait, self.decoders.clone().acquire_owned())
             .await
-            .map_err(|e| MediaError::Undecodable(e.to_string()))?
+            .map_err(|_| MediaError::DecodersBusy)?
+            .expect("the decoder semaphore is never closed");
+        let bytes = bucket.store.get(tmp).await?.bytes().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            thumb::preview(&bytes)
+        })
+        .await
+        .map_err(|e| MediaError::Undecodable(e.to_string()))?
     }
 
     /// Records the upload (compare-and-set) and puts its object in place.
@@ -600,6 +622,8 @@ fn reject_reason(e: &MediaError) -> &'static str {
         MediaError::TooLarge { .. } => "too_large",
         MediaError::UnsupportedType { .. } => "unsupported_type",
         MediaError::Undecodable(_) => "undecodable",
+        MediaError::TooManyPixels { .. } => "too_many_pixels",
+        MediaError::DecodersBusy => "decoders_busy",
         MediaError::Body(_) => "interrupted",
         MediaError::Empty => "empty",
         _ => "error",
@@ -645,5 +669,50 @@ mod tests {
             bucket.store.head(&orphan).await,
             Err(object_store::Error::NotFound { .. })
         ));
+    }
+
+    fn body(bytes: Vec<u8>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
+        futures::stream::iter([Ok(Bytes::from(bytes))])
+    }
+
+    #[tokio::test]
+    async fn decodes_are_bounded_and_bytes_already_stored_are_not_decoded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+        let config = crate::standalone::local_bucket(dir.path(), 1 << 20);
+        let bucket = buckets::open(&config).unwrap();
+        let mut media =
+            Media::new(store, vec![bucket], &[1; 32], Arc::new(Metrics::new())).unwrap();
+        media.decode_wait = Duration::from_millis(50);
+        let png = crate::media::fixtures::png(64, 48);
+        let (alice, bob): (UserId, UserId) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let first = media
+            .upload(alice, "image/png", None, body(png.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.record.facts.width, Some(64));
+
+        // Every decoder taken: new image bytes are refused, typed and retryable.
+        let held = media
+            .decoders
+            .clone()
+            .acquire_many_owned(DECODES as u32)
+            .await
+            .unwrap();
+        let other = crate::media::fixtures::png(32, 32);
+        let busy = media.upload(alice, "image/png", None, body(other)).await;
+        assert!(matches!(busy, Err(MediaError::DecodersBusy)), "{busy:?}");
+        let refused = crate::error::ApiError::from(busy.unwrap_err());
+        assert_eq!(refused.code, crate::protocol::ErrorCode::Unavailable);
+        assert_eq!(refused.retry_after_ms, Some(crate::media::DECODE_RETRY_MS));
+
+        // The same bytes again need no decoder: the stored preview is kept.
+        let again = media
+            .upload(bob, "image/png", None, body(png))
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.record.facts.width, Some(64));
+        drop(held);
     }
 }

@@ -13,8 +13,11 @@ use super::MediaError;
 pub const THUMB_SIDE: u32 = 320;
 /// Images with a side above this are refused.
 const MAX_SIDE: u32 = 16_384;
-/// Most memory the decoder may allocate.
-const MAX_ALLOC: u64 = 512 << 20;
+/// Images of more pixels than this (40 MP: a 48 MP phone photo is 8000×6000,
+/// most are 12 MP) are refused before decoding; decoded, one is ~160 MB.
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Most memory the decoder may allocate: one image at the pixel cap.
+const MAX_ALLOC: u64 = 192 << 20;
 
 /// What an upload's preview holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,9 +33,17 @@ pub struct Preview {
 /// preview. CPU-bound: run it on a blocking thread.
 pub fn preview(bytes: &[u8]) -> Result<Preview, MediaError> {
     let undecodable = |e: image::ImageError| MediaError::Undecodable(e.to_string());
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| MediaError::Undecodable(e.to_string()))?;
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| MediaError::Undecodable(e.to_string()))
+    };
+    // The header says what decoding would cost: refuse before paying it.
+    let (width, height) = reader()?.into_dimensions().map_err(undecodable)?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(MediaError::TooManyPixels { width, height });
+    }
+    let mut reader = reader()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -81,6 +92,29 @@ mod tests {
         ));
         // A PNG header claiming 100 000 × 100 000 pixels: refused before allocating.
         let bomb = fixtures::png_header(100_000, 100_000);
-        assert!(matches!(preview(&bomb), Err(MediaError::Undecodable(_))));
+        assert!(matches!(
+            preview(&bomb),
+            Err(MediaError::TooManyPixels { .. } | MediaError::Undecodable(_))
+        ));
+    }
+
+    #[test]
+    fn a_tiny_gif_declaring_128_megapixels_is_refused_before_decoding() {
+        // 16000×8000 in a few dozen bytes: decoded it would take ~500 MB.
+        let bomb = fixtures::gif_bomb(16_000, 8_000);
+        assert!(bomb.len() < 64, "{} bytes", bomb.len());
+        assert!(matches!(
+            preview(&bomb),
+            Err(MediaError::TooManyPixels {
+                width: 16_000,
+                height: 8_000
+            })
+        ));
+        // Under the cap the same bytes reach the decoder (which finds the
+        // frame's data cut short).
+        assert!(matches!(
+            preview(&fixtures::gif_bomb(400, 300)),
+            Err(MediaError::Undecodable(_))
+        ));
     }
 }
