@@ -74,21 +74,62 @@ pub fn local_bucket(data_dir: &Path, max_object_bytes: u64) -> BucketConfig {
     }
 }
 
-/// Reads the token signing key from `dir/signing.key`, creating it on first run.
+/// Makes `dir` (the store, the signing key, the local media) private to this
+/// user: created 0700, and an existing one narrowed to 0700.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "data folder was open to other users: now 700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Reads the token signing key from `dir/signing.key`, creating it (0600) on
+/// first run. A key other users can read is refused: with it anyone could
+/// mint a token for any account.
 pub fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = dir.join("signing.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => decode_key(text.trim()).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not a hex key of at least 32 bytes", path.display()),
-            )
-        }),
+        Ok(text) => {
+            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is readable by other users (mode {mode:o}): anyone who reads it can \
+                         sign in as any account; run `chmod 600 {}` and start again",
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            decode_key(text.trim()).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a hex key of at least 32 bytes", path.display()),
+                )
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
+            private_dir(dir)?;
             let key: [u8; 32] = rand::random();
             let tmp = dir.join("signing.key.tmp");
-            std::fs::write(&tmp, hex::encode(key))?;
+            let _ = std::fs::remove_file(&tmp);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(hex::encode(key).as_bytes())?;
+            file.sync_all()?;
             std::fs::rename(&tmp, &path)?;
             Ok(key.to_vec())
         }
@@ -107,8 +148,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+    private_dir(&config.data_dir)?;
     let key = signing_key(&config.data_dir)?;
+    let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
     let bus = Arc::new(LocalBus::new());
     let metrics = Arc::new(Metrics::new());
     let sessions = Arc::new(LocalSessions::default());
@@ -163,4 +205,42 @@ pub async fn serve(
     let _ = sweeper.await;
     let _ = notifier.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_data_folder_is_private_and_the_key_is_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        private_dir(&dir).unwrap();
+        let key = signing_key(&dir).unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("signing.key")), 0o600);
+        assert_eq!(signing_key(&dir).unwrap(), key, "read back, not rotated");
+
+        // A folder left open to others is narrowed.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn a_key_other_users_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        signing_key(dir.path()).unwrap();
+        let path = dir.path().join("signing.key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = signing_key(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
 }
