@@ -41,6 +41,9 @@ pub struct Limits {
     pub heartbeat_ms: u64,
     /// Time allowed between upgrade and `hello`.
     pub hello_timeout_ms: u64,
+    /// Time an HTTP connection may take to send a request's headers, and
+    /// may stay idle between requests, before it is closed.
+    pub header_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             session_queue: 4096,
             heartbeat_ms: 25_000,
             hello_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
         }
     }
 }

@@ -176,7 +176,12 @@ smoke_pod_running() {
   kubectl_api GET "/api/v1/namespaces/default/pods/$SMOKE_POD" |
     json_holds 'o.get("status", {}).get("phase") == "Running" and o["status"].get("podIP")'
 }
+smoke_pod_delete() {
+  kubectl_api DELETE "/api/v1/namespaces/default/pods/$SMOKE_POD?gracePeriodSeconds=0" -o /dev/null
+}
 smoke_pod() {
+  # One a failed start left behind would make the create a 409.
+  smoke_pod_delete 2>/dev/null || true
   kubectl_api POST /api/v1/namespaces/default/pods -H 'Content-Type: application/json' \
     -o /dev/null --data-binary @- <<POD
 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "$SMOKE_POD"},
@@ -195,9 +200,10 @@ POD
   if ! smoke_pod_running; then
     kubectl_api GET "/api/v1/namespaces/default/events" | tail -c 4000 >&2 || true
     show_log_tail "$RUN/kubelet.log"
+    smoke_pod_delete || true
     die "a pod did not run on $CONFAB_NODE_NAME"
   fi
-  kubectl_api DELETE "/api/v1/namespaces/default/pods/$SMOKE_POD?gracePeriodSeconds=0" -o /dev/null
+  smoke_pod_delete
 }
 
 cmd_start() {

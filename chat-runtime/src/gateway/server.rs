@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -67,7 +67,14 @@ pub async fn serve_until(
 pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let routes = warp::service(super::routes(node.clone()));
     let graceful = GracefulShutdown::new();
-    let http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // A slow or silent client (slowloris, idle keep-alive) cannot hold a
+    // socket: the headers of each request must arrive within the timeout.
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(node.limits.header_timeout_ms));
+    let http = http.http1_only();
+    let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -98,10 +105,17 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
                 }
             }
         });
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let (http, watcher) = (http.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // hyper times headers from their first byte: a socket that never
+            // sends one is closed here instead of holding a descriptor.
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(header_timeout, stream.peek(&mut byte)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -1,5 +1,7 @@
 //! Bad input gets a typed error or a close code, never a panic or a lost message.
 
+use std::time::Duration;
+
 use chat_runtime::auth::TokenKeys;
 use chat_runtime::node::Limits;
 use chat_runtime::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerFrame};
@@ -234,5 +236,68 @@ async fn connection_cap_hello_timeout_and_garbage_floods_close_with_codes() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let mut silent = Client::open(server.addr).await;
     assert_eq!(silent.closed().await, 4101);
+    server.stop().await;
+}
+
+/// Reads until the server closes the socket; answers how long that took
+/// (`None` if it was still open after `wait`).
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed_and_the_server_keeps_answering() {
+    use tokio::io::AsyncWriteExt;
+    let limits = Limits {
+        header_timeout_ms: 500,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let wait = Duration::from_secs(5);
+    // Slowloris: a request line, then a header byte now and then.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let dribble = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"X-A: b\r\n").await.is_err() {
+                break;
+            }
+        }
+    };
+    dribble.await;
+    assert!(
+        closed_within(&mut slow, wait).await.is_some(),
+        "a request whose headers never end is cut off"
+    );
+    // A connection that never sends anything.
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    assert!(
+        closed_within(&mut idle, wait).await.is_some(),
+        "idle socket closed"
+    );
+    // Keep-alive after a request: idle again, closed again.
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut kept, wait).await.is_some(),
+        "idle keep-alive closed"
+    );
+    // Meanwhile the server answers everyone else.
+    let (status, _) = server.get("/healthz", "").await;
+    assert_eq!(status, 200);
     server.stop().await;
 }
