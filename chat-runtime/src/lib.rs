@@ -45,6 +45,7 @@ pub mod session;
 pub mod shard;
 pub mod standalone;
 pub mod store;
+pub mod text;
 
 /// Installs the process-wide TLS crypto provider (ring): every HTTPS client
 /// here (object storage, NATS, kube) is built without a provider of its own,

@@ -227,10 +227,7 @@ impl Node {
                 "phone must be + followed by 6 to 15 digits",
             ));
         }
-        let name = display_name.trim();
-        if name.is_empty() || name.len() > 64 {
-            return Err(ApiError::invalid("display_name must be 1 to 64 bytes"));
-        }
+        let name = crate::text::display_name(display_name).map_err(ApiError::invalid)?;
         if password.len() < 8 || password.len() > 256 {
             return Err(ApiError::invalid("password must be 8 to 256 bytes"));
         }
@@ -242,7 +239,7 @@ impl Node {
         let user = User {
             id: uuid::Uuid::now_v7(),
             phone: phone.to_owned(),
-            display_name: name.to_owned(),
+            display_name: name,
             password_hash,
             created_at: now_ms(),
         };

@@ -283,12 +283,10 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .then(|node: Arc<Node>, c: Authed, b: Group| async move {
             let r = async {
                 let user = c?.sub;
-                if b.title.trim().is_empty() || b.title.len() > 128 {
-                    return Err(ApiError::invalid("title must be 1 to 128 bytes"));
-                }
+                let title = crate::text::group_title(&b.title).map_err(ApiError::invalid)?;
                 let command = Command::CreateGroup {
                     user,
-                    title: b.title,
+                    title,
                     members: b.members,
                 };
                 node.chat_command(user, command).await

@@ -387,9 +387,9 @@ fn invalid(kind: &str, reason: &str) -> ProtocolError {
     }
 }
 
-/// Checks the limits serde cannot express.
-fn validate(frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
-    match &frame {
+/// Checks the limits serde cannot express; cleans group titles.
+fn validate(mut frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
+    match &mut frame {
         ClientFrame::Send {
             client_msg_id,
             body,
@@ -403,8 +403,8 @@ fn validate(frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
         ClientFrame::History { limit: Some(l), .. } if *l == 0 || *l > MAX_PAGE => {
             return Err(invalid("history", "limit must be 1 to 200"));
         }
-        ClientFrame::CreateGroup { title, .. } if title.trim().is_empty() || title.len() > 128 => {
-            return Err(invalid("create_group", "title must be 1 to 128 bytes"));
+        ClientFrame::CreateGroup { title, .. } => {
+            *title = crate::text::group_title(title).map_err(|r| invalid("create_group", r))?;
         }
         _ => {}
     }
