@@ -344,6 +344,39 @@ pub async fn duplicate_stored_once(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
+/// A page uploaded as a file is served as opaque bytes under a sandbox
+/// policy: opening its link runs no script on the server's origin.
+pub async fn active_content_served_inert(backend: &dyn Backend) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = App::start(dir.path(), vec![backend.bucket(8 << 20, None, false)]).await?;
+    let alice = app.user("alice").await?;
+    let page = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>";
+    let (s, up) = app.upload(&alice, "text/html", page.to_vec()).await?;
+    ensure!(s == 201 && up["kind"] == "file", "{s} {up}");
+    ensure!(up["content_type"] == "text/html", "sniffed as a page: {up}");
+    let id = up["media_id"].as_str().context("id")?;
+    let got = app
+        .get(&format!("/v1/media/{id}"), Some(&alice.token), &[])
+        .await?;
+    ensure!(got.status() == 200, "download: {}", got.status());
+    let headers = got.headers();
+    ensure!(
+        headers["content-type"] == "application/octet-stream",
+        "{headers:?}"
+    );
+    ensure!(
+        headers["content-security-policy"] == "sandbox",
+        "{headers:?}"
+    );
+    ensure!(headers["referrer-policy"] == "no-referrer", "{headers:?}");
+    ensure!(
+        headers["x-content-type-options"] == "nosniff",
+        "{headers:?}"
+    );
+    app.stop().await;
+    Ok(())
+}
+
 /// `n` bytes of "video" (an MP4 signature, then random bytes) in 64 KiB
 /// chunks, streamed with chunked transfer encoding (no Content-Length).
 fn streamed_video(n: usize) -> (reqwest::Body, Vec<u8>) {

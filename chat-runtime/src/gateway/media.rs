@@ -216,9 +216,13 @@ async fn download(
     let content_type = if thumbnail {
         "image/jpeg"
     } else {
-        &dl.record.facts.content_type
+        inert(&dl.record.facts.content_type)
     };
     set(&mut res, header::CONTENT_TYPE, content_type);
+    // Whatever the bytes are, a browser opening the link runs nothing and
+    // leaks the link (its signature) to no one.
+    set(&mut res, header::CONTENT_SECURITY_POLICY, "sandbox");
+    set(&mut res, header::REFERRER_POLICY, "no-referrer");
     set(
         &mut res,
         header::CONTENT_LENGTH,
@@ -303,6 +307,28 @@ fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpB
     StreamBody::new(frames).boxed_unsync()
 }
 
+/// Types a browser would run, or render as a page of this origin.
+const ACTIVE: [&str; 7] = [
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+    "text/javascript",
+    "application/javascript",
+];
+
+/// The type to serve bytes of `content_type` as: active types go out as
+/// opaque bytes.
+fn inert(content_type: &str) -> &str {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if ACTIVE.iter().any(|a| essence.eq_ignore_ascii_case(a)) {
+        "application/octet-stream"
+    } else {
+        content_type
+    }
+}
+
 fn set(res: &mut Response<HttpBody>, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         res.headers_mut().insert(name, v);
@@ -327,4 +353,29 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<HttpBody> {
 
 fn error(e: &ApiError) -> Response<HttpBody> {
     super::rest::error_response(e).map(super::server::from_warp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn pages_and_scripts_are_served_as_opaque_bytes() {
+        for active in [
+            "text/html",
+            "TEXT/HTML; charset=utf-8",
+            "image/svg+xml",
+            "application/xhtml+xml",
+        ] {
+            assert_eq!(inert(active), "application/octet-stream", "{active}");
+        }
+        for passive in [
+            "image/png",
+            "video/mp4",
+            "application/pdf",
+            "application/octet-stream",
+        ] {
+            assert_eq!(inert(passive), passive);
+        }
+    }
 }

@@ -10,20 +10,67 @@ const APP_JS: &str = include_str!("../../web/app.js");
 const MEDIA_JS: &str = include_str!("../../web/media.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
 
-fn asset(body: &'static str, content_type: &'static str) -> impl warp::Reply + use<> {
-    let reply = warp::reply::with_header(body, "content-type", content_type);
-    let reply = warp::reply::with_header(reply, "cache-control", "no-cache");
-    warp::reply::with_header(
-        reply,
-        "content-security-policy",
-        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:",
+/// The page's policy: its own scripts only, WebSocket and fetches only to
+/// the origin the page came from (`host`, as the browser sent it), never
+/// framed, links leak no referrer.
+fn policy(host: Option<&str>) -> String {
+    let host = host.filter(|h| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    });
+    let sockets = host.map_or_else(String::new, |h| format!(" ws://{h} wss://{h}"));
+    format!(
+        "default-src 'self'; connect-src 'self'{sockets}; img-src 'self' data: blob:; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
 }
 
+fn asset(
+    body: &'static str,
+    content_type: &'static str,
+    host: Option<String>,
+) -> impl warp::Reply + use<> {
+    let reply = warp::reply::with_header(body, "content-type", content_type);
+    let reply = warp::reply::with_header(reply, "cache-control", "no-cache");
+    let reply = warp::reply::with_header(reply, "x-content-type-options", "nosniff");
+    let reply = warp::reply::with_header(reply, "x-frame-options", "DENY");
+    let reply = warp::reply::with_header(reply, "referrer-policy", "no-referrer");
+    warp::reply::with_header(reply, "content-security-policy", policy(host.as_deref()))
+}
+
 pub fn routes() -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    let index = warp::path::end().map(|| asset(INDEX, "text/html; charset=utf-8"));
-    let js = warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8"));
-    let media = warp::path!("media.js").map(|| asset(MEDIA_JS, "text/javascript; charset=utf-8"));
-    let css = warp::path!("app.css").map(|| asset(APP_CSS, "text/css; charset=utf-8"));
+    let host = || warp::header::optional::<String>("host");
+    let index = warp::path::end()
+        .and(host())
+        .map(|h| asset(INDEX, "text/html; charset=utf-8", h));
+    let js = warp::path!("app.js")
+        .and(host())
+        .map(|h| asset(APP_JS, "text/javascript; charset=utf-8", h));
+    let media = warp::path!("media.js")
+        .and(host())
+        .map(|h| asset(MEDIA_JS, "text/javascript; charset=utf-8", h));
+    let css = warp::path!("app.css")
+        .and(host())
+        .map(|h| asset(APP_CSS, "text/css; charset=utf-8", h));
     warp::get().and(index.or(js).or(media).or(css))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy;
+
+    #[test]
+    fn the_page_may_open_sockets_only_to_its_own_origin() {
+        let p = policy(Some("chat.example:8080"));
+        assert!(
+            p.contains("connect-src 'self' ws://chat.example:8080 wss://chat.example:8080;"),
+            "{p}"
+        );
+        assert!(p.contains("frame-ancestors 'none'"), "{p}");
+        assert!(!p.contains("ws: "), "no socket to any host: {p}");
+        // A Host header cannot write into the policy.
+        let p = policy(Some("x; script-src *"));
+        assert!(p.contains("connect-src 'self';"), "{p}");
+    }
 }

@@ -11,6 +11,11 @@ async fn photo_round_trip() -> Result<()> {
 }
 
 #[tokio::test]
+async fn pages_are_served_inert() -> Result<()> {
+    media::active_content_served_inert(&LocalFolders::new()?).await
+}
+
+#[tokio::test]
 async fn duplicate_upload_is_stored_once() -> Result<()> {
     media::duplicate_stored_once(&LocalFolders::new()?).await
 }
