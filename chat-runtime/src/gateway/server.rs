@@ -75,6 +75,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         .header_read_timeout(Duration::from_millis(node.limits.header_timeout_ms));
     let http = http.http1_only();
     let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
+    // Connections still waiting for their first byte are not hyper's yet:
+    // this tells them to let go (of the node, and its store) at shutdown.
+    let (closing, _) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -106,13 +109,18 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
             }
         });
         let (http, watcher) = (http.clone(), graceful.watcher());
+        let mut closing = closing.subscribe();
         tokio::spawn(async move {
             // hyper times headers from their first byte: a socket that never
             // sends one is closed here instead of holding a descriptor.
             let mut byte = [0u8; 1];
-            match tokio::time::timeout(header_timeout, stream.peek(&mut byte)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+            let first = tokio::time::timeout(header_timeout, stream.peek(&mut byte));
+            tokio::select! {
+                got = first => match got {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                },
+                _ = closing.wait_for(|c| *c) => return,
             }
             let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -121,5 +129,6 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         });
     }
     drop(listener);
+    closing.send_replace(true);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
 }

@@ -301,3 +301,18 @@ async fn slow_headers_and_idle_connections_are_closed_and_the_server_keeps_answe
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_that_never_spoke_does_not_keep_the_store_open_after_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), Limits::default()).await;
+    let _silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop().await;
+    // The store is single-writer: a new server opens it only once every
+    // connection of the old one let go.
+    let again = Server::start_in(dir.path(), Limits::default()).await;
+    let (status, _) = again.get("/healthz", "").await;
+    assert_eq!(status, 200);
+    again.stop().await;
+}
