@@ -30,6 +30,9 @@ enum Role {
         /// Most open WebSocket sessions.
         #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
         max_connections: usize,
+        /// Most open WebSocket sessions per user (all devices and tabs).
+        #[arg(long, env = "CONFAB_MAX_SESSIONS_PER_USER", default_value_t = Limits::default().max_sessions_per_user)]
+        max_sessions_per_user: usize,
         /// Sustained frames per second per user.
         #[arg(long, env = "CONFAB_RATE", default_value_t = Limits::default().rate_per_sec)]
         rate: u32,
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             token_ttl,
             max_connections,
+            max_sessions_per_user,
             rate,
             burst,
             media_max_bytes,
@@ -161,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
                 token_ttl_secs: token_ttl,
                 limits: Limits {
                     max_connections,
+                    max_sessions_per_user,
                     rate_per_sec: rate,
                     burst,
                     ..Limits::default()

@@ -41,6 +41,9 @@ pub struct Limits {
     pub heartbeat_ms: u64,
     /// Time allowed between upgrade and `hello`.
     pub hello_timeout_ms: u64,
+    /// Sessions one user may have open on this node at once (every device
+    /// and tab); more are closed with 4003.
+    pub max_sessions_per_user: usize,
     /// Time an HTTP connection may take to send a request's headers, and
     /// may stay idle between requests, before it is closed.
     pub header_timeout_ms: u64,
@@ -56,6 +59,7 @@ impl Default for Limits {
             heartbeat_ms: 25_000,
             hello_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
+            max_sessions_per_user: 16,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Node {
     limiter: DefaultKeyedRateLimiter<UserId>,
     passwords: PasswordPool,
     connections: AtomicUsize,
+    /// Open sessions per user on this node.
+    user_sessions: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
     shutdown: watch::Receiver<bool>,
     /// Bumped when events may have been missed (the bus reconnected).
     resync: watch::Sender<u64>,
@@ -93,6 +99,21 @@ pub struct Node {
 
 /// A held connection slot; released on drop.
 pub struct ConnectionSlot(Arc<Node>);
+
+/// One of a user's session slots; released on drop.
+pub struct UserSlot(Arc<Node>, UserId);
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.user_sessions.lock().expect("user sessions lock");
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
@@ -135,6 +156,7 @@ impl Node {
             limiter: RateLimiter::keyed(quota),
             passwords: PasswordPool::new(2),
             connections: AtomicUsize::new(0),
+            user_sessions: Default::default(),
             shutdown,
             resync: watch::Sender::new(0),
             drain: watch::Sender::new(None),
@@ -198,6 +220,18 @@ impl Node {
         self.metrics.connections.inc();
         let slot = ConnectionSlot(self.clone());
         (n < self.limits.max_connections).then_some(slot)
+    }
+
+    /// Takes one of `user`'s session slots, or `None` when the user has
+    /// [`Limits::max_sessions_per_user`] open already.
+    pub fn admit_user(self: &Arc<Self>, user: UserId) -> Option<UserSlot> {
+        let mut open = self.user_sessions.lock().expect("user sessions lock");
+        let n = open.entry(user).or_insert(0);
+        if *n >= self.limits.max_sessions_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot(self.clone(), user))
     }
 
     /// Open WebSocket sessions.

@@ -98,6 +98,12 @@ pub async fn run(
         Err(e) => return refuse(&node, &outbound, &e).await,
     };
     let user = claims.sub;
+    let Some(_user_slot) = node.admit_user(user) else {
+        let _ = outbound
+            .send(Outbound::Close(CloseCode::TooManySessions))
+            .await;
+        return;
+    };
     let subscription = match node.bus.subscribe(user, node.limits.session_queue).await {
         Ok(s) => s,
         Err(e) => {

@@ -120,6 +120,9 @@ pub enum CloseCode {
     TryAgainLater,
     /// 4002: no heartbeat within the allowed time; reconnect and resume.
     HeartbeatTimeout,
+    /// 4003: the user has as many sessions open as the server allows;
+    /// reconnect later (or close another device's session).
+    TooManySessions,
     /// 4100: the token is missing, invalid or expired; log in again.
     Unauthenticated,
     /// 4101: no `hello` frame arrived in time.
@@ -139,6 +142,7 @@ impl CloseCode {
             Self::SlowConsumer => 4000,
             Self::TryAgainLater => 4001,
             Self::HeartbeatTimeout => 4002,
+            Self::TooManySessions => 4003,
             Self::Unauthenticated => 4100,
             Self::AuthTimeout => 4101,
             Self::ProtocolViolation => 4102,
@@ -155,6 +159,7 @@ impl CloseCode {
             Self::SlowConsumer => "slow consumer",
             Self::TryAgainLater => "try again later",
             Self::HeartbeatTimeout => "heartbeat timeout",
+            Self::TooManySessions => "too many sessions for this user",
             Self::Unauthenticated => "unauthenticated",
             Self::AuthTimeout => "auth timeout",
             Self::ProtocolViolation => "protocol violation",

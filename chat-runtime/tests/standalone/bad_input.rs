@@ -316,3 +316,39 @@ async fn a_socket_that_never_spoke_does_not_keep_the_store_open_after_shutdown()
     assert_eq!(status, 200);
     again.stop().await;
 }
+
+#[tokio::test]
+async fn one_user_cannot_take_every_connection() {
+    let limits = Limits {
+        max_connections: 4,
+        max_sessions_per_user: 2,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000151", "Alice").await;
+    let bob = server.user("+15550000152", "Bob").await;
+    let first = server.connect(&alice).await;
+    let _second = server.connect(&alice).await;
+    let mut third = Client::open(server.addr).await;
+    third
+        .send(json!({"type": "hello", "token": alice.token, "watermarks": {}}))
+        .await;
+    assert_eq!(third.closed().await, 4003, "over the per-user cap");
+    // Someone else still gets in.
+    let _bob = server.connect(&bob).await;
+    // A session that ends gives its slot back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = Client::open(server.addr).await;
+        c.send(json!({"type": "hello", "token": alice.token, "watermarks": {}}))
+            .await;
+        if matches!(c.next().await, ServerFrame::Welcome { .. }) {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the freed slot is taken again");
+    server.stop().await;
+}

@@ -173,6 +173,9 @@ async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -
             "1000000",
             "--max-connections",
             "200000",
+            // The idle scenario holds many sessions for a few users.
+            "--max-sessions-per-user",
+            "200000",
         ])
         .args(extra)
         .env("RUST_LOG", "warn")
