@@ -135,11 +135,10 @@ impl PasswordPool {
         self.run(move |memory| hash_in(&password, memory)).await
     }
 
-    /// Verifies on the pool; false when saturated or wrong.
-    pub async fn verify(&self, password: String, hash: String) -> bool {
+    /// Verifies on the pool; `None` when the pool is saturated.
+    pub async fn verify(&self, password: String, hash: String) -> Option<bool> {
         self.run(move |memory| verify_in(&password, &hash, memory))
             .await
-            .unwrap_or(false)
     }
 }
 

@@ -43,6 +43,7 @@ pub mod push;
 pub mod roles;
 pub mod session;
 pub mod shard;
+pub mod signin;
 pub mod standalone;
 pub mod store;
 pub mod text;

@@ -87,6 +87,10 @@ pub struct Node {
     pub limits: Limits,
     limiter: DefaultKeyedRateLimiter<UserId>,
     passwords: PasswordPool,
+    /// Failed sign-ins per phone number, with growing waits.
+    signins: std::sync::Mutex<crate::signin::Guard>,
+    /// What an unknown phone's password is checked against.
+    unknown_hash: String,
     connections: AtomicUsize,
     /// Open sessions per user on this node.
     user_sessions: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
@@ -155,6 +159,8 @@ impl Node {
             limits,
             limiter: RateLimiter::keyed(quota),
             passwords: PasswordPool::new(2),
+            signins: Default::default(),
+            unknown_hash: crate::auth::hash_password(&uuid::Uuid::new_v4().to_string()),
             connections: AtomicUsize::new(0),
             user_sessions: Default::default(),
             shutdown,
@@ -324,15 +330,42 @@ impl Node {
     /// Checks credentials and issues a token.
     pub async fn login(&self, phone: &str, password: &str) -> Result<(String, Claims), ApiError> {
         let bad = || ApiError::new(ErrorCode::BadCredentials, "wrong phone number or password");
-        let user = self.store.user_by_phone(phone).await?.ok_or_else(bad)?;
-        let ok = self
-            .passwords
-            .verify(password.to_owned(), user.password_hash.clone())
-            .await;
-        if !ok {
-            return Err(bad());
+        let now = std::time::Instant::now();
+        let waiting = self
+            .signins
+            .lock()
+            .expect("sign-in guard")
+            .check(phone, now);
+        if let Err(wait) = waiting {
+            let mut e = ApiError::new(
+                ErrorCode::RateLimited,
+                "too many failed sign-ins for this phone number; wait before trying again",
+            );
+            e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
+            return Err(e);
         }
-        Ok(self.keys.issue(user.id))
+        let user = self.store.user_by_phone(phone).await?;
+        // An unknown phone costs a verification too: timing tells nothing.
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.unknown_hash.clone(), |u| u.password_hash.clone());
+        let Some(matched) = self.passwords.verify(password.to_owned(), hash).await else {
+            let mut e = ApiError::new(ErrorCode::Unavailable, "too many sign-ins at once; retry");
+            e.retry_after_ms = Some(1_000);
+            return Err(e);
+        };
+        let mut guard = self.signins.lock().expect("sign-in guard");
+        match user {
+            Some(user) if matched => {
+                guard.succeeded(phone);
+                Ok(self.keys.issue(user.id))
+            }
+            _ => {
+                guard.failed(phone, now);
+                tracing::info!(target: "audit", phone, "sign-in failed");
+                Err(bad())
+            }
+        }
     }
 
     /// Verifies an `Authorization: Bearer <token>` header's value.

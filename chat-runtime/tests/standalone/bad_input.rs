@@ -352,3 +352,50 @@ async fn one_user_cannot_take_every_connection() {
     assert!(again.is_some(), "the freed slot is taken again");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn guessing_passwords_gets_slower_and_unknown_phones_look_the_same() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000161", "Alice").await;
+    let attempt = async |phone: &str, password: &str| {
+        server
+            .post(
+                "/v1/login",
+                None,
+                json!({"phone": phone, "password": password}),
+            )
+            .await
+    };
+    for i in 0..chat_runtime::signin::FREE_FAILURES {
+        let (status, body) = attempt(&alice.phone, "wrong-pass").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("bad_credentials")),
+            "try {i}"
+        );
+    }
+    // Now every attempt waits, the right password included.
+    let (status, body) = attempt(&alice.phone, "wrong-pass").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert!(
+        body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{body}"
+    );
+    // An unknown phone answers exactly like a wrong password.
+    let (status, body) = attempt("+15550000999", "whatever-1").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
+    // After the wait, the right password gets in and clears the record.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = attempt(&alice.phone, "s3cret-pass").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = attempt(&alice.phone, "wrong-pass").await;
+    assert_eq!(status, 401, "the record starts over");
+    server.stop().await;
+}
