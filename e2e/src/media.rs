@@ -551,26 +551,34 @@ pub async fn non_member_denied(backend: &dyn Backend) -> Result<()> {
     let path = format!("/v1/media/{id}");
     // Not yet shared: even Bob may not read it.
     let early = app.get(&path, Some(&bob.token), &[]).await?;
-    ensure!(early.status() == 403, "before sharing: {}", early.status());
+    ensure!(early.status() == 404, "before sharing: {}", early.status());
     let (s, b) = app.send_media(&alice, chat, "image", &id).await?;
     ensure!(s == 201, "send: {s} {b}");
     ensure!(app.get(&path, Some(&bob.token), &[]).await?.status() == 200);
+    // A stranger learns nothing: the answer is that of an id that does not
+    // exist.
     let denied = app.get(&path, Some(&carol.token), &[]).await?;
-    ensure!(denied.status() == 403, "stranger: {}", denied.status());
+    ensure!(denied.status() == 404, "stranger: {}", denied.status());
     let b: Value = denied.json().await?;
-    ensure!(code(&b) == "not_member", "{b}");
+    let missing = format!("/v1/media/{}", "0".repeat(64));
+    let absent: Value = app
+        .get(&missing, Some(&carol.token), &[])
+        .await?
+        .json()
+        .await?;
+    ensure!(b == absent, "stranger {b} vs absent {absent}");
     let (s, b) = app
         .post(&format!("{path}/link"), &carol.token, json!({}))
         .await?;
     ensure!(
-        s == 403 && code(&b) == "not_member",
+        s == 404 && code(&b) == "not_found",
         "stranger's link: {s} {b}"
     );
-    // Carol cannot forward what she cannot read.
+    // Carol cannot forward what she cannot read (nor tell that it exists).
     let other = app.direct(&carol, &dave).await?;
     let (s, b) = app.send_media(&carol, other, "image", &id).await?;
     ensure!(
-        s == 403 && code(&b) == "not_member",
+        s == 404 && code(&b) == "not_found",
         "forward by stranger: {s} {b}"
     );
     // Alice cannot share into a chat she is not in.

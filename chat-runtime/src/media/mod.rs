@@ -97,7 +97,11 @@ impl From<MediaError> for ApiError {
             }
             MediaError::NotFound => ErrorCode::NotFound,
             MediaError::Gone => ErrorCode::Gone,
-            MediaError::NotShared => ErrorCode::NotMember,
+            // Exactly what media that does not exist answers: whether an id
+            // exists is nobody's business but its readers'.
+            MediaError::NotShared => {
+                return ApiError::new(ErrorCode::NotFound, MediaError::NotFound.to_string());
+            }
             MediaError::BadLink => ErrorCode::Forbidden,
             MediaError::LinkExpired => ErrorCode::LinkExpired,
             MediaError::Range { .. } => ErrorCode::RangeNotSatisfiable,
