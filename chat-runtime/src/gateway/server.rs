@@ -67,14 +67,14 @@ pub async fn serve_until(
 pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let routes = warp::service(super::routes(node.clone()));
     let graceful = GracefulShutdown::new();
+    let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
     let mut http = auto::Builder::new(TokioExecutor::new());
     // A slow or silent client (slowloris, idle keep-alive) cannot hold a
     // socket: the headers of each request must arrive within the timeout.
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(node.limits.header_timeout_ms));
+        .header_read_timeout(header_timeout);
     let http = http.http1_only();
-    let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
     // Connections still waiting for their first byte are not hyper's yet:
     // this tells them to let go (of the node, and its store) at shutdown.
     let (closing, _) = tokio::sync::watch::channel(false);

@@ -232,10 +232,10 @@ impl Media {
         }
         let outcome = async {
             // Bytes already stored keep their preview: no second decode.
-            let known = matches!(
-                self.store.media(&id).await?,
-                Some(r) if r.state == MediaState::Live
-            );
+            let current = self.store.media(&id).await?;
+            let known = current
+                .as_ref()
+                .is_some_and(|r| r.state == MediaState::Live);
             let preview = match sniffed.kind {
                 MediaKind::Image if !known => Some(self.preview(bucket, &tmp).await?),
                 _ => None,
@@ -255,7 +255,7 @@ impl Media {
                 },
             };
             let thumb = preview.map(|p| p.jpeg);
-            self.claim(bucket, &tmp, upload, thumb, user).await
+            self.claim(bucket, &tmp, upload, thumb, user, current).await
         }
         .await;
         // Gone already when it became the object; otherwise not needed.
@@ -310,7 +310,8 @@ impl Media {
         .map_err(|e| MediaError::Undecodable(e.to_string()))?
     }
 
-    /// Records the upload (compare-and-set) and puts its object in place.
+    /// Records the upload (compare-and-set, starting from `current`, the
+    /// record as last read) and puts its object in place.
     async fn claim(
         &self,
         bucket: &Bucket,
@@ -318,11 +319,14 @@ impl Media {
         upload: Upload,
         thumb: Option<Vec<u8>>,
         user: UserId,
+        mut current: Option<MediaRecord>,
     ) -> Result<Uploaded, MediaError> {
         let id = upload.id.clone();
         let mut placed = false;
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.store.media(&id).await?;
+        for attempt in 0..CAS_ATTEMPTS {
+            if attempt > 0 {
+                current = self.store.media(&id).await?;
+            }
             match record::claim(current.as_ref(), upload.clone(), user, now_ms()) {
                 Claim::Wait => tokio::time::sleep(DELETING_PAUSE).await,
                 Claim::Unchanged(record) => {

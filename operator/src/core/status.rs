@@ -16,7 +16,7 @@ use confab_api::cluster::{
     ChatCluster, ChatClusterStatus, Endpoints, Phase, RingStatus, ShardsStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::SignedDuration;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::Patch;
 use kube::{Resource, ResourceExt};
 
@@ -71,7 +71,7 @@ pub fn build(
         .filter(|s| !ring.members.contains(s))
         .copied()
         .collect();
-    let stuck = faults.step.is_some() && ring_changing_for(&old, observed) >= STUCK_AFTER;
+    let stuck = faults.step.is_some() && ring_changing_for(&old, observed.now) >= STUCK_AFTER;
     let verdicts = verdicts(cc, observed, plan, &ring, &ready, faults, stuck);
     let conditions = verdicts
         .iter()
@@ -79,7 +79,12 @@ pub fn build(
         .collect();
     ChatClusterStatus {
         observed_generation: cc.meta().generation,
-        phase: Some(phase(cc, &verdicts, &old, faults)),
+        phase: Some(phase(
+            cc,
+            &verdicts,
+            &old,
+            !faults.refused.is_empty() || stuck,
+        )),
         conditions,
         shards: Some(ShardsStatus {
             desired: cc.spec.shards.count,
@@ -117,11 +122,11 @@ fn backing_not_ready(cc: &ChatCluster, observed: &Observed) -> Vec<&'static str>
     out
 }
 
-/// How long the ring has been changing: since `RingStable` last turned
-/// False (zero while it is True or unknown).
-fn ring_changing_for(old: &ChatClusterStatus, observed: &Observed) -> SignedDuration {
-    match old.condition("RingStable") {
-        Some(c) if c.status == "False" => observed.now.duration_since(c.last_transition_time.0),
+/// How long the ring has been changing at `now`, by `status`: since
+/// `RingStable` last turned False (zero while it is True or unknown).
+pub fn ring_changing_for(status: &ChatClusterStatus, now: Timestamp) -> SignedDuration {
+    match status.condition("RingStable") {
+        Some(c) if c.status == "False" => now.duration_since(c.last_transition_time.0),
         _ => SignedDuration::ZERO,
     }
 }
@@ -344,17 +349,18 @@ fn refusals(faults: &Faults) -> String {
     format!("the API server refused {}", faults.refused.join("; "))
 }
 
+/// The phase; `failing`: a child was refused or the ring change is stuck.
 fn phase(
     cc: &ChatCluster,
     verdicts: &[Verdict; 4],
     old: &ChatClusterStatus,
-    faults: &Faults,
+    failing: bool,
 ) -> Phase {
     let [available, _, degraded, ring_stable] = verdicts;
     let was_provisioning = matches!(old.phase, None | Some(Phase::Provisioning));
     if cc.spec.paused {
         Phase::Paused
-    } else if !faults.refused.is_empty() || degraded.2 == "RingChangeStuck" {
+    } else if failing {
         Phase::Degraded
     } else if !available.1 && was_provisioning {
         Phase::Provisioning

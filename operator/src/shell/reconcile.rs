@@ -26,7 +26,7 @@ use super::driver::{execute, targets};
 use super::metrics::Metrics;
 use super::observe::{observe, shard_pod, token};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
-use crate::core::status::{Faults, change_reason, make_patch};
+use crate::core::status::{Faults, change_reason, make_patch, ring_changing_for};
 use crate::core::{self, ShardPod, SigningKey, Step};
 use crate::error::Error;
 
@@ -198,13 +198,8 @@ async fn apply_children(
 /// When to repeat a failed ring step: as long again as the ring change has
 /// been in flight (so retries back off doubling), from 1 s up to a minute.
 fn retry(cc: &ChatCluster, now: Timestamp) -> Action {
-    let since = cc
-        .status
-        .as_ref()
-        .and_then(|s| s.condition("RingStable"))
-        .filter(|c| c.status == "False")
-        .map_or(now, |c| c.last_transition_time.0);
-    let waited = now.duration_since(since).unsigned_abs();
+    let status = cc.status.clone().unwrap_or_default();
+    let waited = ring_changing_for(&status, now).unsigned_abs();
     Action::requeue(waited.clamp(Duration::from_secs(1), Duration::from_secs(60)))
 }
 

@@ -204,38 +204,25 @@ async fn nothing_beyond_its_calls(admin: &Client, chart: &Installed, ns: &str) -
         .await
 }
 
-#[tokio::test]
-async fn cluster_wide_chart_rbac_runs_the_example_but_cannot_list_secrets() -> Result<()> {
+/// Renders the chart with the values `values(workload)` gives into a fresh
+/// system namespace, installs it, runs `scenario` with a fresh workload
+/// namespace, and removes everything afterwards — also when it panicked.
+async fn with_chart(
+    prefix: &str,
+    values: impl FnOnce(&str) -> Vec<String>,
+    scenario: impl AsyncFnOnce(&Client, &Installed, &str) -> Result<()>,
+) -> Result<()> {
     let admin = client().await?;
     install_crd(&admin).await?;
-    let system = namespace(&admin, "chart-rbac").await?;
-    let workload = namespace(&admin, "chart-example").await?;
-    let values = ["--set", "leaderElection.enabled=true"];
+    let system = namespace(&admin, prefix).await?;
+    let workload = namespace(&admin, &format!("{prefix}-example")).await?;
+    let values = values(&workload);
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
     let result = AssertUnwindSafe(async {
         let chart = Installed::render(system.clone(), &values).await?;
         let check = async {
             chart.install(&admin).await?;
-            assert_eq!(
-                kinds(&chart.objects),
-                [
-                    "CustomResourceDefinition",
-                    "ServiceAccount",
-                    "ClusterRole",
-                    "ClusterRoleBinding",
-                    "Role",
-                    "RoleBinding",
-                    "Service",
-                    "Deployment"
-                ]
-            );
-            // Every namespace: ChatClusters are watched cluster-wide.
-            chart
-                .expect(&admin, true, &[("watch", "confab.dev/chatclusters", None)])
-                .await?;
-            leads(&chart).await?;
-            run_example(&admin, &chart.operator, &workload).await?;
-            secrets_are_not_enumerable(&admin, &chart, &workload).await?;
-            nothing_beyond_its_calls(&admin, &chart, &workload).await
+            scenario(&admin, &chart, &workload).await
         }
         .await;
         // On failure the example may still hold its finalizer.
@@ -252,66 +239,78 @@ async fn cluster_wide_chart_rbac_runs_the_example_but_cannot_list_secrets() -> R
 }
 
 #[tokio::test]
-async fn watch_namespace_rbac_runs_the_example_and_reaches_no_other_namespace() -> Result<()> {
-    let admin = client().await?;
-    install_crd(&admin).await?;
-    let system = namespace(&admin, "chart-ns").await?;
-    let workload = namespace(&admin, "chart-ns-example").await?;
-    let values = ["--set", &format!("watchNamespace={workload}")];
-    let result = AssertUnwindSafe(async {
-        let chart = Installed::render(system.clone(), &values).await?;
-        let check = async {
-            chart.install(&admin).await?;
-            assert_eq!(
-                kinds(&chart.objects),
-                [
-                    "CustomResourceDefinition",
-                    "ServiceAccount",
-                    "Role",
-                    "RoleBinding",
-                    "Service",
-                    "Deployment"
-                ]
-            );
-            let deployment = rendered(&chart.objects, "Deployment")?;
-            assert_eq!(
-                env(deployment, "CONFAB_WATCH_NAMESPACE"),
-                Some(workload.clone())
-            );
-            run_example(&admin, &chart.operator, &workload).await?;
-            secrets_are_not_enumerable(&admin, &chart, &workload).await?;
-            nothing_beyond_its_calls(&admin, &chart, &workload).await?;
-            // Nothing outside the watched namespace: not even reads.
-            let elsewhere: Api<Secret> = Api::namespaced(chart.operator.clone(), &system);
-            if !forbidden(elsewhere.get_metadata_opt("any").await) {
-                bail!("the operator may read Secrets outside {workload}");
-            }
-            for ns in [Some(system.as_str()), Some("default"), None] {
-                chart
-                    .expect(
-                        &admin,
-                        false,
-                        &[
-                            ("list", "confab.dev/chatclusters", ns),
-                            ("get", "secrets", ns),
-                            ("patch", "apps/statefulsets", ns),
-                        ],
-                    )
-                    .await?;
-            }
-            Ok(())
-        }
-        .await;
-        delete_with_an_operator(&admin, &workload).await;
-        chart.remove(&admin).await;
-        check
+async fn cluster_wide_chart_rbac_runs_the_example_but_cannot_list_secrets() -> Result<()> {
+    let values = |_: &str| vec!["--set".into(), "leaderElection.enabled=true".into()];
+    with_chart("chart-rbac", values, async |admin, chart, workload| {
+        assert_eq!(
+            kinds(&chart.objects),
+            [
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment"
+            ]
+        );
+        // Every namespace: ChatClusters are watched cluster-wide.
+        chart
+            .expect(admin, true, &[("watch", "confab.dev/chatclusters", None)])
+            .await?;
+        leads(chart).await?;
+        run_example(admin, &chart.operator, workload).await?;
+        secrets_are_not_enumerable(admin, chart, workload).await?;
+        nothing_beyond_its_calls(admin, chart, workload).await
     })
-    .catch_unwind()
-    .await;
-    for ns in [&workload, &system] {
-        cleanup_namespace(&admin, ns).await;
-    }
-    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    .await
+}
+
+#[tokio::test]
+async fn watch_namespace_rbac_runs_the_example_and_reaches_no_other_namespace() -> Result<()> {
+    let values = |workload: &str| vec!["--set".into(), format!("watchNamespace={workload}")];
+    with_chart("chart-ns", values, async |admin, chart, workload| {
+        assert_eq!(
+            kinds(&chart.objects),
+            [
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment"
+            ]
+        );
+        let deployment = rendered(&chart.objects, "Deployment")?;
+        assert_eq!(
+            env(deployment, "CONFAB_WATCH_NAMESPACE"),
+            Some(workload.to_string())
+        );
+        run_example(admin, &chart.operator, workload).await?;
+        secrets_are_not_enumerable(admin, chart, workload).await?;
+        nothing_beyond_its_calls(admin, chart, workload).await?;
+        // Nothing outside the watched namespace: not even reads.
+        let elsewhere: Api<Secret> = Api::namespaced(chart.operator.clone(), &chart.system);
+        if !forbidden(elsewhere.get_metadata_opt("any").await) {
+            bail!("the operator may read Secrets outside {workload}");
+        }
+        for ns in [Some(chart.system.as_str()), Some("default"), None] {
+            chart
+                .expect(
+                    admin,
+                    false,
+                    &[
+                        ("list", "confab.dev/chatclusters", ns),
+                        ("get", "secrets", ns),
+                        ("patch", "apps/statefulsets", ns),
+                    ],
+                )
+                .await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// With leader election on, the ServiceAccount wins the Lease the Deployment
