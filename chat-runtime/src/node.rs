@@ -99,6 +99,9 @@ pub struct Node {
     resync: watch::Sender<u64>,
     /// Set once the gateway drains: open sessions leave within this spread.
     drain: watch::Sender<Option<Duration>>,
+    /// Connections and sessions: each holds the node (and its store), so the
+    /// server waits for them before it returns.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 /// A held connection slot; released on drop.
@@ -166,7 +169,25 @@ impl Node {
             shutdown,
             resync: watch::Sender::new(0),
             drain: watch::Sender::new(None),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Runs `task` as one the server waits for in [`Node::settle`].
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tasks.spawn(task)
+    }
+
+    /// Waits up to `within` for every task of [`Node::spawn`] to end; the
+    /// number still running after that.
+    pub async fn settle(&self, within: Duration) -> usize {
+        self.tasks.close();
+        let _ = tokio::time::timeout(within, self.tasks.wait()).await;
+        self.tasks.len()
     }
 
     /// A receiver that changes to `true` when the server shuts down.

@@ -296,7 +296,7 @@ fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpB
         left = left.saturating_sub(chunk.len() as u64);
         if left == 0 && reaches_end {
             let (node, id) = (node.clone(), id.clone());
-            tokio::spawn(async move {
+            node.clone().spawn(async move {
                 if let Err(e) = node.media.downloaded(&id, user).await {
                     tracing::warn!(media = %id, error = %e, "media: recording a download failed");
                 }

@@ -93,9 +93,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (node, routes) = (node.clone(), routes.clone());
+        let (shared, routes) = (node.clone(), routes.clone());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let node = node.clone();
+            let node = shared.clone();
             let mut routes = routes.clone();
             async move {
                 if ws::is_upgrade(&req) {
@@ -110,7 +110,7 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         });
         let (http, watcher) = (http.clone(), graceful.watcher());
         let mut closing = closing.subscribe();
-        tokio::spawn(async move {
+        node.spawn(async move {
             // hyper times headers from their first byte: a socket that never
             // sends one is closed here instead of holding a descriptor.
             let mut byte = [0u8; 1];
@@ -131,4 +131,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
     drop(listener);
     closing.send_replace(true);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    // Sessions were told to close; once these end, nothing holds the node.
+    let left = node.settle(DRAIN).await;
+    if left > 0 {
+        tracing::warn!(tasks = left, "connections still open after the drain");
+    }
 }

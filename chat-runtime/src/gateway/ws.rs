@@ -78,7 +78,7 @@ pub fn upgrade(node: Arc<Node>, mut req: Request<Incoming>) -> Response {
             .into_response();
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    node.clone().spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
@@ -152,4 +152,6 @@ where
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
     reader.abort();
     session.abort();
+    // An aborted task lets go of the node once it is dropped: wait for that.
+    let _ = session.await;
 }

@@ -60,11 +60,30 @@ type Completer = Box<dyn FnOnce(Option<&str>) + Send>;
 /// job failed after it may have written, which aborts the whole batch.
 type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completer, bool) + Send>;
 
-/// The embedded store. Cheap to clone.
+/// The embedded store. Cheap to clone; the file is closed (and may be opened
+/// again) once the last clone is dropped.
 #[derive(Clone)]
 pub struct EmbeddedStore {
+    // Dropped before `writer`, whose drop joins the thread holding the other
+    // reference: the database is closed when the last handle is gone.
     db: Arc<Database>,
-    writer: mpsc::Sender<Job>,
+    writer: Arc<Writer>,
+}
+
+/// The writer thread's queue; dropping it stops the thread and waits for it.
+struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            // Finishes the commit in flight (if any), then the thread exits.
+            let _ = thread.join();
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -112,10 +131,14 @@ impl EmbeddedStore {
         txn.commit().map_err(backend)?;
         let (writer, jobs) = mpsc::channel(QUEUE);
         let db2 = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(&db2, jobs))
             .map_err(backend)?;
+        let writer = Arc::new(Writer {
+            jobs: Some(writer),
+            thread: Some(thread),
+        });
         Ok(Self { db, writer })
     }
 
@@ -138,6 +161,9 @@ impl EmbeddedStore {
             (complete, poisoned)
         });
         self.writer
+            .jobs
+            .as_ref()
+            .expect("set until dropped")
             .send(job)
             .await
             .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
@@ -671,14 +697,8 @@ mod tests {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             store.create_user(&user).await.unwrap();
         }
-        // The writer thread holds the database until its channel closes.
-        for _ in 0..50 {
-            if let Ok(store) = EmbeddedStore::open(dir.path()) {
-                assert_eq!(store.user(user.id).await.unwrap(), Some(user));
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("store could not be reopened");
+        // Closed when the last handle dropped: it opens again at once.
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.user(user.id).await.unwrap(), Some(user));
     }
 }
