@@ -1,6 +1,7 @@
 //! Integration tests: a real standalone server on port 0, real WebSocket and
 //! HTTP clients, real data directories.
 
+mod abuse;
 mod bad_input;
 mod crash;
 mod direct;
