@@ -11,7 +11,8 @@
 //!   and the fence its writes carry (ownership of chats during handoff).
 //! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
 //!   `ShardClient` seam.
-//! - [`auth`]: password hashes and signed tokens.
+//! - [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
+//!   failed sign-ins; [`client`]: client addresses and per-key caps.
 //! - [`presence`]: online / last seen, visible to contacts only.
 //! - [`media`]: photos, videos, voice notes and files in object-storage
 //!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
@@ -30,6 +31,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod gateway;

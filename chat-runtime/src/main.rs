@@ -33,6 +33,8 @@ enum Role {
         /// Most open WebSocket sessions per user (all devices and tabs).
         #[arg(long, env = "CONFAB_MAX_SESSIONS_PER_USER", default_value_t = Limits::default().max_sessions_per_user)]
         max_sessions_per_user: usize,
+        #[command(flatten)]
+        clients: Clients,
         /// Sustained frames per second per user.
         #[arg(long, env = "CONFAB_RATE", default_value_t = Limits::default().rate_per_sec)]
         rate: u32,
@@ -64,6 +66,8 @@ enum Role {
     Gateway {
         #[command(flatten)]
         pod: Pod,
+        #[command(flatten)]
+        clients: Clients,
         /// Seconds between media retention sweeps.
         #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
         media_sweep_secs: u64,
@@ -86,6 +90,32 @@ enum Role {
         #[command(flatten)]
         pod: Pod,
     },
+}
+
+/// Limits per client address, and who may say which address a client has.
+#[derive(clap::Args)]
+struct Clients {
+    /// Most open WebSocket sessions per client address.
+    #[arg(long, env = "CONFAB_MAX_SESSIONS_PER_ADDRESS", default_value_t = Limits::default().max_sessions_per_address)]
+    max_sessions_per_address: usize,
+    /// Accounts one client address may register per minute.
+    #[arg(long, env = "CONFAB_SIGNUPS_PER_MINUTE", default_value_t = Limits::default().signups_per_minute)]
+    signups_per_minute: u32,
+    /// Comma-separated networks of proxies (ingress, load balancer) whose
+    /// X-Forwarded-For header names the client, e.g. 10.0.0.0/8.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Clients {
+    fn limits(self, limits: Limits) -> Limits {
+        Limits {
+            max_sessions_per_address: self.max_sessions_per_address,
+            signups_per_minute: self.signups_per_minute,
+            trusted_proxies: self.trusted_proxies,
+            ..limits
+        }
+    }
 }
 
 /// What every cluster pod is told (the operator sets these variables).
@@ -128,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             token_ttl,
             max_connections,
             max_sessions_per_user,
+            clients,
             rate,
             burst,
             media_max_bytes,
@@ -163,13 +194,13 @@ async fn main() -> anyhow::Result<()> {
             let config = standalone::Config {
                 data_dir,
                 token_ttl_secs: token_ttl,
-                limits: Limits {
+                limits: clients.limits(Limits {
                     max_connections,
                     max_sessions_per_user,
                     rate_per_sec: rate,
                     burst,
                     ..Limits::default()
-                },
+                }),
                 media,
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
                 push,
@@ -178,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Role::Gateway {
             pod,
+            clients,
             media_sweep_secs,
         } => {
             let args = roles::gateway::GatewayArgs {
@@ -185,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
                 listen: pod.listen,
                 control_listen: pod.control_listen,
                 control_token_file: pod.control_token_file,
-                limits: Limits::default(),
+                limits: clients.limits(Limits::default()),
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
             };
             roles::gateway::run(args, shutdown_signal()).await

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::auth::{AuthError, Claims, PasswordPool, TokenKeys};
 use crate::bus::Bus;
 use crate::bus::sessions::Sessions;
+use crate::client::{ClientAddr, Counter, Held};
 use crate::error::ApiError;
 use crate::media::Media;
 use crate::metrics::Metrics;
@@ -25,6 +26,9 @@ use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView, SendKind};
 use crate::push::{DevicePolicy, MAX_DEVICES};
 use crate::shard::{Command, Reply, SendItem, ShardClient};
 use crate::store::{Store, StoreError};
+
+/// Addresses the sign-up limiter remembers before it forgets quiet ones.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 /// Bounds that protect the server. Defaults suit one machine.
 #[derive(Clone, Debug)]
@@ -47,6 +51,14 @@ pub struct Limits {
     /// Time an HTTP connection may take to send a request's headers, and
     /// may stay idle between requests, before it is closed.
     pub header_timeout_ms: u64,
+    /// Sessions one client address may have open on this node at once
+    /// (signed in or not); more are closed with 4003.
+    pub max_sessions_per_address: usize,
+    /// Accounts one client address may register per minute (also the burst).
+    pub signups_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (an ingress, a load
+    /// balancer); without them every peer is its own client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -60,6 +72,9 @@ impl Default for Limits {
             hello_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
             max_sessions_per_user: 16,
+            max_sessions_per_address: 1_000,
+            signups_per_minute: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -89,11 +104,17 @@ pub struct Node {
     passwords: PasswordPool,
     /// Failed sign-ins per phone number, with growing waits.
     signins: std::sync::Mutex<crate::signin::Guard>,
+    /// Failed sign-ins per client address, with growing waits.
+    address_signins: std::sync::Mutex<crate::signin::Guard>,
+    /// Registrations per client address.
+    signups: DefaultKeyedRateLimiter<ClientAddr>,
     /// What an unknown phone's password is checked against.
     unknown_hash: String,
     connections: AtomicUsize,
     /// Open sessions per user on this node.
-    user_sessions: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
+    user_sessions: Arc<Counter<UserId>>,
+    /// Open sessions per client address on this node.
+    address_sessions: Arc<Counter<ClientAddr>>,
     shutdown: watch::Receiver<bool>,
     /// Bumped when events may have been missed (the bus reconnected).
     resync: watch::Sender<u64>,
@@ -106,21 +127,6 @@ pub struct Node {
 
 /// A held connection slot; released on drop.
 pub struct ConnectionSlot(Arc<Node>);
-
-/// One of a user's session slots; released on drop.
-pub struct UserSlot(Arc<Node>, UserId);
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        let mut open = self.0.user_sessions.lock().expect("user sessions lock");
-        if let Some(n) = open.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.1);
-            }
-        }
-    }
-}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
@@ -159,13 +165,20 @@ impl Node {
             media,
             keys,
             metrics,
-            limits,
             limiter: RateLimiter::keyed(quota),
             passwords: PasswordPool::new(2),
             signins: Default::default(),
+            address_signins: std::sync::Mutex::new(crate::signin::Guard::new(
+                crate::signin::ADDRESS_FREE_FAILURES,
+            )),
+            signups: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(limits.signups_per_minute.max(1)).expect("> 0"),
+            )),
             unknown_hash: crate::auth::hash_password(&uuid::Uuid::new_v4().to_string()),
             connections: AtomicUsize::new(0),
-            user_sessions: Default::default(),
+            user_sessions: Counter::new(limits.max_sessions_per_user),
+            address_sessions: Counter::new(limits.max_sessions_per_address),
+            limits,
             shutdown,
             resync: watch::Sender::new(0),
             drain: watch::Sender::new(None),
@@ -251,14 +264,19 @@ impl Node {
 
     /// Takes one of `user`'s session slots, or `None` when the user has
     /// [`Limits::max_sessions_per_user`] open already.
-    pub fn admit_user(self: &Arc<Self>, user: UserId) -> Option<UserSlot> {
-        let mut open = self.user_sessions.lock().expect("user sessions lock");
-        let n = open.entry(user).or_insert(0);
-        if *n >= self.limits.max_sessions_per_user {
-            return None;
-        }
-        *n += 1;
-        Some(UserSlot(self.clone(), user))
+    pub fn admit_user(&self, user: UserId) -> Option<Held<UserId>> {
+        self.user_sessions.take(user)
+    }
+
+    /// Takes one of `client`'s session slots, or `None` when the address
+    /// has [`Limits::max_sessions_per_address`] open already.
+    pub fn admit_address(&self, client: ClientAddr) -> Option<Held<ClientAddr>> {
+        self.address_sessions.take(client)
+    }
+
+    /// The client behind a connection from `peer` (see [`ClientAddr`]).
+    pub fn client(&self, peer: std::net::IpAddr, forwarded_for: Option<&str>) -> ClientAddr {
+        ClientAddr::resolve(peer, forwarded_for, &self.limits.trusted_proxies)
     }
 
     /// Open WebSocket sessions.
@@ -279,10 +297,25 @@ impl Node {
 
     pub async fn register(
         &self,
+        client: ClientAddr,
         phone: &str,
         display_name: &str,
         password: &str,
     ) -> Result<User, ApiError> {
+        if let Err(not_until) = self.signups.check_key(&client) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::info!(target: "audit", %client, "sign-up refused: too many from this address");
+            return Err(ApiError {
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                ..ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many sign-ups from this address; wait before trying again",
+                )
+            });
+        }
+        if self.signups.len() > MAX_TRACKED_ADDRESSES {
+            self.signups.retain_recent();
+        }
         if !valid_phone(phone) {
             return Err(ApiError::invalid(
                 "phone must be + followed by 6 to 15 digits",
@@ -349,18 +382,28 @@ impl Node {
     }
 
     /// Checks credentials and issues a token.
-    pub async fn login(&self, phone: &str, password: &str) -> Result<(String, Claims), ApiError> {
+    pub async fn login(
+        &self,
+        client: ClientAddr,
+        phone: &str,
+        password: &str,
+    ) -> Result<(String, Claims), ApiError> {
         let bad = || ApiError::new(ErrorCode::BadCredentials, "wrong phone number or password");
         let now = std::time::Instant::now();
-        let waiting = self
-            .signins
-            .lock()
-            .expect("sign-in guard")
-            .check(phone, now);
-        if let Err(wait) = waiting {
+        let address = client.to_string();
+        let waiting = [
+            (&self.signins, phone, "this phone number"),
+            (&self.address_signins, address.as_str(), "this address"),
+        ]
+        .into_iter()
+        .find_map(|(guard, key, what)| {
+            let wait = guard.lock().expect("sign-in guard").check(key, now).err()?;
+            Some((wait, what))
+        });
+        if let Some((wait, what)) = waiting {
             let mut e = ApiError::new(
                 ErrorCode::RateLimited,
-                "too many failed sign-ins for this phone number; wait before trying again",
+                format!("too many failed sign-ins for {what}; wait before trying again"),
             );
             e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
             return Err(e);
@@ -383,7 +426,12 @@ impl Node {
             }
             _ => {
                 guard.failed(phone, now);
-                tracing::info!(target: "audit", phone, "sign-in failed");
+                drop(guard);
+                self.address_signins
+                    .lock()
+                    .expect("sign-in guard")
+                    .failed(&address, now);
+                tracing::info!(target: "audit", phone, %client, "sign-in failed");
                 Err(bad())
             }
         }

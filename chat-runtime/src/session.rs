@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::bus::Envelope;
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::model::{ChatId, Content, Seq, UserId};
 use crate::node::Node;
@@ -63,6 +64,7 @@ fn error_frame(e: &ApiError, req_id: Option<String>, client_msg_id: Option<Strin
 /// Runs a session to its end.
 pub async fn run(
     node: Arc<Node>,
+    client: ClientAddr,
     mut inbound: mpsc::Receiver<Inbound>,
     outbound: mpsc::Sender<Outbound>,
 ) {
@@ -70,6 +72,12 @@ pub async fn run(
     let Some(_slot) = admitted else {
         let _ = outbound
             .send(Outbound::Close(CloseCode::TryAgainLater))
+            .await;
+        return;
+    };
+    let Some(_address_slot) = node.admit_address(client) else {
+        let _ = outbound
+            .send(Outbound::Close(CloseCode::TooManySessions))
             .await;
         return;
     };

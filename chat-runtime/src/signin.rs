@@ -1,13 +1,17 @@
-//! Failed sign-ins per account: the first few are free, then each attempt
-//! must wait twice as long as the last (1 s, 2 s, 4 s ... up to 15 minutes)
-//! until one succeeds. Guessing a password stays slow however many
-//! connections the guesser opens. Pure: the caller passes the time.
+//! Failed sign-ins per account (or per client address): the first few are
+//! free, then each attempt must wait twice as long as the last (1 s, 2 s,
+//! 4 s ... up to 15 minutes) until one succeeds or 15 quiet minutes pass.
+//! Guessing a password stays slow however many connections the guesser
+//! opens. Pure: the caller passes the time.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Failures allowed before waits start.
+/// Failures allowed per account before waits start.
 pub const FREE_FAILURES: u32 = 5;
+/// Failures allowed per client address before waits start: one address can
+/// be a whole office behind NAT, and only a quiet spell clears it.
+pub const ADDRESS_FREE_FAILURES: u32 = 30;
 /// The longest wait between attempts.
 pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Accounts tracked at most; the oldest quiet ones are forgotten first.
@@ -20,25 +24,40 @@ struct Record {
 }
 
 /// The failure record of every account that failed lately.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Guard {
     records: HashMap<String, Record>,
+    free: u32,
 }
 
-fn wait_after(failures: u32) -> Duration {
-    match failures.checked_sub(FREE_FAILURES) {
-        None => Duration::ZERO,
-        Some(extra) => Duration::from_secs(1u64 << extra.min(10)).min(MAX_WAIT),
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new(FREE_FAILURES)
     }
 }
 
 impl Guard {
+    /// A guard that lets `free` failures through before waits start.
+    pub fn new(free: u32) -> Self {
+        Self {
+            records: HashMap::new(),
+            free,
+        }
+    }
+
+    fn wait_after(&self, failures: u32) -> Duration {
+        match failures.checked_sub(self.free) {
+            None => Duration::ZERO,
+            Some(extra) => Duration::from_secs(1u64 << extra.min(10)).min(MAX_WAIT),
+        }
+    }
+
     /// `Err(wait)` when `account` must wait before another attempt.
     pub fn check(&self, account: &str, now: Instant) -> Result<(), Duration> {
         let Some(r) = self.records.get(account) else {
             return Ok(());
         };
-        let ready = r.last + wait_after(r.failures);
+        let ready = r.last + self.wait_after(r.failures);
         if now < ready {
             Err(ready - now)
         } else {
@@ -55,6 +74,9 @@ impl Guard {
             failures: 0,
             last: now,
         });
+        if now.duration_since(r.last) >= MAX_WAIT {
+            r.failures = 0; // quiet long enough: forgiven
+        }
         r.failures = r.failures.saturating_add(1);
         r.last = now;
     }
@@ -68,7 +90,7 @@ impl Guard {
     /// the half that failed longest ago.
     fn forget_quiet(&mut self, now: Instant) {
         self.records
-            .retain(|_, r| now.duration_since(r.last) < MAX_WAIT.max(wait_after(r.failures)));
+            .retain(|_, r| now.duration_since(r.last) < MAX_WAIT);
         if self.records.len() >= MAX_TRACKED {
             let mut lasts: Vec<Instant> = self.records.values().map(|r| r.last).collect();
             lasts.sort();
@@ -101,6 +123,19 @@ mod tests {
             Ok(()),
             "other accounts are not affected"
         );
+    }
+
+    #[test]
+    fn a_quiet_spell_forgives_and_the_free_count_is_per_guard() {
+        let mut g = Guard::new(2);
+        let t = Instant::now();
+        for _ in 0..2 {
+            g.failed("10.0.0.1", t);
+        }
+        assert_eq!(g.check("10.0.0.1", t), Err(Duration::from_secs(1)));
+        let later = t + MAX_WAIT;
+        g.failed("10.0.0.1", later);
+        assert_eq!(g.check("10.0.0.1", later), Ok(()), "counting starts over");
     }
 
     #[test]

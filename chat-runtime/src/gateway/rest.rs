@@ -12,6 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::Claims;
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::model::{Device, MediaId, Platform, Seq};
 use crate::node::Node;
@@ -153,6 +154,12 @@ fn json<T: serde::de::DeserializeOwned + Send>()
     warp::body::content_length_limit(MAX_BODY).and(warp::body::json())
 }
 
+/// The client a request is counted under (see [`ClientAddr`]).
+fn client() -> impl Filter<Extract = (ClientAddr,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .map(|c: Option<ClientAddr>| c.unwrap_or(ClientAddr::UNKNOWN))
+}
+
 /// A request from an authenticated user, or an error to answer with.
 type Authed = Result<Claims, ApiError>;
 
@@ -178,18 +185,24 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
     let register = warp::path!("v1" / "register")
         .and(warp::post())
         .and(n())
+        .and(client())
         .and(json::<Register>())
-        .then(|node: Arc<Node>, b: Register| async move {
-            let r = node.register(&b.phone, &b.display_name, &b.password).await;
-            respond(&node, StatusCode::CREATED, r)
-        });
+        .then(
+            |node: Arc<Node>, from: ClientAddr, b: Register| async move {
+                let r = node
+                    .register(from, &b.phone, &b.display_name, &b.password)
+                    .await;
+                respond(&node, StatusCode::CREATED, r)
+            },
+        );
     let login = warp::path!("v1" / "login")
         .and(warp::post())
         .and(n())
+        .and(client())
         .and(json::<Login>())
-        .then(|node: Arc<Node>, b: Login| async move {
+        .then(|node: Arc<Node>, from: ClientAddr, b: Login| async move {
             let r = node
-                .login(&b.phone, &b.password)
+                .login(from, &b.phone, &b.password)
                 .await
                 .map(|(token, c)| Session {
                     token,

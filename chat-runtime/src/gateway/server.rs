@@ -80,9 +80,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, usually: back off, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -94,7 +94,10 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         };
         let _ = stream.set_nodelay(true);
         let (shared, routes) = (node.clone(), routes.clone());
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let forwarded = req.headers().get("x-forwarded-for");
+            let client = shared.client(peer.ip(), forwarded.and_then(|v| v.to_str().ok()));
+            req.extensions_mut().insert(client);
             let node = shared.clone();
             let mut routes = routes.clone();
             async move {

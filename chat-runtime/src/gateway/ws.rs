@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use warp::Reply;
 use warp::reply::Response;
 
+use crate::client::ClientAddr;
 use crate::node::Node;
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::session::{self, Inbound, Outbound};
@@ -77,6 +78,11 @@ pub fn upgrade(node: Arc<Node>, mut req: Request<Incoming>) -> Response {
         return warp::reply::with_status("WebSocket version 13 only", StatusCode::BAD_REQUEST)
             .into_response();
     }
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr::UNKNOWN);
     let on_upgrade = hyper::upgrade::on(&mut req);
     node.clone().spawn(async move {
         match on_upgrade.await {
@@ -84,7 +90,7 @@ pub fn upgrade(node: Arc<Node>, mut req: Request<Incoming>) -> Response {
                 let io = TokioIo::new(upgraded);
                 let socket =
                     WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
-                serve(node, socket).await;
+                serve(node, client, socket).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -96,14 +102,14 @@ pub fn upgrade(node: Arc<Node>, mut req: Request<Incoming>) -> Response {
     warp::reply::with_header(reply, SEC_WEBSOCKET_ACCEPT, accept).into_response()
 }
 
-async fn serve<S>(node: Arc<Node>, socket: WebSocketStream<S>)
+async fn serve<S>(node: Arc<Node>, client: ClientAddr, socket: WebSocketStream<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(WRITE_QUEUE);
-    let session = tokio::spawn(session::run(node, in_rx, out_tx));
+    let session = tokio::spawn(session::run(node, client, in_rx, out_tx));
     let reader = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             let inbound = match item {

@@ -4,9 +4,9 @@
 
 use chat_runtime::node::Limits;
 use chat_runtime::protocol::{ErrorCode, ServerFrame};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::harness::Server;
+use crate::harness::{Client, Server};
 
 #[tokio::test]
 async fn rest_mutations_share_the_websocket_budget() {
@@ -71,5 +71,125 @@ async fn rest_mutations_share_the_websocket_budget() {
     // Everyone else is served.
     let (status, _) = server.get("/v1/chats", &victim.token).await;
     assert_eq!(status, 200);
+    server.stop().await;
+}
+
+async fn register_from(server: &Server, phone: &str, forwarded_for: Option<&str>) -> (u16, Value) {
+    let mut req = server
+        .http
+        .post(server.url("/v1/register"))
+        .json(&json!({"phone": phone, "display_name": "Someone", "password": "s3cret-pass"}));
+    if let Some(xff) = forwarded_for {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_client_address() {
+    let limits = Limits {
+        signups_per_minute: 3,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    for i in 0..3 {
+        let (status, body) = register_from(&server, &format!("+1555000018{i}"), None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = register_from(&server, "+15550000189", None).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    assert!(body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 1_000));
+    // Claiming another address helps nobody who is not a trusted proxy.
+    let (status, _) = register_from(&server, "+15550000189", Some("198.51.100.1")).await;
+    assert_eq!(status, 429);
+    // Nothing was stored for the refused number.
+    let (status, _) = server
+        .post(
+            "/v1/login",
+            None,
+            json!({"phone": "+15550000189", "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    server.stop().await;
+
+    // Behind a trusted proxy, each forwarded client has its own budget.
+    let limits = Limits {
+        signups_per_minute: 1,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let (status, _) = register_from(&server, "+15550000191", Some("198.51.100.1")).await;
+    assert_eq!(status, 201);
+    let (status, _) = register_from(&server, "+15550000192", Some("198.51.100.1")).await;
+    assert_eq!(status, 429, "the same forwarded client");
+    let (status, _) = register_from(&server, "+15550000192", Some("198.51.100.2")).await;
+    assert_eq!(status, 201, "another client behind the proxy");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_client_address_too() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000200", "Alice").await;
+    // Few guesses per phone, many phones: the address runs out.
+    let free = chat_runtime::signin::ADDRESS_FREE_FAILURES;
+    for i in 0..free {
+        let phone = format!("+1555100{i:04}");
+        let (status, body) = server
+            .post(
+                "/v1/login",
+                None,
+                json!({"phone": phone, "password": "guess-123"}),
+            )
+            .await;
+        assert_eq!(status, 401, "{i}: {body}");
+    }
+    let (status, body) = server
+        .post(
+            "/v1/login",
+            None,
+            json!({"phone": alice.phone, "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("address"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_capped_per_client_address() {
+    let limits = Limits {
+        max_sessions_per_address: 2,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000211", "Alice").await;
+    let bob = server.user("+15550000212", "Bob").await;
+    let first = server.connect(&alice).await;
+    let _second = server.connect(&bob).await;
+    // A third socket from the same address, signed in or not, is refused.
+    let mut third = Client::open(server.addr).await;
+    assert_eq!(third.closed().await, 4003);
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = Client::open(server.addr).await;
+        c.send(json!({"type": "hello", "token": alice.token, "watermarks": {}}))
+            .await;
+        if matches!(c.next_or_closed().await, Ok(ServerFrame::Welcome { .. })) {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a closed session gives its slot back");
     server.stop().await;
 }

@@ -32,8 +32,14 @@ pub struct TestUser {
 }
 
 impl Server {
+    /// Default limits, except that every test client comes from one
+    /// address: it may register as many accounts as a test needs.
     pub async fn start() -> Self {
-        Self::start_with(Limits::default()).await
+        Self::start_with(Limits {
+            signups_per_minute: 100_000,
+            ..Limits::default()
+        })
+        .await
     }
 
     pub async fn start_with(limits: Limits) -> Self {
@@ -222,6 +228,23 @@ impl Client {
     }
 
     /// Waits for the socket to close; returns the close code.
+    /// The next frame, or the close code if the server closed instead.
+    pub async fn next_or_closed(&mut self) -> Result<ServerFrame, u16> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(&t).expect("valid server frame"));
+                }
+                Some(Ok(Message::Close(Some(c)))) => return Err(c.code.into()),
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Err(1006),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     pub async fn closed(&mut self) -> u16 {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())

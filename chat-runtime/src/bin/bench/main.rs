@@ -173,9 +173,14 @@ async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -
             "1000000",
             "--max-connections",
             "200000",
-            // The idle scenario holds many sessions for a few users.
+            // The idle scenario holds many sessions for a few users, and
+            // every client of the bench comes from one address.
             "--max-sessions-per-user",
             "200000",
+            "--max-sessions-per-address",
+            "200000",
+            "--signups-per-minute",
+            "1000000",
         ])
         .args(extra)
         .env("RUST_LOG", "warn")
