@@ -7,6 +7,8 @@
 
 pub mod remote;
 mod sequencer;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -26,6 +26,10 @@ use crate::store::{MemberChange, Store, StoreError};
 /// group member's receipts only to the senders whose messages they cover.
 const RECENT_SENDERS: usize = 1024;
 
+/// Chats whose state a shard keeps in memory at most; past it, the least
+/// recently used idle ones are dropped (the next command reloads them).
+const MAX_CACHED_CHATS: usize = 100_000;
+
 /// What the shard keeps of a chat it sequences.
 struct ChatState {
     chat: Chat,
@@ -33,6 +37,8 @@ struct ChatState {
     members: BTreeMap<UserId, Member>,
     /// (seq, sender) of the latest messages, oldest first.
     recent: VecDeque<(Seq, UserId)>,
+    /// When the chat was last used, on the shard's use counter.
+    used: u64,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<ChatState>>>;
@@ -47,6 +53,10 @@ pub struct Shard {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     chats: Mutex<HashMap<ChatId, Slot>>,
+    /// Counts chat uses: the order in which idle chats are dropped.
+    uses: std::sync::atomic::AtomicU64,
+    /// At most this many chats are cached.
+    capacity: usize,
     mint: Minter,
     push: Option<Push>,
 }
@@ -168,9 +178,17 @@ impl Shard {
             bus,
             metrics,
             chats: Mutex::new(HashMap::new()),
+            uses: Default::default(),
+            capacity: MAX_CACHED_CHATS,
             mint,
             push: None,
         }
+    }
+
+    /// `self`, caching at most `capacity` chats.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
     }
 
     /// `self`, queueing a push job on `queue` for each recipient of a
@@ -285,12 +303,11 @@ impl Shard {
     }
 
     fn slot(&self, chat: ChatId) -> Slot {
-        self.chats
-            .lock()
-            .expect("shard map lock")
-            .entry(chat)
-            .or_default()
-            .clone()
+        let mut chats = self.chats.lock().expect("shard map lock");
+        if chats.len() >= self.capacity && !chats.contains_key(&chat) {
+            shrink(&mut chats, self.capacity);
+        }
+        chats.entry(chat).or_default().clone()
     }
 
     /// Locks a chat, loading it from the store on first use.
@@ -301,6 +318,9 @@ impl Shard {
         let mut guard = self.slot(chat).lock_owned().await;
         if guard.is_none() {
             let Some(meta) = self.store.chat(chat).await? else {
+                // Nothing is kept for a chat that does not exist.
+                drop(guard);
+                self.forget_if_idle(chat);
                 return Err(ApiError::not_found("chat"));
             };
             let head = self.store.head(chat).await?;
@@ -310,9 +330,26 @@ impl Shard {
                 head,
                 members: members.into_iter().map(|m| (m.user_id, m)).collect(),
                 recent: VecDeque::new(),
+                used: 0,
             });
         }
+        if let Some(st) = guard.as_mut() {
+            st.used = self.tick();
+        }
         Ok(guard)
+    }
+
+    /// The next value of the use counter.
+    fn tick(&self) -> u64 {
+        self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops `chat`'s slot if it holds no state and no command waits on it.
+    fn forget_if_idle(&self, chat: ChatId) {
+        let mut chats = self.chats.lock().expect("shard map lock");
+        if chats.get(&chat).is_some_and(idle_and_empty) {
+            chats.remove(&chat);
+        }
     }
 
     /// Stores `msg` as the chat's next seq, then fans it out.
@@ -642,6 +679,7 @@ impl Shard {
             head: 1,
             members: members.into_iter().map(|m| (m.user_id, m)).collect(),
             recent: VecDeque::from([(1, user)]),
+            used: self.tick(),
         });
         let envelope = Envelope {
             chat: Some(chat.id),
@@ -721,6 +759,34 @@ impl Shard {
         let msg = system_message(chat, st.head + 1, actor, event, target);
         self.append(st, msg, Some(change)).await?;
         Ok(Reply::Chat(chat))
+    }
+}
+
+/// A slot nobody holds or waits on (only the map has it) and with no state.
+fn idle_and_empty(slot: &Slot) -> bool {
+    Arc::strong_count(slot) == 1 && slot.try_lock().is_ok_and(|st| st.is_none())
+}
+
+/// Drops idle chats from a full cache, least recently used first, down to
+/// nine tenths of `capacity`: the scan then runs once per tenth of inserts.
+/// Chats with a command running or waiting stay.
+fn shrink(chats: &mut HashMap<ChatId, Slot>, capacity: usize) {
+    let mut idle: Vec<(u64, ChatId)> = chats
+        .iter()
+        .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+        .filter_map(|(id, slot)| {
+            let st = slot.try_lock().ok()?;
+            Some((st.as_ref().map_or(0, |s| s.used), *id))
+        })
+        .collect();
+    let target = capacity - capacity / 10;
+    let excess = chats.len().saturating_sub(target).min(idle.len());
+    if excess == 0 {
+        return;
+    }
+    idle.select_nth_unstable(excess - 1);
+    for (_, id) in &idle[..excess] {
+        chats.remove(id);
     }
 }
 

@@ -1,0 +1,95 @@
+//! The shard driven directly on the embedded store: what it keeps in memory.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Command, Reply, SendItem, Shard};
+use crate::bus::local::LocalBus;
+use crate::metrics::Metrics;
+use crate::model::Content;
+use crate::protocol::ErrorCode;
+use crate::store::Store;
+use crate::store::conformance::user;
+use crate::store::embedded::EmbeddedStore;
+
+async fn shard(dir: &std::path::Path) -> (Shard, Arc<EmbeddedStore>) {
+    let store = Arc::new(EmbeddedStore::open(dir).unwrap());
+    let shard = Shard::new(
+        store.clone(),
+        Arc::new(LocalBus::new()),
+        Arc::new(Metrics::new()),
+    );
+    (shard, store)
+}
+
+fn send(user: Uuid, chat: Uuid, id: &str) -> Command {
+    Command::Send {
+        user,
+        item: SendItem {
+            chat,
+            client_msg_id: id.into(),
+            content: Content::Text { body: "hi".into() },
+        },
+    }
+}
+
+#[tokio::test]
+async fn commands_for_chats_that_do_not_exist_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shard, store) = shard(dir.path()).await;
+    let alice = user("+15550000001");
+    store.create_user(&alice).await.unwrap();
+    for _ in 0..1_000 {
+        let chat = Uuid::new_v4();
+        let watermark = Command::Watermark {
+            user: alice.id,
+            chat,
+            delivered: 1,
+            read: 1,
+        };
+        for command in [watermark, send(alice.id, chat, "x")] {
+            let e = shard.handle(command).await.unwrap_err();
+            assert_eq!(e.code, ErrorCode::NotFound);
+        }
+    }
+    assert!(shard.cached().is_empty(), "{} kept", shard.cached().len());
+}
+
+#[tokio::test]
+async fn the_chat_cache_is_bounded_and_a_dropped_chat_reloads_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shard, store) = shard(dir.path()).await;
+    let shard = shard.with_capacity(10);
+    let alice = user("+15550000002");
+    store.create_user(&alice).await.unwrap();
+    let mut chats = Vec::new();
+    for i in 0..30 {
+        let create = Command::CreateGroup {
+            user: alice.id,
+            title: format!("g{i}"),
+            members: vec![],
+        };
+        let Reply::Chat(chat) = shard.handle(create).await.unwrap() else {
+            panic!("a chat");
+        };
+        chats.push(chat);
+        assert!(shard.cached().len() <= 10, "{}", shard.cached().len());
+    }
+    // The most recently used chats stay; the first ones were dropped.
+    assert!(shard.cached().contains(&chats[29]));
+    assert!(!shard.cached().contains(&chats[0]));
+    // A dropped chat comes back from the store where it left off.
+    let Reply::Sent { seq, duplicate, .. } =
+        shard.handle(send(alice.id, chats[0], "m1")).await.unwrap()
+    else {
+        panic!("sent");
+    };
+    assert_eq!((seq, duplicate), (2, false), "after the `created` message");
+    let Reply::Sent { seq, duplicate, .. } =
+        shard.handle(send(alice.id, chats[0], "m1")).await.unwrap()
+    else {
+        panic!("sent");
+    };
+    assert_eq!((seq, duplicate), (2, true), "a retry is still recognised");
+}
