@@ -10,6 +10,10 @@
 //! (`confab-bench store` measures it).
 //!
 //! Reads run on the caller's thread against redb's MVCC snapshots.
+//!
+//! Dedup entries expire after [`DEFAULT_DEDUP_TTL`] (as the CQL store's rows
+//! do): the writer drops expired ones, a bounded batch at a time, at most
+//! once a minute.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use redb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MemberChange, Store, StoreError};
+use super::{DEFAULT_DEDUP_TTL, MemberChange, Store, StoreError};
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 type Id = u128;
@@ -38,6 +42,8 @@ const DIRECT: TableDefinition<(Id, Id), Id> = TableDefinition::new("direct_chats
 const MESSAGES: TableDefinition<(Id, u64), &[u8]> = TableDefinition::new("messages");
 /// (chat, sender, client_msg_id) → seq.
 const DEDUP: TableDefinition<(Id, Id, &str), u64> = TableDefinition::new("dedup");
+/// (sent at ms, chat, sender, client_msg_id) → (): dedup entries by age.
+const DEDUP_AGE: TableDefinition<(i64, Id, Id, &str), ()> = TableDefinition::new("dedup_age");
 const LAST_SEEN: TableDefinition<Id, i64> = TableDefinition::new("last_seen");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 /// media id → record (JSON).
@@ -53,6 +59,11 @@ const QUEUE: usize = 8192;
 /// under a steady write load; the working set of a chat server is the recent
 /// tail of each chat, so a small cache costs few reads and bounds RSS.
 const CACHE_BYTES: usize = 64 << 20;
+
+/// How often the writer expires dedup entries.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most dedup entries expired in one transaction.
+const EXPIRE_BATCH: usize = 10_000;
 
 /// Called after the batch's commit with its outcome.
 type Completer = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -123,6 +134,7 @@ impl EmbeddedStore {
             txn.open_table(DIRECT).map_err(backend)?;
             txn.open_table(MESSAGES).map_err(backend)?;
             txn.open_table(DEDUP).map_err(backend)?;
+            index_dedup_ages(&txn)?;
             txn.open_table(LAST_SEEN).map_err(backend)?;
             txn.open_table(REVOKED).map_err(backend)?;
             txn.open_table(MEDIA).map_err(backend)?;
@@ -133,7 +145,7 @@ impl EmbeddedStore {
         let db2 = db.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&db2, jobs))
+            .spawn(move || writer_loop(&db2, jobs, DEFAULT_DEDUP_TTL))
             .map_err(backend)?;
         let writer = Arc::new(Writer {
             jobs: Some(writer),
@@ -180,8 +192,24 @@ impl EmbeddedStore {
     }
 }
 
-fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
+/// Expires dedup entries older than `ttl` in a transaction of its own.
+fn expire_now(db: &Database, ttl: std::time::Duration) {
+    let before = crate::model::now_ms() - ttl.as_millis() as i64;
+    let result = db.begin_write().map_err(backend).and_then(|txn| {
+        let n = expire_dedup(&txn, before, EXPIRE_BATCH)?;
+        txn.commit().map_err(backend)?;
+        Ok(n)
+    });
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(expired = n, "store: dedup entries expired"),
+        Err(e) => tracing::warn!(error = %e, "store: expiring dedup entries failed"),
+    }
+}
+
+fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::time::Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut next_expiry = std::time::Instant::now();
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let outcome = db.begin_write().map_err(|e| e.to_string()).map(|txn| {
             let mut completers = Vec::with_capacity(batch.len());
@@ -213,6 +241,11 @@ fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
                 }
             }
         }
+        // Callers are answered; now the housekeeping, when it is due.
+        if std::time::Instant::now() >= next_expiry {
+            expire_now(db, dedup_ttl);
+            next_expiry = std::time::Instant::now() + EXPIRE_EVERY;
+        }
     }
 }
 
@@ -227,6 +260,48 @@ fn put_member_rows(txn: &WriteTransaction, chat: ChatId, m: &Member) -> Result<(
         .insert((m.user_id.as_u128(), chat.as_u128()), ())
         .map_err(backend)?;
     Ok(())
+}
+
+/// Files without the age index (written before it existed) get one, dated
+/// now: their entries then expire one TTL from today.
+fn index_dedup_ages(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut ages = txn.open_table(DEDUP_AGE).map_err(backend)?;
+    let dedup = txn.open_table(DEDUP).map_err(backend)?;
+    if !ages.is_empty().map_err(backend)? || dedup.is_empty().map_err(backend)? {
+        return Ok(());
+    }
+    let now = crate::model::now_ms();
+    for row in dedup.iter().map_err(backend)? {
+        let (key, _) = row.map_err(backend)?;
+        let (chat, sender, id) = key.value();
+        ages.insert((now, chat, sender, id), ()).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Drops up to `limit` dedup entries of messages sent before `before_ms`;
+/// how many it dropped.
+fn expire_dedup(txn: &WriteTransaction, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+    let mut ages = txn.open_table(DEDUP_AGE).map_err(backend)?;
+    let mut dedup = txn.open_table(DEDUP).map_err(backend)?;
+    let mut expired = Vec::new();
+    for row in ages
+        .range(..(before_ms, 0, 0, ""))
+        .map_err(backend)?
+        .take(limit)
+    {
+        let (key, _) = row.map_err(backend)?;
+        let (at, chat, sender, id) = key.value();
+        expired.push((at, chat, sender, id.to_owned()));
+    }
+    for (at, chat, sender, id) in &expired {
+        ages.remove((*at, *chat, *sender, id.as_str()))
+            .map_err(backend)?;
+        dedup
+            .remove((*chat, *sender, id.as_str()))
+            .map_err(backend)?;
+    }
+    Ok(expired.len())
 }
 
 fn put_message(txn: &WriteTransaction, msg: &Message) -> Result<(), StoreError> {
@@ -247,6 +322,18 @@ fn put_message(txn: &WriteTransaction, msg: &Message) -> Result<(), StoreError> 
                     msg.client_msg_id.as_str(),
                 ),
                 msg.seq,
+            )
+            .map_err(backend)?;
+        txn.open_table(DEDUP_AGE)
+            .map_err(backend)?
+            .insert(
+                (
+                    msg.sent_at,
+                    msg.chat_id.as_u128(),
+                    msg.sender.as_u128(),
+                    msg.client_msg_id.as_str(),
+                ),
+                (),
             )
             .map_err(backend)?;
     }
@@ -687,6 +774,40 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         crate::store::conformance::run(&store).await;
         crate::store::conformance::concurrent_appends(std::sync::Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn dedup_entries_expire_after_their_ttl() {
+        use crate::model::{Content, Message, now_ms};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (chat, sender) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let ttl = DEFAULT_DEDUP_TTL.as_millis() as i64;
+        let message = |seq, id: &str, sent_at| Message {
+            chat_id: chat,
+            seq,
+            sender,
+            client_msg_id: id.into(),
+            content: Content::Text { body: "hi".into() },
+            sent_at,
+        };
+        let now = now_ms();
+        store
+            .append(&message(1, "old", now - ttl - 1_000), None)
+            .await
+            .unwrap();
+        store.append(&message(2, "new", now), None).await.unwrap();
+        // The writer expires on its own once a minute (and after its first
+        // batch); run one pass here so the test does not wait for it.
+        let before = now - ttl;
+        store
+            .write(move |txn| expire_dedup(txn, before, usize::MAX))
+            .await
+            .unwrap();
+        assert_eq!(store.dedup(chat, sender, "old").await.unwrap(), None);
+        assert_eq!(store.dedup(chat, sender, "new").await.unwrap(), Some(2));
+        // The message itself stays: only the memory of its id expires.
+        assert_eq!(store.head(chat).await.unwrap(), 2);
     }
 
     #[tokio::test]

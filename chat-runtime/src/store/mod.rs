@@ -15,6 +15,10 @@ use async_trait::async_trait;
 
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
+/// How long a sender's `client_msg_id` is remembered (unless configured): a
+/// retry later than this may be stored twice.
+pub const DEFAULT_DEDUP_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

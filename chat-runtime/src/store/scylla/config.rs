@@ -9,8 +9,7 @@ use std::time::Duration;
 use super::backend;
 use crate::store::StoreError;
 
-/// How long a sender's `client_msg_id` is remembered unless configured.
-pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub use crate::store::DEFAULT_DEDUP_TTL;
 /// Longest dedup TTL accepted: a retry after a year is not a retry.
 const MAX_DEDUP_TTL_SECS: u64 = 366 * 24 * 3600;
 /// CQL's longest TTL (20 years).
