@@ -2,9 +2,11 @@
 //!
 //! Online = at least one live session on any gateway (the bus's
 //! [`Sessions`] directory). Going online or offline is announced to the
-//! user's contacts (users who share a chat with them) and never to anyone
-//! else; last seen is stored when the last session ends. Announcing is best
-//! effort and never blocks the message path.
+//! user's contacts and never to anyone else: users who share a group with
+//! them, or a 1:1 chat in which a message was sent (opening a chat with a
+//! known phone number is not enough). Last seen is stored when the last
+//! session ends. Announcing is best effort and never blocks the message
+//! path.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use bytes::Bytes;
 use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, Envelope};
 use crate::error::ApiError;
-use crate::model::{UserId, now_ms};
+use crate::model::{ChatId, ChatKind, UserId, now_ms};
 use crate::protocol::{self, ServerFrame};
 use crate::store::Store;
 
@@ -59,10 +61,23 @@ impl Presence {
         }
     }
 
-    /// Users who share at least one chat with `user`.
+    /// Whether sharing `chat` makes its members contacts: a group does, a
+    /// 1:1 chat once a message was sent in it.
+    async fn connects(&self, chat: ChatId) -> Result<bool, ApiError> {
+        Ok(match self.store.chat(chat).await? {
+            Some(c) if c.kind == ChatKind::Group => true,
+            Some(_) => self.store.head(chat).await? > 0,
+            None => false,
+        })
+    }
+
+    /// `user`'s contacts (see the module's comment).
     pub async fn contacts(&self, user: UserId) -> Result<BTreeSet<UserId>, ApiError> {
         let mut out = BTreeSet::new();
         for chat in self.store.user_chats(user).await? {
+            if !self.connects(chat).await? {
+                continue;
+            }
             for m in self.store.members(chat).await? {
                 out.insert(m.user_id);
             }
@@ -71,18 +86,18 @@ impl Presence {
         Ok(out)
     }
 
-    /// Whether `viewer` may see `subject`'s presence: only if they share a chat.
+    /// Whether `viewer` may see `subject`'s presence: only a contact may.
     pub async fn visible(&self, viewer: UserId, subject: UserId) -> Result<bool, ApiError> {
         if viewer == subject {
             return Ok(true);
         }
         let theirs: BTreeSet<_> = self.store.user_chats(subject).await?.into_iter().collect();
-        Ok(self
-            .store
-            .user_chats(viewer)
-            .await?
-            .iter()
-            .any(|c| theirs.contains(c)))
+        for chat in self.store.user_chats(viewer).await? {
+            if theirs.contains(&chat) && self.connects(chat).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The presence frame for `subject`, as `viewer` may see it.

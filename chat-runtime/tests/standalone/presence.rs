@@ -11,7 +11,15 @@ async fn last_seen_visible_to_a_contact_and_hidden_from_a_stranger() {
     let alice = server.user("+15550000081", "Alice").await;
     let bob = server.user("+15550000082", "Bob").await;
     let eve = server.user("+15550000083", "Eve").await;
-    server.direct(&alice, &bob).await;
+    let chat = server.direct(&alice, &bob).await;
+    let (status, body) = server
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&bob.token),
+            json!({"client_msg_id": "hello", "body": "hi Alice"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 
     let mut a = server.connect(&alice).await;
     let mut b = server.connect(&bob).await;
@@ -69,6 +77,31 @@ async fn last_seen_visible_to_a_contact_and_hidden_from_a_stranger() {
         .get(&format!("/v1/users/{}/presence", alice.id), &bob.token)
         .await;
     assert_eq!((status, body["online"].as_bool()), (200, Some(false)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn knowing_a_phone_number_does_not_show_presence() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000084", "Alice").await;
+    let eve = server.user("+15550000085", "Eve").await;
+    let _a = server.connect(&alice).await;
+    // Eve opens a 1:1 chat with Alice's number: no message, no presence.
+    let chat = server.direct(&eve, &alice).await;
+    let path = format!("/v1/users/{}/presence", alice.id);
+    let (status, body) = server.get(&path, &eve.token).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    // Once a message was sent in it, the chat makes them contacts.
+    let (status, _) = server
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&eve.token),
+            json!({"client_msg_id": "hi", "body": "hi, it's Eve"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = server.get(&path, &eve.token).await;
+    assert_eq!((status, body["online"].as_bool()), (200, Some(true)));
     server.stop().await;
 }
 
