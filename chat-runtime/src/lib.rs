@@ -12,7 +12,8 @@
 //! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
 //!   `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
-//!   failed sign-ins; [`client`]: client addresses and per-key caps.
+//!   failed sign-ins; [`client`]: client addresses and per-key caps;
+//!   [`audit`]: the audit trail.
 //! - [`presence`]: online / last seen, visible to contacts only.
 //! - [`media`]: photos, videos, voice notes and files in object-storage
 //!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
@@ -29,6 +30,7 @@
 //! The core (`shard`, `session`, `presence`, `node`) imports neither warp nor
 //! any network client; it talks to the `Store`, `Bus` and `ShardClient` traits.
 
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod client;

@@ -20,6 +20,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PushLabel {
     platform: &'static str,
     outcome: &'static str,
@@ -53,6 +58,7 @@ pub struct Metrics {
     /// Push jobs given up on (in the dead-letter queue).
     pub push_dead_letters: Counter,
     push_attempts: Family<PushLabel, Counter>,
+    audit_events: Family<EventLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,6 +84,12 @@ impl Metrics {
         let push_enqueue_failures = Counter::default();
         let push_dead_letters = Counter::default();
         let push_attempts = Family::<PushLabel, Counter>::default();
+        let audit_events = Family::<EventLabel, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Security-relevant events (the audit log), by kind",
+            audit_events.clone(),
+        );
         registry.register(
             "push_enqueued",
             "Push jobs queued for offline recipients",
@@ -160,7 +172,13 @@ impl Metrics {
             push_enqueue_failures,
             push_dead_letters,
             push_attempts,
+            audit_events,
         }
+    }
+
+    /// Counts one audited event (see [`crate::audit`]).
+    pub fn audit(&self, event: &'static str) {
+        self.audit_events.get_or_create(&EventLabel { event }).inc();
     }
 
     /// Counts one delivery attempt to a push service.

@@ -13,6 +13,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 
+use crate::audit::{self, Event};
 use crate::auth::{AuthError, Claims, PasswordPool, TokenKeys};
 use crate::bus::Bus;
 use crate::bus::sessions::Sessions;
@@ -304,7 +305,7 @@ impl Node {
     ) -> Result<User, ApiError> {
         if let Err(not_until) = self.signups.check_key(&client) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::info!(target: "audit", %client, "sign-up refused: too many from this address");
+            audit::record(&self.metrics, Event::SignUpRefused { client });
             return Err(ApiError {
                 retry_after_ms: Some(wait.as_millis().max(1) as u64),
                 ..ApiError::new(
@@ -425,13 +426,20 @@ impl Node {
                 Ok(self.keys.issue(user.id))
             }
             _ => {
-                guard.failed(phone, now);
+                let phone_locked = guard.failed(phone, now);
                 drop(guard);
-                self.address_signins
+                let address_locked = self
+                    .address_signins
                     .lock()
                     .expect("sign-in guard")
                     .failed(&address, now);
-                tracing::info!(target: "audit", phone, %client, "sign-in failed");
+                audit::record(&self.metrics, Event::SignInFailed { phone, client });
+                let locks = [(phone, phone_locked), (address.as_str(), address_locked)];
+                for (key, locked) in locks {
+                    if let Some(wait) = locked {
+                        audit::record(&self.metrics, Event::SignInLocked { key, wait });
+                    }
+                }
                 Err(bad())
             }
         }
@@ -466,7 +474,13 @@ impl Node {
     }
 
     pub async fn logout(&self, claims: &Claims) -> Result<(), ApiError> {
-        Ok(self.store.revoke_token(&claims.jti, claims.exp).await?)
+        self.store.revoke_token(&claims.jti, claims.exp).await?;
+        let event = Event::TokenRevoked {
+            user: claims.sub,
+            token_id: &claims.jti,
+        };
+        audit::record(&self.metrics, event);
+        Ok(())
     }
 
     /// `self`, letting devices register as `policy` says.

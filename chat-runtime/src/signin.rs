@@ -65,8 +65,9 @@ impl Guard {
         }
     }
 
-    /// Records a failed attempt on `account`.
-    pub fn failed(&mut self, account: &str, now: Instant) {
+    /// Records a failed attempt on `account`; the wait it starts, when this
+    /// failure is the one after which attempts must wait.
+    pub fn failed(&mut self, account: &str, now: Instant) -> Option<Duration> {
         if self.records.len() >= MAX_TRACKED && !self.records.contains_key(account) {
             self.forget_quiet(now);
         }
@@ -79,6 +80,8 @@ impl Guard {
         }
         r.failures = r.failures.saturating_add(1);
         r.last = now;
+        let failures = r.failures;
+        (failures == self.free).then(|| self.wait_after(failures))
     }
 
     /// A successful sign-in clears `account`'s record.
@@ -108,9 +111,10 @@ mod tests {
     fn waits_start_after_the_free_failures_and_double() {
         let mut g = Guard::default();
         let t0 = Instant::now();
-        for _ in 0..FREE_FAILURES {
+        for i in 1..=FREE_FAILURES {
             assert_eq!(g.check("+1555", t0), Ok(()));
-            g.failed("+1555", t0);
+            let locked = g.failed("+1555", t0);
+            assert_eq!(locked.is_some(), i == FREE_FAILURES, "locks once, at {i}");
         }
         // The sixth attempt waits 1 s, the next 2 s, and so on.
         assert_eq!(g.check("+1555", t0), Err(Duration::from_secs(1)));

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::{Command, Reply, SendItem};
+use crate::audit;
 use crate::bus::queue::PushQueue;
 use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, Envelope};
@@ -296,8 +297,16 @@ impl Shard {
                     .await
             }
             Command::RemoveMember { user, chat, target } => {
-                self.change_membership(user, chat, target, SystemEvent::Removed)
-                    .await
+                let removed = self
+                    .change_membership(user, chat, target, SystemEvent::Removed)
+                    .await?;
+                let event = audit::Event::MemberRemoved {
+                    chat,
+                    by: user,
+                    user: target,
+                };
+                audit::record(&self.metrics, event);
+                Ok(removed)
             }
         }
     }

@@ -193,3 +193,61 @@ async fn sessions_are_capped_per_client_address() {
     assert!(again.is_some(), "a closed session gives its slot back");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_trail_counts_failed_sign_ins_lockouts_removals_and_revocations() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000221", "Alice").await;
+    let bob = server.user("+15550000222", "Bob").await;
+    for _ in 0..chat_runtime::signin::FREE_FAILURES {
+        let wrong = json!({"phone": bob.phone, "password": "not-his-pass"});
+        let (status, _) = server.post("/v1/login", None, wrong).await;
+        assert_eq!(status, 401);
+    }
+    let (status, group) = server
+        .post(
+            "/v1/groups",
+            Some(&alice.token),
+            json!({"title": "team", "members": [bob.id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let chat = group["chat_id"].as_str().unwrap();
+    let path = format!("/v1/groups/{chat}/members/{}", bob.id);
+    let status = server
+        .http
+        .delete(server.url(&path))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .post("/v1/logout", Some(&alice.token), json!({}))
+        .await;
+    assert_eq!(status, 204);
+
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |event: &str| {
+        let line = format!("confab_audit_events_total{{event=\"{event}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    let failures = u64::from(chat_runtime::signin::FREE_FAILURES);
+    assert_eq!(count("sign_in_failed"), Some(failures), "{metrics}");
+    assert_eq!(count("sign_in_locked"), Some(1));
+    assert_eq!(count("member_removed"), Some(1));
+    assert_eq!(count("token_revoked"), Some(1));
+    server.stop().await;
+}
