@@ -238,6 +238,8 @@ pub enum SystemEvent {
     Left,
     Added,
     Removed,
+    /// The last admin left; `user_id`, the longest-standing member, is admin now.
+    Promoted,
 }
 
 /// A stored message.

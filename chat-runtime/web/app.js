@@ -230,7 +230,8 @@ function preview(c, m) {
 function systemText(c, m) {
   const who = memberName(c, m.user_id), by = memberName(c, m.sender);
   return { created: by + " created the group", joined: who + " joined", left: who + " left",
-           added: by + " added " + who, removed: by + " removed " + who }[m.event] || m.event;
+           added: by + " added " + who, removed: by + " removed " + who,
+           promoted: who + " is now an admin" }[m.event] || m.event;
 }
 
 // ---------- rendering ----------

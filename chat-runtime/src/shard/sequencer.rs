@@ -709,6 +709,7 @@ impl Shard {
         let mut guard = self.lock(chat).await?;
         let st = guard.as_mut().expect("loaded");
         st.group()?;
+        self.ensure_admin(st).await?;
         st.admin(user)?;
         let code = match self.store.invite(chat).await? {
             Some(code) if !reset => code,
@@ -748,6 +749,7 @@ impl Shard {
     ) -> Result<Reply, ApiError> {
         let chat = st.chat.id;
         st.group()?;
+        self.ensure_admin(st).await?;
         let is_member = st.members.contains_key(&target);
         let seq = st.head + 1;
         let change = match event {
@@ -787,11 +789,41 @@ impl Shard {
                 }
                 MemberChange::Remove(target)
             }
-            SystemEvent::Created => return Err(ApiError::invalid("not a membership change")),
+            SystemEvent::Created | SystemEvent::Promoted => {
+                return Err(ApiError::invalid("not a membership change"));
+            }
         };
         let msg = system_message(chat, seq, actor, event, target);
         self.append(st, msg, Some(change)).await?;
+        if let Err(e) = self.ensure_admin(st).await {
+            // The change itself is stored; the next one retries the promotion.
+            tracing::warn!(error = %e, %chat, "promoting a new admin failed");
+        }
         Ok(Reply::Chat(chat))
+    }
+
+    /// A group with members always has an admin: when there is none (the
+    /// last admin left or was removed), the longest-standing member — the
+    /// earliest join — becomes one, recorded as a `promoted` system message.
+    async fn ensure_admin(&self, st: &mut ChatState) -> Result<(), ApiError> {
+        if st.chat.kind != ChatKind::Group || st.members.values().any(|m| m.role == Role::Admin) {
+            return Ok(());
+        }
+        let eldest = st
+            .members
+            .values()
+            .min_by_key(|m| (m.joined_seq, m.joined_at, m.user_id));
+        let Some(eldest) = eldest else {
+            return Ok(());
+        };
+        let promoted = Member {
+            role: Role::Admin,
+            ..eldest.clone()
+        };
+        let user = promoted.user_id;
+        let msg = system_message(st.chat.id, st.head + 1, user, SystemEvent::Promoted, user);
+        self.append(st, msg, Some(MemberChange::Put(promoted)))
+            .await
     }
 }
 

@@ -215,7 +215,8 @@ async fn groups_and_messages(store: &dyn Store) {
     assert!(store.user_chats(b).await.unwrap().is_empty());
 }
 
-/// Bans and invite codes are per chat; a member keeps the seq they joined at.
+/// Bans and invite codes are per chat; a member keeps the seq they joined
+/// at, and a role change (promotion) is a put of the same member.
 async fn group_access(store: &dyn Store) {
     let (chat, other, a, b) = (
         Uuid::new_v4(),
@@ -252,10 +253,7 @@ async fn group_access(store: &dyn Store) {
         ..Member::new(a, Role::Admin, 1)
     };
     let first = system(&group, 1, SystemEvent::Created, a);
-    store
-        .create_chat(&group, &[creator.clone()], &first)
-        .await
-        .unwrap();
+    store.create_chat(&group, &[creator], &first).await.unwrap();
     let joiner = Member {
         joined_seq: 2,
         ..Member::new(b, Role::Member, 2)
@@ -265,9 +263,23 @@ async fn group_access(store: &dyn Store) {
         .append(&joined, Some(MemberChange::Put(joiner.clone())))
         .await
         .unwrap();
-    let mut members = store.members(chat).await.unwrap();
-    members.sort_by_key(|m| m.joined_seq);
-    assert_eq!(members, vec![creator, joiner]);
+    let left = system(&group, 3, SystemEvent::Left, a);
+    store
+        .append(&left, Some(MemberChange::Remove(a)))
+        .await
+        .unwrap();
+    let admin = Member {
+        role: Role::Admin,
+        ..joiner
+    };
+    let promoted = system(&group, 4, SystemEvent::Promoted, b);
+    store
+        .append(&promoted, Some(MemberChange::Put(admin.clone())))
+        .await
+        .unwrap();
+    assert_eq!(store.members(chat).await.unwrap(), vec![admin]);
+    let last = store.messages_before(chat, None, 1).await.unwrap();
+    assert_eq!(last[0].content, promoted.content);
 }
 
 async fn watermarks(store: &dyn Store) {

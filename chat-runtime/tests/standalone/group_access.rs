@@ -1,8 +1,9 @@
 //! Who may join a group and what a member reads: revocable invites, bans on
-//! removal, history from the join on.
+//! removal, history from the join on, and a group that always has an admin.
 
 use std::collections::BTreeMap;
 
+use chat_runtime::node::Limits;
 use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -183,5 +184,72 @@ async fn members_read_from_their_join_never_before_nor_while_removed() {
     // A device that claims to hold nothing is resumed from 6 as well.
     let mut again = server.connect_with(carol, zero).await;
     assert_eq!(again.messages_until(chat, 7).await, vec![6, 7]);
+    server.stop().await;
+}
+
+/// (seq, event, user) of `chat`'s system messages until seq `last` arrives.
+async fn system_events(c: &mut Client, chat: Uuid, last: u64) -> Vec<(u64, Value, Value)> {
+    let mut out = Vec::new();
+    loop {
+        if let ServerFrame::Message { message } = c.next().await
+            && message.chat_id == chat
+        {
+            let content = serde_json::to_value(&message.content).unwrap();
+            out.push((
+                message.seq,
+                content["event"].clone(),
+                content["user_id"].clone(),
+            ));
+            if message.seq == last {
+                return out;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_longest_standing_member_is_promoted_when_the_last_admin_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), Limits::default()).await;
+    let users = many_users(&server, 3, 5556000000).await;
+    let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
+    let chat = group(&server, alice, &[]).await;
+    add(&server, chat, alice, bob).await; // seq 2
+    add(&server, chat, alice, carol).await; // seq 3
+    let mut c = server.connect(carol).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/groups/{chat}/leave"),
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        system_events(&mut c, chat, 5).await,
+        vec![
+            (3, json!("added"), json!(carol.id)),
+            (4, json!("left"), json!(alice.id)),
+            (5, json!("promoted"), json!(bob.id)),
+        ]
+    );
+    drop(c);
+    server.stop().await;
+
+    // The role is stored: after a restart Bob is the admin and acts as one.
+    let server = Server::start_in(dir.path(), Limits::default()).await;
+    let (_, view) = server.get(&format!("/v1/chats/{chat}"), &bob.token).await;
+    let roles: BTreeMap<&str, &str> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["user_id"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    let (b, c) = (bob.id.to_string(), carol.id.to_string());
+    assert_eq!(
+        roles,
+        BTreeMap::from([(b.as_str(), "admin"), (c.as_str(), "member")])
+    );
+    assert_eq!(server.invite(chat, bob).await.len(), 22);
     server.stop().await;
 }
