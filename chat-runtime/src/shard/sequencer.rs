@@ -687,7 +687,7 @@ impl Shard {
         st.group()?;
         if !st.members.contains_key(&user) {
             let current = self.store.invite(chat).await?;
-            if !current.is_some_and(|c| invite::matches(&c, code)) {
+            if current.is_none_or(|c| !invite::matches(&c, code)) {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
                     "this invite is not valid: ask an admin for the current one",
