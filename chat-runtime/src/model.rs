@@ -70,6 +70,11 @@ pub struct Member {
     pub user_id: UserId,
     pub role: Role,
     pub joined_at: i64,
+    /// Seq of the system message that made them a member (created, joined,
+    /// added): they read the chat from here on, never what came before.
+    /// 0 for members stored before it was recorded (they read everything).
+    #[serde(default)]
+    pub joined_seq: Seq,
     /// Highest seq any of the user's devices holds.
     pub delivered_seq: Seq,
     /// Highest seq the user has read.
@@ -82,6 +87,7 @@ impl Member {
             user_id,
             role,
             joined_at,
+            joined_seq: 0,
             delivered_seq: 0,
             read_seq: 0,
         }
@@ -232,6 +238,8 @@ pub enum SystemEvent {
     Left,
     Added,
     Removed,
+    /// The last admin left; `user_id`, the longest-standing member, is admin now.
+    Promoted,
 }
 
 /// A stored message.

@@ -21,7 +21,7 @@ use crate::client::{ClientAddr, Counter, Held};
 use crate::error::ApiError;
 use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::model::{ChatId, Content, Device, MediaId, Seq, User, UserId, now_ms};
+use crate::model::{ChatId, Content, Device, MediaId, Member, Seq, User, UserId, now_ms};
 use crate::presence::Presence;
 use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView, SendKind};
 use crate::push::{DevicePolicy, MAX_DEVICES};
@@ -610,7 +610,8 @@ impl Node {
         })
     }
 
-    /// getMessages: a page of history, newest first, and the cursor for the next page.
+    /// getMessages: a page of history, newest first, and the cursor for the
+    /// next page. A member reads from the seq they joined at, never before.
     pub async fn history(
         &self,
         user: UserId,
@@ -618,30 +619,45 @@ impl Node {
         before: Option<Seq>,
         limit: Option<u32>,
     ) -> Result<(Vec<crate::model::Message>, Option<Seq>), ApiError> {
-        self.require_member(user, chat).await?;
+        let floor = self.member(user, chat).await?.joined_seq.max(1);
         let limit = limit.unwrap_or(50).clamp(1, MAX_PAGE) as usize;
-        let page = self.store.messages_before(chat, before, limit).await?;
+        let mut page = self.store.messages_before(chat, before, limit).await?;
+        page.retain(|m| m.seq >= floor);
         let next = match page.last() {
-            Some(m) if page.len() == limit && m.seq > 1 => Some(m.seq),
+            Some(m) if page.len() == limit && m.seq > floor => Some(m.seq),
             _ => None,
         };
         Ok((page, next))
     }
 
-    /// `not_found` for a missing chat, `not_member` for someone else's.
-    pub async fn require_member(&self, user: UserId, chat: ChatId) -> Result<(), ApiError> {
+    /// The user's membership of a chat: `not_found` for a missing chat,
+    /// `not_member` for someone else's.
+    pub async fn member(&self, user: UserId, chat: ChatId) -> Result<Member, ApiError> {
         if self.store.chat(chat).await?.is_none() {
             return Err(ApiError::not_found("chat"));
         }
-        if !self
-            .store
+        self.store
             .members(chat)
             .await?
-            .iter()
-            .any(|m| m.user_id == user)
-        {
-            return Err(ApiError::not_member());
+            .into_iter()
+            .find(|m| m.user_id == user)
+            .ok_or_else(ApiError::not_member)
+    }
+
+    /// A group's invite code, for its admins: the current one, or (`reset`)
+    /// a new one that replaces it.
+    pub async fn invite(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        reset: bool,
+    ) -> Result<String, ApiError> {
+        match self.command(Command::Invite { user, chat, reset }).await? {
+            Reply::Invite(code) => Ok(code),
+            other => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("unexpected shard reply {other:?}"),
+            )),
         }
-        Ok(())
     }
 }

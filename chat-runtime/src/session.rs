@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use crate::bus::Envelope;
 use crate::client::ClientAddr;
 use crate::error::ApiError;
-use crate::model::{ChatId, Content, Seq, UserId};
+use crate::model::{ChatId, Content, Member, Seq, UserId};
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode, ServerFrame};
 use crate::shard::{Command, Reply, SendItem};
@@ -200,28 +200,28 @@ impl Session {
             .await
             .unwrap_or_default();
         for chat in chats {
-            if !self.highs.contains_key(&chat) {
-                let from = self.delivered_watermark(chat).await;
-                self.highs.insert(chat, from);
-            }
-            let high = self.fill(chat, u64::MAX).await?;
+            let Some(me) = self.membership(chat).await else {
+                continue;
+            };
+            self.highs.entry(chat).or_insert(me.delivered_seq);
+            let high = self.fill(chat, u64::MAX, &me).await?;
             heads.insert(chat, high);
         }
         self.send(out(&ServerFrame::Synced { chats: heads })).await
     }
 
-    async fn delivered_watermark(&self, chat: ChatId) -> Seq {
+    /// The user's membership of `chat`, if they are a member.
+    async fn membership(&self, chat: ChatId) -> Option<Member> {
         let members = self.node.store.members(chat).await.unwrap_or_default();
-        members
-            .iter()
-            .find(|m| m.user_id == self.user)
-            .map_or(0, |m| m.delivered_seq)
+        members.into_iter().find(|m| m.user_id == self.user)
     }
 
     /// Writes stored messages after this device's high mark, up to `until`
-    /// (inclusive), and returns the new high mark.
-    async fn fill(&mut self, chat: ChatId, until: Seq) -> Result<Seq, Gone> {
-        let mut high = self.highs.get(&chat).copied().unwrap_or(0);
+    /// (inclusive), and returns the new high mark. Never a message from
+    /// before the member (`me`) joined, whatever the device's mark says.
+    async fn fill(&mut self, chat: ChatId, until: Seq, me: &Member) -> Result<Seq, Gone> {
+        let held = self.highs.get(&chat).copied().unwrap_or(0);
+        let mut high = held.max(me.joined_seq.saturating_sub(1));
         while high < until {
             let want = PAGE.min((until - high) as usize);
             let page = match self.node.store.messages_after(chat, high, want).await {
@@ -253,8 +253,11 @@ impl Session {
             if seq <= high {
                 return Ok(());
             }
-            if seq > high + 1 {
-                self.fill(chat, seq - 1).await?;
+            // Only members are filled in (a removal's own event still passes).
+            if seq > high + 1
+                && let Some(me) = self.membership(chat).await
+            {
+                self.fill(chat, seq - 1, &me).await?;
             }
             self.highs.insert(chat, seq);
         }
@@ -539,6 +542,8 @@ fn request_id(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::OpenDirect { req_id, .. }
         | ClientFrame::CreateGroup { req_id, .. }
         | ClientFrame::Join { req_id, .. }
+        | ClientFrame::Invite { req_id, .. }
+        | ClientFrame::ResetInvite { req_id, .. }
         | ClientFrame::Leave { req_id, .. }
         | ClientFrame::AddMember { req_id, .. }
         | ClientFrame::RemoveMember { req_id, .. }
@@ -619,17 +624,30 @@ async fn apply(
                 chat: node.chat_command(user, command).await?,
             }
         }
-        ClientFrame::Join { req_id, chat_id } => ServerFrame::Chat {
+        ClientFrame::Join {
             req_id,
-            chat: node
-                .chat_command(
-                    user,
-                    Command::Join {
-                        user,
-                        chat: chat_id,
-                    },
-                )
-                .await?,
+            chat_id,
+            invite,
+        } => {
+            let command = Command::Join {
+                user,
+                chat: chat_id,
+                invite,
+            };
+            ServerFrame::Chat {
+                req_id,
+                chat: node.chat_command(user, command).await?,
+            }
+        }
+        ClientFrame::Invite { req_id, chat_id } => ServerFrame::Invite {
+            req_id,
+            chat_id,
+            invite: node.invite(user, chat_id, false).await?,
+        },
+        ClientFrame::ResetInvite { req_id, chat_id } => ServerFrame::Invite {
+            req_id,
+            chat_id,
+            invite: node.invite(user, chat_id, true).await?,
         },
         ClientFrame::Leave { req_id, chat_id } => {
             node.command(Command::Leave {

@@ -230,7 +230,8 @@ function preview(c, m) {
 function systemText(c, m) {
   const who = memberName(c, m.user_id), by = memberName(c, m.sender);
   return { created: by + " created the group", joined: who + " joined", left: who + " left",
-           added: by + " added " + who, removed: by + " removed " + who }[m.event] || m.event;
+           added: by + " added " + who, removed: by + " removed " + who,
+           promoted: who + " is now an admin" }[m.event] || m.event;
 }
 
 // ---------- rendering ----------
@@ -338,8 +339,23 @@ function renderMembers() {
     ul.append(li);
   }
   $("add-member").hidden = !admin;
-  $("group-id").textContent = c.chat_id;
+  $("invite-box").hidden = !admin;
+  if (admin) showInvite(c.chat_id, "invite");
 }
+// An invite link carries the group id and the group's invite code; only
+// admins see the code, and a new one makes the old link stop working.
+function inviteLink(chat_id, code) { return location.origin + "/#join=" + chat_id + "/" + code; }
+function parseInvite(text) {
+  const m = /([0-9a-f-]{36})\/([A-Za-z0-9_-]{22})/.exec(text);
+  return m && { chat_id: m[1], invite: m[2] };
+}
+async function showInvite(chat_id, type) {
+  try {
+    const r = await request({ type, chat_id });
+    if (state.open === chat_id) $("group-invite").textContent = inviteLink(chat_id, r.invite);
+  } catch (err) { $("chat-error").textContent = err.message; }
+}
+$("reset-invite").addEventListener("click", () => showInvite(state.open, "reset_invite"));
 
 // ---------- opening a chat, history ----------
 async function openChat(id) {
@@ -383,6 +399,7 @@ document.addEventListener("visibilitychange", () => {
   if (c && document.visibilityState === "visible") { markRead(c); renderList(); }
 });
 function routeFromHash() {
+  if (location.hash.startsWith("#join=")) $("join-invite").value = location.href;
   const m = /chat=([0-9a-f-]{36})/.exec(location.hash);
   if (m) openChat(m[1]);
   else { state.open = null; $("app").classList.remove("has-chat"); renderList(); }
@@ -435,7 +452,9 @@ $("new-group").addEventListener("submit", async (e) => {
 $("join-group").addEventListener("submit", async (e) => {
   e.preventDefault(); $("side-error").textContent = "";
   try {
-    const r = await request({ type: "join", chat_id: $("join-id").value.trim() });
+    const invite = parseInvite($("join-invite").value);
+    if (!invite) throw new Error("paste a whole invite link");
+    const r = await request({ type: "join", ...invite });
     chatEntry(r.chat); e.target.reset(); location.hash = "chat=" + r.chat.chat_id;
   } catch (err) { $("side-error").textContent = err.message; }
 });

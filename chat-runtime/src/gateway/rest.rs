@@ -79,6 +79,20 @@ struct Group {
     members: Vec<Uuid>,
 }
 
+/// `POST /v1/groups/{chat}/join`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Join {
+    invite: String,
+}
+
+/// A group's invite code, as its admins see it.
+#[derive(Serialize)]
+struct Invite {
+    chat_id: Uuid,
+    invite: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
@@ -318,15 +332,43 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(n())
         .and(a())
-        .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
+        .and(json::<Join>())
+        .then(|id: Uuid, node: Arc<Node>, c: Authed, b: Join| async move {
             let r = async {
                 let user = c?.sub;
-                node.chat_command(user, Command::Join { user, chat: id })
-                    .await
+                let command = Command::Join {
+                    user,
+                    chat: id,
+                    invite: b.invite,
+                };
+                node.chat_command(user, command).await
             }
             .await;
             respond(&node, StatusCode::OK, r)
         });
+    // GET reads the invite code (made on first use); POST replaces it.
+    let invite = warp::path!("v1" / "groups" / Uuid / "invite")
+        .and(
+            warp::get()
+                .map(|| false)
+                .or(warp::post().map(|| true))
+                .unify(),
+        )
+        .and(n())
+        .and(a())
+        .then(
+            |id: Uuid, reset: bool, node: Arc<Node>, c: Authed| async move {
+                let r = async {
+                    let invite = node.invite(c?.sub, id, reset).await?;
+                    Ok(Invite {
+                        chat_id: id,
+                        invite,
+                    })
+                }
+                .await;
+                respond(&node, StatusCode::OK, r)
+            },
+        );
     let leave = warp::path!("v1" / "groups" / Uuid / "leave")
         .and(warp::post())
         .and(n())
@@ -469,6 +511,8 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .boxed();
     let group_routes = groups
         .or(join)
+        .unify()
+        .or(invite)
         .unify()
         .or(leave)
         .unify()

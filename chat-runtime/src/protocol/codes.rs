@@ -28,8 +28,11 @@ pub enum ErrorCode {
     NotFound,
     /// The user is not a member of the chat.
     NotMember,
-    /// The user may not do this (for example: not a group admin).
+    /// The user may not do this (for example: not a group admin, or an
+    /// invite that is wrong or was reset).
     Forbidden,
+    /// An admin removed the user from the group; only an admin can add them back.
+    Banned,
     /// The group already has the maximum of 100 members.
     GroupFull,
     /// The phone number is already registered.
@@ -59,7 +62,7 @@ impl ErrorCode {
             Self::Unauthenticated | Self::TokenExpired | Self::TokenRevoked => 401,
             Self::BadCredentials => 401,
             Self::NotFound => 404,
-            Self::NotMember | Self::Forbidden => 403,
+            Self::NotMember | Self::Forbidden | Self::Banned => 403,
             Self::GroupFull | Self::Conflict => 409,
             Self::RateLimited => 429,
             Self::Unavailable => 503,
@@ -93,6 +96,7 @@ const ALL_CODES: &[(ErrorCode, &str)] = &[
     (ErrorCode::NotFound, "not_found"),
     (ErrorCode::NotMember, "not_member"),
     (ErrorCode::Forbidden, "forbidden"),
+    (ErrorCode::Banned, "banned"),
     (ErrorCode::GroupFull, "group_full"),
     (ErrorCode::Conflict, "conflict"),
     (ErrorCode::RateLimited, "rate_limited"),

@@ -137,7 +137,19 @@ pub enum ClientFrame {
         #[serde(default)]
         members: Vec<UserId>,
     },
+    /// Joins a group with its invite code (see `invite`).
     Join {
+        req_id: String,
+        chat_id: ChatId,
+        invite: String,
+    },
+    /// Admins: the group's invite code, made on first use.
+    Invite {
+        req_id: String,
+        chat_id: ChatId,
+    },
+    /// Admins: replaces the group's invite code; the old one stops working.
+    ResetInvite {
         req_id: String,
         chat_id: ChatId,
     },
@@ -179,6 +191,8 @@ const CLIENT_TYPES: &[&str] = &[
     "open_direct",
     "create_group",
     "join",
+    "invite",
+    "reset_invite",
     "leave",
     "add_member",
     "remove_member",
@@ -297,6 +311,12 @@ pub enum ServerFrame {
     },
     Ok {
         req_id: String,
+    },
+    /// Answers `invite` and `reset_invite`.
+    Invite {
+        req_id: String,
+        chat_id: ChatId,
+        invite: String,
     },
     /// Answers `lookup`.
     User {

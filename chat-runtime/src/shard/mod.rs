@@ -5,6 +5,7 @@
 //! in clusters). The shard assigns gapless seqs, stores before it answers,
 //! then fans the event out on the bus.
 
+mod invite;
 pub mod remote;
 mod sequencer;
 #[cfg(test)]
@@ -53,9 +54,18 @@ pub enum Command {
         user: UserId,
         peer: UserId,
     },
+    /// Join a group with its invite code.
     Join {
         user: UserId,
         chat: ChatId,
+        invite: String,
+    },
+    /// An admin asks for the group's invite code (made on first use), or for
+    /// a new one (`reset`: the old one stops working).
+    Invite {
+        user: UserId,
+        chat: ChatId,
+        reset: bool,
     },
     Leave {
         user: UserId,
@@ -93,6 +103,8 @@ pub enum Reply {
     /// Answers `SendMany`, one result per item, in order.
     SentMany(Vec<Result<Reply, ApiError>>),
     Chat(ChatId),
+    /// A group's invite code.
+    Invite(String),
     Done,
 }
 
@@ -106,6 +118,7 @@ impl Command {
             Self::Watermark { chat, .. }
             | Self::Typing { chat, .. }
             | Self::Join { chat, .. }
+            | Self::Invite { chat, .. }
             | Self::Leave { chat, .. }
             | Self::AddMember { chat, .. }
             | Self::RemoveMember { chat, .. } => Some(*chat),
@@ -123,6 +136,7 @@ impl Command {
             | Self::CreateGroup { user, .. }
             | Self::OpenDirect { user, .. }
             | Self::Join { user, .. }
+            | Self::Invite { user, .. }
             | Self::Leave { user, .. }
             | Self::AddMember { user, .. }
             | Self::RemoveMember { user, .. } => *user,

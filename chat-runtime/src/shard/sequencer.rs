@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::{Command, Reply, SendItem};
+use super::{Command, Reply, SendItem, invite};
 use crate::audit;
 use crate::bus::queue::PushQueue;
 use crate::bus::sessions::Sessions;
@@ -284,10 +284,8 @@ impl Shard {
                 members,
             } => self.create_group(user, title, members).await,
             Command::OpenDirect { user, peer } => self.open_direct(user, peer).await,
-            Command::Join { user, chat } => {
-                self.change_membership(user, chat, user, SystemEvent::Joined)
-                    .await
-            }
+            Command::Join { user, chat, invite } => self.join(user, chat, &invite).await,
+            Command::Invite { user, chat, reset } => self.invite(user, chat, reset).await,
             Command::Leave { user, chat } => {
                 self.change_membership(user, chat, user, SystemEvent::Left)
                     .await
@@ -677,7 +675,10 @@ impl Shard {
                 } else {
                     Role::Member
                 };
-                Member::new(*u, role, now)
+                Member {
+                    joined_seq: 1,
+                    ..Member::new(*u, role, now)
+                }
             })
             .collect();
         let first = system_message(chat.id, 1, user, SystemEvent::Created, user);
@@ -725,8 +726,50 @@ impl Shard {
         Ok(Reply::Chat(id))
     }
 
-    /// Join, leave, add or remove: checks the rules, then records the change
-    /// as a system message in the chat's sequence.
+    /// Join: the user must hold the group's current invite code, and not
+    /// have been removed by an admin since (a member joining again is a no-op).
+    async fn join(&self, user: UserId, chat: ChatId, code: &str) -> Result<Reply, ApiError> {
+        let mut guard = self.lock(chat).await?;
+        let st = guard.as_mut().expect("loaded");
+        st.group()?;
+        if !st.members.contains_key(&user) {
+            let current = self.store.invite(chat).await?;
+            if current.is_none_or(|c| !invite::matches(&c, code)) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "this invite is not valid: ask an admin for the current one",
+                ));
+            }
+            if self.store.is_banned(chat, user).await? {
+                return Err(ApiError::new(
+                    ErrorCode::Banned,
+                    "an admin removed you from this group; only an admin can add you back",
+                ));
+            }
+        }
+        self.membership(st, user, user, SystemEvent::Joined).await
+    }
+
+    /// An admin's view of the group's invite code: made on first use, or
+    /// replaced when `reset` (the old code stops working at once).
+    async fn invite(&self, user: UserId, chat: ChatId, reset: bool) -> Result<Reply, ApiError> {
+        let mut guard = self.lock(chat).await?;
+        let st = guard.as_mut().expect("loaded");
+        st.group()?;
+        self.ensure_admin(st).await?;
+        st.admin(user)?;
+        let code = match self.store.invite(chat).await? {
+            Some(code) if !reset => code,
+            _ => {
+                let code = invite::new_code();
+                self.store.set_invite(chat, &code).await?;
+                code
+            }
+        };
+        Ok(Reply::Invite(code))
+    }
+
+    /// Leave, add or remove.
     async fn change_membership(
         &self,
         actor: UserId,
@@ -736,8 +779,26 @@ impl Shard {
     ) -> Result<Reply, ApiError> {
         let mut guard = self.lock(chat).await?;
         let st = guard.as_mut().expect("loaded");
+        self.membership(st, actor, target, event).await
+    }
+
+    /// Checks the rules of a membership change, then records it as a system
+    /// message in the chat's sequence. A member joins (or is added) at that
+    /// message's seq and reads the chat from there. An admin's removal bans
+    /// the user from joining again; an admin's add lifts the ban (each written
+    /// before the change, so a crash in between errs on the side of the ban).
+    async fn membership(
+        &self,
+        st: &mut ChatState,
+        actor: UserId,
+        target: UserId,
+        event: SystemEvent,
+    ) -> Result<Reply, ApiError> {
+        let chat = st.chat.id;
         st.group()?;
+        self.ensure_admin(st).await?;
         let is_member = st.members.contains_key(&target);
+        let seq = st.head + 1;
         let change = match event {
             SystemEvent::Joined | SystemEvent::Added => {
                 if event == SystemEvent::Added {
@@ -752,7 +813,16 @@ impl Shard {
                 if st.members.len() >= MAX_GROUP_MEMBERS {
                     return Err(group_full());
                 }
-                MemberChange::Put(Member::new(target, Role::Member, now_ms()))
+                if event == SystemEvent::Added {
+                    self.store.set_banned(chat, target, false).await?;
+                }
+                // Nothing before the join is theirs to read, or to have read.
+                MemberChange::Put(Member {
+                    joined_seq: seq,
+                    delivered_seq: seq - 1,
+                    read_seq: seq - 1,
+                    ..Member::new(target, Role::Member, now_ms())
+                })
             }
             SystemEvent::Left | SystemEvent::Removed => {
                 if event == SystemEvent::Removed {
@@ -761,13 +831,46 @@ impl Shard {
                 if !is_member {
                     return Err(ApiError::not_member());
                 }
+                if event == SystemEvent::Removed {
+                    self.store.set_banned(chat, target, true).await?;
+                }
                 MemberChange::Remove(target)
             }
-            SystemEvent::Created => return Err(ApiError::invalid("not a membership change")),
+            SystemEvent::Created | SystemEvent::Promoted => {
+                return Err(ApiError::invalid("not a membership change"));
+            }
         };
-        let msg = system_message(chat, st.head + 1, actor, event, target);
+        let msg = system_message(chat, seq, actor, event, target);
         self.append(st, msg, Some(change)).await?;
+        if let Err(e) = self.ensure_admin(st).await {
+            // The change itself is stored; the next one retries the promotion.
+            tracing::warn!(error = %e, %chat, "promoting a new admin failed");
+        }
         Ok(Reply::Chat(chat))
+    }
+
+    /// A group with members always has an admin: when there is none (the
+    /// last admin left or was removed), the longest-standing member — the
+    /// earliest join — becomes one, recorded as a `promoted` system message.
+    async fn ensure_admin(&self, st: &mut ChatState) -> Result<(), ApiError> {
+        if st.chat.kind != ChatKind::Group || st.members.values().any(|m| m.role == Role::Admin) {
+            return Ok(());
+        }
+        let eldest = st
+            .members
+            .values()
+            .min_by_key(|m| (m.joined_seq, m.joined_at, m.user_id));
+        let Some(eldest) = eldest else {
+            return Ok(());
+        };
+        let promoted = Member {
+            role: Role::Admin,
+            ..eldest.clone()
+        };
+        let user = promoted.user_id;
+        let msg = system_message(st.chat.id, st.head + 1, user, SystemEvent::Promoted, user);
+        self.append(st, msg, Some(MemberChange::Put(promoted)))
+            .await
     }
 }
 

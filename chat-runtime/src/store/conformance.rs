@@ -49,6 +49,7 @@ pub async fn run(store: &dyn Store) {
     users(store).await;
     direct_chats(store).await;
     groups_and_messages(store).await;
+    group_access(store).await;
     watermarks(store).await;
     presence_and_tokens(store).await;
     media(store).await;
@@ -212,6 +213,73 @@ async fn groups_and_messages(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.members(chat.id).await.unwrap().len(), 1);
     assert!(store.user_chats(b).await.unwrap().is_empty());
+}
+
+/// Bans and invite codes are per chat; a member keeps the seq they joined
+/// at, and a role change (promotion) is a put of the same member.
+async fn group_access(store: &dyn Store) {
+    let (chat, other, a, b) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    assert!(!store.is_banned(chat, b).await.unwrap());
+    store.set_banned(chat, b, true).await.unwrap();
+    assert!(store.is_banned(chat, b).await.unwrap());
+    assert!(!store.is_banned(chat, a).await.unwrap());
+    assert!(!store.is_banned(other, b).await.unwrap());
+    store.set_banned(chat, b, false).await.unwrap();
+    assert!(!store.is_banned(chat, b).await.unwrap());
+
+    assert_eq!(store.invite(chat).await.unwrap(), None);
+    store.set_invite(chat, "first-code").await.unwrap();
+    store.set_invite(chat, "second-code").await.unwrap();
+    assert_eq!(
+        store.invite(chat).await.unwrap().as_deref(),
+        Some("second-code")
+    );
+    assert_eq!(store.invite(other).await.unwrap(), None);
+
+    let group = Chat {
+        id: chat,
+        kind: ChatKind::Group,
+        title: "g".into(),
+        created_by: a,
+        created_at: now_ms(),
+    };
+    let creator = Member {
+        joined_seq: 1,
+        ..Member::new(a, Role::Admin, 1)
+    };
+    let first = system(&group, 1, SystemEvent::Created, a);
+    store.create_chat(&group, &[creator], &first).await.unwrap();
+    let joiner = Member {
+        joined_seq: 2,
+        ..Member::new(b, Role::Member, 2)
+    };
+    let joined = system(&group, 2, SystemEvent::Joined, b);
+    store
+        .append(&joined, Some(MemberChange::Put(joiner.clone())))
+        .await
+        .unwrap();
+    let left = system(&group, 3, SystemEvent::Left, a);
+    store
+        .append(&left, Some(MemberChange::Remove(a)))
+        .await
+        .unwrap();
+    let admin = Member {
+        role: Role::Admin,
+        ..joiner
+    };
+    let promoted = system(&group, 4, SystemEvent::Promoted, b);
+    store
+        .append(&promoted, Some(MemberChange::Put(admin.clone())))
+        .await
+        .unwrap();
+    assert_eq!(store.members(chat).await.unwrap(), vec![admin]);
+    let last = store.messages_before(chat, None, 1).await.unwrap();
+    assert_eq!(last[0].content, promoted.content);
 }
 
 async fn watermarks(store: &dyn Store) {

@@ -48,6 +48,10 @@ const LAST_SEEN: TableDefinition<Id, i64> = TableDefinition::new("last_seen");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 /// media id → record (JSON).
 const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+/// (chat, user) → (): users an admin removed, who may not join again.
+const BANS: TableDefinition<(Id, Id), ()> = TableDefinition::new("chat_bans");
+/// chat → its current invite code.
+const INVITES: TableDefinition<Id, &str> = TableDefinition::new("chat_invites");
 /// (user, device id) → device (JSON).
 const DEVICES: TableDefinition<(Id, &str), &[u8]> = TableDefinition::new("devices");
 
@@ -139,6 +143,8 @@ impl EmbeddedStore {
             txn.open_table(REVOKED).map_err(backend)?;
             txn.open_table(MEDIA).map_err(backend)?;
             txn.open_table(DEVICES).map_err(backend)?;
+            txn.open_table(BANS).map_err(backend)?;
+            txn.open_table(INVITES).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         let (writer, jobs) = mpsc::channel(QUEUE);
@@ -623,6 +629,50 @@ impl Store for EmbeddedStore {
                 t.insert(key, bytes.as_slice()).map_err(backend)?;
             }
             Ok(Some(m))
+        })
+        .await
+    }
+
+    async fn set_banned(&self, chat: ChatId, user: UserId, banned: bool) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let mut t = txn.open_table(BANS).map_err(backend)?;
+            let key = (chat.as_u128(), user.as_u128());
+            if banned {
+                t.insert(key, ()).map_err(backend)?;
+            } else {
+                t.remove(key).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_banned(&self, chat: ChatId, user: UserId) -> Result<bool, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(BANS).map_err(backend)?;
+            Ok(t.get((chat.as_u128(), user.as_u128()))
+                .map_err(backend)?
+                .is_some())
+        })
+    }
+
+    async fn invite(&self, chat: ChatId) -> Result<Option<String>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(INVITES).map_err(backend)?;
+            Ok(t.get(chat.as_u128())
+                .map_err(backend)?
+                .map(|v| v.value().to_owned()))
+        })
+    }
+
+    async fn set_invite(&self, chat: ChatId, code: &str) -> Result<(), StoreError> {
+        let code = code.to_owned();
+        self.write(move |txn| {
+            txn.open_table(INVITES)
+                .map_err(backend)?
+                .insert(chat.as_u128(), code.as_str())
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }

@@ -121,6 +121,15 @@ pub trait Store: Send + Sync + 'static {
         read: Seq,
     ) -> Result<Option<Member>, StoreError>;
 
+    /// Bans `user` from joining `chat` again (an admin removed them), or
+    /// lifts the ban (an admin added them back).
+    async fn set_banned(&self, chat: ChatId, user: UserId, banned: bool) -> Result<(), StoreError>;
+    async fn is_banned(&self, chat: ChatId, user: UserId) -> Result<bool, StoreError>;
+    /// The group's invite code, if it has one.
+    async fn invite(&self, chat: ChatId) -> Result<Option<String>, StoreError>;
+    /// Replaces the group's invite code: the old one stops working.
+    async fn set_invite(&self, chat: ChatId, code: &str) -> Result<(), StoreError>;
+
     async fn set_last_seen(&self, user: UserId, at: i64) -> Result<(), StoreError>;
     async fn last_seen(&self, user: UserId) -> Result<Option<i64>, StoreError>;
 

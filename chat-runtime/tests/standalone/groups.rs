@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::harness::{Server, TestUser};
 
-async fn many_users(server: &Server, n: usize, prefix: u64) -> Vec<TestUser> {
+pub(crate) async fn many_users(server: &Server, n: usize, prefix: u64) -> Vec<TestUser> {
     let mut tasks = Vec::new();
     for i in 0..n {
         let phone = format!("+1{}", prefix + i as u64);
@@ -50,8 +50,11 @@ async fn hundred_member_group_and_the_rejected_101st() {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("group_full")));
+    let invite = server.invite(chat, admin).await;
     let mut l = server.connect(last).await;
-    let reply = l.request(json!({"type": "join", "chat_id": chat})).await;
+    let reply = l
+        .request(json!({"type": "join", "chat_id": chat, "invite": invite}))
+        .await;
     assert!(
         matches!(
             reply,
@@ -115,13 +118,14 @@ async fn membership_rules() {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
-    // Carol joins by id; everyone sees the change in order.
+    // Carol joins with the invite; everyone sees the change in order.
+    let invite = server.invite(chat, admin).await;
     let mut b = server.connect(bob).await;
     let (status, _) = server
         .post(
             &format!("/v1/groups/{chat}/join"),
             Some(&carol.token),
-            json!({}),
+            json!({"invite": invite}),
         )
         .await;
     assert_eq!(status, 200);

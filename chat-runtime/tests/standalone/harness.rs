@@ -130,6 +130,15 @@ impl Server {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// A group's invite code, as its admin `admin` reads it.
+    pub async fn invite(&self, chat: Uuid, admin: &TestUser) -> String {
+        let (status, body) = self
+            .get(&format!("/v1/groups/{chat}/invite"), &admin.token)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["invite"].as_str().expect("an invite code").to_owned()
+    }
+
     /// Registers and logs in a user.
     pub async fn user(&self, phone: &str, name: &str) -> TestUser {
         let (status, body) = self
@@ -301,6 +310,7 @@ impl Client {
                 ServerFrame::Chats { req_id, .. }
                 | ServerFrame::History { req_id, .. }
                 | ServerFrame::Chat { req_id, .. }
+                | ServerFrame::Invite { req_id, .. }
                 | ServerFrame::Ok { req_id } => Some(req_id.clone()),
                 ServerFrame::Presence { req_id, .. } | ServerFrame::Error { req_id, .. } => {
                     req_id.clone()

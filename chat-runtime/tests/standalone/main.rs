@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod direct;
 mod docs;
+mod group_access;
 mod groups;
 mod harness;
 mod media;

@@ -24,7 +24,7 @@ use chat_runtime::model::{
 use chat_runtime::roles::lease::{self, LeaseTimes};
 use chat_runtime::roles::{connect, records};
 use chat_runtime::store::scylla::{
-    self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore,
+    self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore, latest_version,
 };
 use chat_runtime::store::{self as store_api, Store};
 use confab_api::config::NatsConfig;
@@ -456,6 +456,25 @@ async fn an_interrupted_append_is_completed_by_head() -> Result<()> {
         );
         assert!(store.members(chat.id).await?.contains(&joiner));
         assert_eq!(store.user_chats(joiner.user_id).await?, vec![chat.id]);
+        Ok(())
+    })
+    .await
+}
+
+/// A migration that ran but was not recorded (its migrator died in between)
+/// runs again harmlessly, the column it adds included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_applied_but_not_recorded_runs_again() -> Result<()> {
+    with_store(|_, session, ks| async move {
+        session
+            .query_unpaged(
+                format!("DELETE FROM {ks}.schema_migrations WHERE version = ?"),
+                (latest_version(),),
+            )
+            .await?;
+        let config = ScyllaConfig::new(ks, Replication::Simple { factor: 1 });
+        let store = ScyllaStore::open(session, config).await?;
+        store_api::conformance::run(&store).await;
         Ok(())
     })
     .await

@@ -145,6 +145,7 @@ impl ScyllaStore {
                     m.user_id,
                     rows::role_cell(m.role)?,
                     m.joined_at,
+                    rows::seq_cell(m.joined_seq)?,
                     rows::seq_cell(m.delivered_seq)?,
                     rows::seq_cell(m.read_seq)?,
                 );

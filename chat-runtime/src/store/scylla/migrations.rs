@@ -18,7 +18,11 @@ use crate::model::now_ms;
 use crate::store::StoreError;
 
 /// `{ks}` stands for the keyspace.
-const MIGRATIONS: &[(i32, &str, &[&str])] = &[(1, "initial schema", V1), (2, "media", V2)];
+const MIGRATIONS: &[(i32, &str, &[&str])] = &[
+    (1, "initial schema", V1),
+    (2, "media", V2),
+    (3, "group access", V3),
+];
 
 /// DESIGN §2 "Data model". Timestamps are milliseconds since the Unix epoch
 /// (`bigint`), as in `crate::model`.
@@ -71,6 +75,15 @@ const V1: &[&str] = &[
 /// compare-and-set on `version` (an LWT; see `ScyllaStore::swap_media`).
 const V2: &[&str] =
     &["CREATE TABLE IF NOT EXISTS {ks}.media (id text PRIMARY KEY, version bigint, record text)"];
+
+/// Who may join a group, and what a member may read: bans (users an admin
+/// removed), the group's invite code, and the seq each member joined at.
+const V3: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {ks}.chat_bans (
+        chat_id uuid, user_id uuid, PRIMARY KEY ((chat_id), user_id))",
+    "CREATE TABLE IF NOT EXISTS {ks}.chat_invites (chat_id uuid PRIMARY KEY, code text)",
+    "ALTER TABLE {ks}.chat_members ADD IF NOT EXISTS joined_seq bigint",
+];
 
 /// How long a migrator holds the lease before another may take over.
 const LOCK_TTL_SECS: i32 = 120;
@@ -139,7 +152,7 @@ async fn apply_pending(session: &Session, ks: &str) -> Result<(), StoreError> {
     // Re-read under the lease: another pod may have applied some meanwhile.
     for (version, name, statements) in pending(session, ks).await? {
         for s in statements {
-            ddl(session, cql(s, ks)).await?;
+            statement(session, ks, &cql(s, ks)).await?;
         }
         session
             .query_unpaged(
@@ -153,6 +166,35 @@ async fn apply_pending(session: &Session, ks: &str) -> Result<(), StoreError> {
         tracing::info!(keyspace = ks, version, name, "store: applied migration");
     }
     Ok(())
+}
+
+/// Runs one migration statement. `ALTER TABLE t ADD IF NOT EXISTS c type`
+/// is Cassandra 4.1+ syntax that not every CQL server takes, so it runs as a
+/// plain `ADD` when `system_schema` lacks the column, and not at all otherwise.
+async fn statement(session: &Session, ks: &str, cql: &str) -> Result<(), StoreError> {
+    let added = cql
+        .strip_prefix("ALTER TABLE ")
+        .and_then(|rest| rest.split_once(" ADD IF NOT EXISTS "));
+    let Some((table, column)) = added else {
+        return ddl(session, cql.to_owned()).await;
+    };
+    let name = table.rsplit('.').next().unwrap_or(table);
+    let column_name = column.split_whitespace().next().unwrap_or_default();
+    let found = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+            (ks, name, column_name),
+        )
+        .await
+        .map_err(|e| backend(format!("reading system_schema.columns: {e}")))?
+        .into_rows_result()
+        .map_err(backend)?
+        .rows_num();
+    if found > 0 {
+        return Ok(());
+    }
+    ddl(session, format!("ALTER TABLE {table} ADD {column}")).await
 }
 
 async fn pending(

@@ -484,6 +484,29 @@ impl Store for ScyllaStore {
             .collect()
     }
 
+    async fn set_banned(&self, chat: ChatId, user: UserId, banned: bool) -> Result<(), StoreError> {
+        let q = &self.queries;
+        let statement = if banned { &q.insert_ban } else { &q.delete_ban };
+        self.exec(statement, (chat, user)).await?;
+        Ok(())
+    }
+
+    async fn is_banned(&self, chat: ChatId, user: UserId) -> Result<bool, StoreError> {
+        let row: Option<(UserId,)> = self.first(&self.queries.select_ban, (chat, user)).await?;
+        Ok(row.is_some())
+    }
+
+    async fn invite(&self, chat: ChatId) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            self.first(&self.queries.select_invite, (chat,)).await?;
+        Ok(row.and_then(|(code,)| code))
+    }
+
+    async fn set_invite(&self, chat: ChatId, code: &str) -> Result<(), StoreError> {
+        self.exec(&self.queries.insert_invite, (chat, code)).await?;
+        Ok(())
+    }
+
     async fn put_device(&self, user: UserId, device: &Device) -> Result<(), StoreError> {
         let values = (
             user,

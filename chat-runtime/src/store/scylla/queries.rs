@@ -58,6 +58,12 @@ pub struct Queries {
     pub update_media: PreparedStatement,
     pub first_media: PreparedStatement,
     pub next_media: PreparedStatement,
+    pub insert_ban: PreparedStatement,
+    pub delete_ban: PreparedStatement,
+    pub select_ban: PreparedStatement,
+    pub insert_invite: PreparedStatement,
+    pub select_invite: PreparedStatement,
+
     pub insert_device: PreparedStatement,
     pub select_devices: PreparedStatement,
     pub delete_device: PreparedStatement,
@@ -128,7 +134,7 @@ impl Queries {
             insert_member: p
                 .prepare(
                     "INSERT INTO {ks}.chat_members (chat_id, user_id, role, joined_at, \
-                     delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?)",
+                     joined_seq, delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
                 .await?,
             delete_member: p
@@ -136,13 +142,13 @@ impl Queries {
                 .await?,
             select_member: p
                 .prepare(
-                    "SELECT user_id, role, joined_at, delivered_seq, read_seq \
+                    "SELECT user_id, role, joined_at, joined_seq, delivered_seq, read_seq \
                      FROM {ks}.chat_members WHERE chat_id = ? AND user_id = ?",
                 )
                 .await?,
             select_members: p
                 .prepare(
-                    "SELECT user_id, role, joined_at, delivered_seq, read_seq \
+                    "SELECT user_id, role, joined_at, joined_seq, delivered_seq, read_seq \
                      FROM {ks}.chat_members WHERE chat_id = ?",
                 )
                 .await?,
@@ -242,6 +248,21 @@ impl Queries {
                 .await?,
             next_media: p
                 .prepare("SELECT id, record FROM {ks}.media WHERE token(id) > token(?) LIMIT ?")
+                .await?,
+            insert_ban: p
+                .prepare("INSERT INTO {ks}.chat_bans (chat_id, user_id) VALUES (?, ?)")
+                .await?,
+            delete_ban: p
+                .prepare("DELETE FROM {ks}.chat_bans WHERE chat_id = ? AND user_id = ?")
+                .await?,
+            select_ban: p
+                .prepare("SELECT user_id FROM {ks}.chat_bans WHERE chat_id = ? AND user_id = ?")
+                .await?,
+            insert_invite: p
+                .prepare("INSERT INTO {ks}.chat_invites (chat_id, code) VALUES (?, ?)")
+                .await?,
+            select_invite: p
+                .prepare("SELECT code FROM {ks}.chat_invites WHERE chat_id = ?")
                 .await?,
             insert_device: p
                 .prepare(

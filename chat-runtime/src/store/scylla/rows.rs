@@ -33,8 +33,16 @@ pub type MessageRow = (
     Option<Uuid>,
 );
 
-/// A `chat_members` row: user_id, role, joined_at, delivered_seq, read_seq.
-pub type MemberRow = (Uuid, Option<String>, Option<i64>, Option<i64>, Option<i64>);
+/// A `chat_members` row: user_id, role, joined_at, joined_seq, delivered_seq,
+/// read_seq.
+pub type MemberRow = (
+    Uuid,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// A seq as stored (`bigint`).
 pub fn seq_cell(seq: Seq) -> Result<i64, StoreError> {
@@ -74,7 +82,7 @@ pub fn role_cell(role: Role) -> Result<String, StoreError> {
 /// A member, or `None` for a row without a role (a stray watermark update
 /// that raced a removal): such a row is not a membership.
 pub fn member_value(row: MemberRow) -> Result<Option<Member>, StoreError> {
-    let (user_id, role, joined_at, delivered, read) = row;
+    let (user_id, role, joined_at, joined_seq, delivered, read) = row;
     let Some(role) = role else {
         return Ok(None);
     };
@@ -82,6 +90,7 @@ pub fn member_value(row: MemberRow) -> Result<Option<Member>, StoreError> {
         user_id,
         role: parse(&role)?,
         joined_at: joined_at.unwrap_or_default(),
+        joined_seq: seq_value(joined_seq.unwrap_or_default())?,
         delivered_seq: seq_value(delivered.unwrap_or_default())?,
         read_seq: seq_value(read.unwrap_or_default())?,
     }))
