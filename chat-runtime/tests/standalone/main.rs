@@ -10,3 +10,4 @@ mod harness;
 mod media;
 mod presence;
 mod resume;
+mod tls;
