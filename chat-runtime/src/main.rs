@@ -116,10 +116,10 @@ struct Pod {
 struct Tls {
     /// PEM certificate chain to serve HTTPS / wss:// with; re-read when it
     /// changes, no restart needed.
-    #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = confab_api::config::TLS_CERT_ENV, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "CONFAB_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = confab_api::config::TLS_KEY_ENV, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 }
 
