@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use chat_runtime::gateway::tls::TlsFiles;
 use chat_runtime::node::Limits;
 use chat_runtime::{roles, standalone};
 use clap::{Parser, Subcommand};
@@ -61,6 +62,8 @@ enum Role {
         /// Also allows plain-http webhook endpoints (development only).
         #[arg(long, env = "CONFAB_PUSH_ALLOW_HTTP")]
         push_allow_http: bool,
+        #[command(flatten)]
+        tls: Tls,
     },
     /// Cluster edge: WebSocket, REST and media; commands go to shards over NATS.
     Gateway {
@@ -71,6 +74,8 @@ enum Role {
         /// Seconds between media retention sweeps.
         #[arg(long, env = "CONFAB_MEDIA_SWEEP_SECS", default_value_t = 300)]
         media_sweep_secs: u64,
+        #[command(flatten)]
+        tls: Tls,
     },
     /// Cluster sequencer of the chats the ring gives this shard.
     Shard {
@@ -136,6 +141,28 @@ struct Pod {
     control_token_file: Option<PathBuf>,
 }
 
+/// The listener's own TLS (otherwise plain HTTP: terminate TLS in front).
+#[derive(clap::Args)]
+struct Tls {
+    /// PEM certificate chain to serve HTTPS / wss:// with; re-read when it
+    /// changes, no restart needed.
+    #[arg(long, env = confab_api::config::TLS_CERT_ENV, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = confab_api::config::TLS_KEY_ENV, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl Tls {
+    fn files(self) -> Option<TlsFiles> {
+        let Self { tls_cert, tls_key } = self;
+        Some(TlsFiles {
+            cert: tls_cert?,
+            key: tls_key?,
+        })
+    }
+}
+
 /// The ordinal at the end of a pod name such as `chat-shard-2`.
 fn ordinal_of(pod: &str) -> Option<u32> {
     pod.rsplit('-').next()?.parse().ok()
@@ -167,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
             push_config,
             push_webhooks,
             push_allow_http,
+            tls,
         } => {
             let mut push: confab_api::config::PushConfig = match push_config {
                 Some(path) => {
@@ -204,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
                 media,
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
                 push,
+                tls: tls.files(),
             };
             standalone::serve(config, listener, shutdown_signal()).await
         }
@@ -211,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
             pod,
             clients,
             media_sweep_secs,
+            tls,
         } => {
             let args = roles::gateway::GatewayArgs {
                 config: pod.config,
@@ -219,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
                 control_token_file: pod.control_token_file,
                 limits: clients.limits(Limits::default()),
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
+                tls: tls.files(),
             };
             roles::gateway::run(args, shutdown_signal()).await
         }

@@ -17,6 +17,7 @@ use crate::bus::local::LocalBus;
 use crate::bus::queue::LocalQueue;
 use crate::bus::sessions::LocalSessions;
 use crate::gateway;
+use crate::gateway::tls::{self, TlsFiles};
 use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
@@ -40,6 +41,9 @@ pub struct Config {
     pub sweep_every: Duration,
     /// Push credentials and webhook policy; the default sends no pushes.
     pub push: PushConfig,
+    /// Serve TLS with this certificate and key (reloaded when they change);
+    /// none: plain HTTP, for loopback or behind a TLS-terminating proxy.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             media: Vec::new(),
             sweep_every: Duration::from_secs(300),
             push: PushConfig::default(),
+            tls: None,
         }
     }
 }
@@ -148,6 +153,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = config.tls.clone().map(tls::acceptor).transpose()?;
     private_dir(&config.data_dir)?;
     let key = signing_key(&config.data_dir)?;
     let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
@@ -198,8 +204,8 @@ pub async fn serve(
         )
         .with_devices(DevicePolicy::from_config(&config.push)),
     );
-    tracing::info!(addr = %listener.local_addr()?, "standalone serving");
-    gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "standalone serving");
+    gateway::server::serve_until(listener, tls, node, stop_tx, shutdown).await;
     // A sweep in flight still holds the store: let it finish, so the store
     // is closed when this returns (a restart in the same process reopens it).
     let _ = sweeper.await;

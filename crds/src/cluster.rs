@@ -149,11 +149,17 @@ pub struct ChatClusterSpec {
 
 impl ChatCluster {
     /// The WebSocket URL clients connect to inside the cluster (the gateway
-    /// Service's DNS name); status reports the external one when there is one.
+    /// Service's DNS name; `wss` when the gateways serve TLS themselves);
+    /// status reports the external one when there is one.
     pub fn in_cluster_ws_url(&self, namespace: &str) -> String {
         let name = kube::ResourceExt::name_any(self);
+        let scheme = if self.spec.gateway.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
         format!(
-            "ws://{name}-gateway.{namespace}.svc:{}/v1/ws",
+            "{scheme}://{name}-gateway.{namespace}.svc:{}/v1/ws",
             self.spec.gateway.service.port
         )
     }

@@ -29,6 +29,15 @@ pub const SIGNING_KEY_KEY: &str = "signing-key";
 /// Key of a generated token in its Secret (the control API's, the managed
 /// NATS's).
 pub const TOKEN_KEY: &str = "token";
+/// Keys of a TLS Secret (`kubernetes.io/tls`, as cert-manager writes it):
+/// the certificate chain, its private key, and the issuing CA.
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const TLS_CA_KEY: &str = "ca.crt";
+/// Environment variables naming the gateway's own certificate and key files
+/// (`chat-runtime gateway --tls-cert/--tls-key`).
+pub const TLS_CERT_ENV: &str = "CONFAB_TLS_CERT";
+pub const TLS_KEY_ENV: &str = "CONFAB_TLS_KEY";
 /// Volume (under [`SECRETS_DIR`]) where the control token Secret is mounted.
 pub const CONTROL_TOKEN_VOLUME: &str = "control";
 /// Environment variable naming the file that holds the control token; when
@@ -87,6 +96,12 @@ pub struct NatsConfig {
     /// File holding the token the NATS requires (the managed NATS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<String>,
+    /// Folder of a TLS Secret: with it the connection must be TLS. Its
+    /// [`TLS_CA_KEY`] is the CA to trust (else the system's roots), and its
+    /// [`TLS_CERT_KEY`] + [`TLS_KEY_KEY`], when present, the client
+    /// certificate for a NATS that verifies clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_dir: Option<String>,
     /// Replicas of the presence/session key-value bucket.
     pub cache_replicas: u32,
 }
@@ -238,6 +253,7 @@ mod tests {
                 url: "nats://chat-nats.prod.svc:4222".into(),
                 credentials_file: None,
                 token_file: None,
+                tls_dir: None,
                 cache_replicas: 1,
             },
             store: StoreConfig::Scylla {

@@ -1,10 +1,12 @@
-//! The HTTP edge: [`server`] (hyper: accept loop, WebSocket upgrades), the
-//! REST API under `/v1`, the web client and the operational endpoints (warp
-//! filters). A thin shell over [`crate::node::Node`].
+//! The HTTP edge: [`server`] (hyper: accept loop, WebSocket upgrades), its
+//! optional [`tls`] (certificate files reloaded on change), the REST API
+//! under `/v1`, the web client and the operational endpoints (warp filters).
+//! A thin shell over [`crate::node::Node`].
 
 mod media;
 mod rest;
 pub mod server;
+pub mod tls;
 mod web;
 mod ws;
 

@@ -1,5 +1,6 @@
-//! The HTTP server: accepts connections and serves each with hyper (HTTP/1.1
-//! with upgrades, drained gracefully on shutdown). WebSocket upgrades on
+//! The HTTP server: accepts connections (plain, or TLS through a
+//! [`super::tls`] acceptor) and serves each with hyper (HTTP/1.1 with
+//! upgrades, drained gracefully on shutdown). WebSocket upgrades on
 //! `/v1/ws` go to [`super::ws`], `/v1/media` to [`super::media`] (streamed
 //! bodies); everything else to the warp routes.
 
@@ -16,9 +17,12 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use tower_service::Service;
 
+use super::tls::TlsAcceptor;
 use super::{media, ws};
 use crate::node::Node;
 
@@ -42,9 +46,10 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Serves `node` on `listener` until `shutdown` resolves; then sets `stop`
 /// (sessions close with 1012, "reconnect"), gives them a moment to send
 /// their close frames, and drains open requests. `stop` must be the sender
-/// of the node's shutdown signal.
+/// of the node's shutdown signal. With `tls`, every connection is TLS.
 pub async fn serve_until(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     node: Arc<Node>,
     stop: tokio::sync::watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -56,15 +61,21 @@ pub async fn serve_until(
         // Keep the sender alive so sessions see `true`, not a closed channel.
         std::future::pending::<()>().await;
     });
-    serve(listener, node, async move {
+    serve(listener, tls, node, async move {
         let _ = stopped.wait_for(|stop| *stop).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     })
     .await;
 }
 
-/// Serves `listener` until `shutdown` resolves, then drains open requests.
-pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
+/// Serves `listener` (TLS with `tls`) until `shutdown` resolves, then
+/// drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()>,
+) {
     let routes = warp::service(super::routes(node.clone()));
     let graceful = GracefulShutdown::new();
     let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
@@ -75,7 +86,7 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let http = http.http1_only();
-    // Connections still waiting for their first byte are not hyper's yet:
+    // Connections still opening (first byte, TLS handshake) are not hyper's yet:
     // this tells them to let go (of the node, and its store) at shutdown.
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -112,20 +123,16 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
             }
         });
         let (http, watcher) = (http.clone(), graceful.watcher());
-        let mut closing = closing.subscribe();
+        let (mut closing, tls) = (closing.subscribe(), tls.clone());
         node.spawn(async move {
-            // hyper times headers from their first byte: a socket that never
-            // sends one is closed here instead of holding a descriptor.
-            let mut byte = [0u8; 1];
-            let first = tokio::time::timeout(header_timeout, stream.peek(&mut byte));
-            tokio::select! {
-                got = first => match got {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return,
+            let io = tokio::select! {
+                io = open(stream, tls, header_timeout) => match io {
+                    Some(io) => io,
+                    None => return,
                 },
                 _ = closing.wait_for(|c| *c) => return,
-            }
-            let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            };
+            let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -139,4 +146,34 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
     if left > 0 {
         tracing::warn!(tasks = left, "connections still open after the drain");
     }
+}
+
+/// A connection ready for HTTP: its first byte arrived and, with `tls`, its
+/// handshake finished, both within `timeout` of the accept. hyper times
+/// headers from their first byte: a socket that sends none, or a TLS client
+/// that stalls its handshake, is closed here instead of holding a
+/// descriptor. `None`: closed (silent, too slow, or not TLS).
+async fn open(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    timeout: Duration,
+) -> Option<Either<TcpStream, TlsStream<TcpStream>>> {
+    let ready = async {
+        let mut byte = [0u8; 1];
+        if stream.peek(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        match tls {
+            None => Some(Either::Left(stream)),
+            Some(tls) => match tls.accept(stream).await {
+                Ok(stream) => Some(Either::Right(stream)),
+                Err(e) => {
+                    // Plain HTTP to the TLS port lands here too.
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    None
+                }
+            },
+        }
+    };
+    tokio::time::timeout(timeout, ready).await.ok().flatten()
 }

@@ -2,11 +2,13 @@
 //! queue and the session cache on JetStream), the CQL store, the token
 //! signing key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use confab_api::config::{ClusterConfig, NatsConfig, StoreConfig};
+use confab_api::config::{
+    ClusterConfig, NatsConfig, StoreConfig, TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY,
+};
 use scylla::client::session_builder::SessionBuilder;
 
 use crate::bus::nats_queue::NatsQueue;
@@ -98,11 +100,40 @@ pub async fn nats(
             .with_context(|| format!("cannot read the NATS token {file}"))?;
         options = options.token(token.trim().to_string());
     }
+    if let Some(dir) = &config.tls_dir {
+        let tls = TlsDir::read(Path::new(dir));
+        options = options.require_tls(true);
+        if let Some(ca) = tls.ca {
+            options = options.add_root_certificates(ca);
+        }
+        if let Some((cert, key)) = tls.client {
+            options = options.add_client_certificate(cert, key);
+        }
+    }
     let client = options
         .connect(servers(&config.url))
         .await
         .with_context(|| format!("cannot connect to NATS at {}", config.url))?;
     Ok((client, connections))
+}
+
+/// What a mounted TLS Secret holds: a CA to trust, a client certificate.
+#[derive(Debug, PartialEq, Eq)]
+struct TlsDir {
+    /// `ca.crt`; none: the system's roots.
+    ca: Option<PathBuf>,
+    /// `tls.crt` and `tls.key`, only as a pair.
+    client: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsDir {
+    fn read(dir: &Path) -> Self {
+        let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+        Self {
+            ca: file(TLS_CA_KEY),
+            client: file(TLS_CERT_KEY).zip(file(TLS_KEY_KEY)),
+        }
+    }
 }
 
 /// Connects to the CQL store and applies pending migrations.
@@ -153,7 +184,29 @@ pub fn signing_key(path: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::servers;
+    use super::*;
+
+    #[test]
+    fn a_tls_secret_gives_its_ca_and_a_whole_client_pair_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let none = TlsDir {
+            ca: None,
+            client: None,
+        };
+        assert_eq!(TlsDir::read(d), none);
+        std::fs::write(d.join(TLS_CERT_KEY), "c").unwrap();
+        assert_eq!(TlsDir::read(d), none, "a certificate without its key");
+        std::fs::write(d.join(TLS_KEY_KEY), "k").unwrap();
+        std::fs::write(d.join(TLS_CA_KEY), "a").unwrap();
+        assert_eq!(
+            TlsDir::read(d),
+            TlsDir {
+                ca: Some(d.join(TLS_CA_KEY)),
+                client: Some((d.join(TLS_CERT_KEY), d.join(TLS_KEY_KEY))),
+            }
+        );
+    }
 
     #[test]
     fn a_url_list_is_split_into_servers() {

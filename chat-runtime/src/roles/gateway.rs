@@ -16,6 +16,7 @@ use super::{connect, control};
 use crate::auth::TokenKeys;
 use crate::bus::nats::NatsBus;
 use crate::gateway;
+use crate::gateway::tls::{self, TlsFiles};
 use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
@@ -38,6 +39,9 @@ pub struct GatewayArgs {
     pub control_token_file: Option<std::path::PathBuf>,
     pub limits: Limits,
     pub sweep_every: Duration,
+    /// Serve TLS with this certificate and key (reloaded when they change);
+    /// none: plain HTTP, TLS terminated in front (an ingress).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Runs the gateway until `shutdown` resolves; then drains: sessions are
@@ -48,6 +52,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let config = connect::load(&args.config)?;
+    let tls = args.tls.clone().map(tls::acceptor).transpose()?;
     let (nats, mut connections) =
         connect::nats(&config.nats, &format!("{}-gateway", config.cluster)).await?;
     let store = connect::store(&config.store).await?;
@@ -119,7 +124,7 @@ pub async fn run(
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %args.listen, control = %args.control_listen, "gateway serving");
+    tracing::info!(addr = %args.listen, control = %args.control_listen, tls = tls.is_some(), "gateway serving");
     let draining = node.clone();
     let shutdown = async move {
         shutdown.await;
@@ -127,7 +132,7 @@ pub async fn run(
         let deadline = SHUTDOWN_SPREAD + Duration::from_secs(1);
         draining.drain_within(SHUTDOWN_SPREAD, deadline).await;
     };
-    gateway::server::serve_until(listener, node, stop_tx, shutdown).await;
+    gateway::server::serve_until(listener, tls, node, stop_tx, shutdown).await;
     // A sweep in flight still holds the store: let it finish, so the store
     // is closed when this returns (a restart in the same process reopens it).
     let _ = sweeper.await;

@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct Server {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// `http`, or `https` when the server serves TLS.
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
@@ -51,14 +53,27 @@ impl Server {
 
     /// Serves from `data_dir`; the caller keeps the directory.
     pub async fn start_in(data_dir: &std::path::Path, limits: Limits) -> Self {
-        chat_runtime::install_crypto();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = standalone::Config {
             token_ttl_secs: 3600,
             limits,
             ..standalone::Config::new(data_dir.to_path_buf())
+        };
+        // reqwest's client needs the crypto provider before it is built.
+        chat_runtime::install_crypto();
+        Self::serve(config, reqwest::Client::new()).await
+    }
+
+    /// Serves `config` (the caller keeps its directory); `http` talks to it
+    /// (over TLS when `config.tls` is set).
+    pub async fn serve(config: standalone::Config, http: reqwest::Client) -> Self {
+        chat_runtime::install_crypto();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
         let task = tokio::spawn(async move {
             standalone::serve(config, listener, async {
@@ -69,7 +84,8 @@ impl Server {
         });
         Self {
             addr,
-            http: reqwest::Client::new(),
+            http,
+            scheme,
             stop: Some(stop),
             task,
             _dir: None,
@@ -89,6 +105,7 @@ impl Server {
         Self {
             addr,
             http,
+            scheme: "http",
             stop: None,
             task: tokio::spawn(async {}),
             _dir: None,
@@ -104,7 +121,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {

@@ -12,3 +12,4 @@ mod harness;
 mod media;
 mod presence;
 mod resume;
+mod tls;

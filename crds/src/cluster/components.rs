@@ -88,6 +88,13 @@ pub struct GatewaySpec {
     /// How gateway pods spread across failure domains.
     #[serde(default)]
     pub topology_spread: TopologySpreadSpec,
+    /// TLS served by the gateways themselves (HTTPS and `wss://` on the
+    /// Service port): a `kubernetes.io/tls` Secret with `tls.crt` and
+    /// `tls.key`, as a cert-manager Certificate writes it; a renewal is
+    /// picked up without restarting the pods. Unset: plain HTTP, with TLS
+    /// terminated in front (an Ingress or a load balancer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSecretRef>,
 }
 
 impl Default for GatewaySpec {
@@ -97,8 +104,19 @@ impl Default for GatewaySpec {
             service: GatewayServiceSpec::default(),
             failover_delay_seconds: default_failover_delay(),
             topology_spread: TopologySpreadSpec::default(),
+            tls: None,
         }
     }
+}
+
+/// A Secret holding TLS material under the keys cert-manager writes:
+/// `tls.crt`, `tls.key` and `ca.crt`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSecretRef {
+    /// The Secret's name, in the ChatCluster's namespace.
+    #[schemars(transform = admission::secret_name)]
+    pub secret_name: String,
 }
 
 /// Kind of the gateway Service.
@@ -252,6 +270,13 @@ pub struct ExternalNats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = admission::secret_name)]
     pub credentials_secret: Option<String>,
+    /// TLS to the NATS servers; set, every connection must be TLS. The
+    /// Secret's `ca.crt` is the CA to trust (absent: the system's roots);
+    /// its `tls.crt` and `tls.key`, when present, are the client certificate
+    /// for a NATS that verifies clients (a cert-manager Certificate gives
+    /// all three).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSecretRef>,
 }
 
 /// A NATS the operator runs.

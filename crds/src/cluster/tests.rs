@@ -281,6 +281,8 @@ fn quantities_are_int_or_string_with_the_quantity_pattern() {
 fn secret_names_are_dns_subdomains() {
     let paths = [
         "spec.nats.external.credentialsSecret",
+        "spec.nats.external.tls.secretName",
+        "spec.gateway.tls.secretName",
         "spec.scylla.external.credentialsSecret",
         "spec.media.buckets[].credentialsSecret",
         "spec.push.fcm.name",

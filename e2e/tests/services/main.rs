@@ -9,5 +9,6 @@ mod helm;
 mod kube;
 mod media;
 mod nats;
+mod nats_tls;
 mod operator;
 mod runtime_seams;

@@ -255,6 +255,7 @@ async fn raised_cache_replicas_resize_existing_buckets_on_a_nats_cluster() -> Re
         url: nats.urls().join(","),
         credentials_file: None,
         token_file: None,
+        tls_dir: None,
         cache_replicas: 3,
     };
     let (client, _) = connect::nats(&config, "resize-test").await?;
@@ -309,6 +310,7 @@ async fn runtime_connects_to_a_token_protected_nats_only_with_its_token() -> Res
         url: format!("nats://127.0.0.1:{port}"),
         credentials_file: None,
         token_file,
+        tls_dir: None,
         cache_replicas: 1,
     };
     let flushed = async |config: NatsConfig| -> Result<bool> {

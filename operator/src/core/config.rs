@@ -31,6 +31,11 @@ pub const NATS_PORT: u16 = 4222;
 /// CQL port.
 pub const CQL_PORT: u16 = 9042;
 
+/// Volume of the external NATS's TLS Secret (every role).
+pub const NATS_TLS_VOLUME: &str = "nats-tls";
+/// Volume of the gateways' own TLS Secret.
+pub const GATEWAY_TLS_VOLUME: &str = "gateway-tls";
+
 /// The signing-key Secret's name.
 pub fn signing_key_secret(cc: &ChatCluster, names: &Names) -> String {
     cc.spec
@@ -55,6 +60,9 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
     if spec.nats.managed.is_some() {
         out.push(("nats".into(), names.nats_auth_secret()));
     }
+    if let Some(tls) = spec.nats.external.as_ref().and_then(|n| n.tls.as_ref()) {
+        out.push((NATS_TLS_VOLUME.into(), tls.secret_name.clone()));
+    }
     if let Some(secret) = spec
         .scylla
         .external
@@ -69,6 +77,9 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
     match role {
         Role::Gateway => {
             out.push(("auth".into(), signing_key_secret(cc, names)));
+            if let Some(tls) = &spec.gateway.tls {
+                out.push((GATEWAY_TLS_VOLUME.into(), tls.secret_name.clone()));
+            }
             for (i, b) in spec.media.buckets.iter().enumerate() {
                 if let Some(secret) = &b.credentials_secret {
                     out.push((format!("bucket-{i}"), secret.clone()));
@@ -98,6 +109,7 @@ fn nats_config(cc: &ChatCluster, names: &Names) -> NatsConfig {
                 .as_ref()
                 .map(|_| format!("{}/creds", secret_dir("nats"))),
             token_file: None,
+            tls_dir: ext.tls.as_ref().map(|_| secret_dir(NATS_TLS_VOLUME)),
             cache_replicas,
         },
         None => NatsConfig {
@@ -108,6 +120,7 @@ fn nats_config(cc: &ChatCluster, names: &Names) -> NatsConfig {
             ),
             credentials_file: None,
             token_file: Some(format!("{}/{TOKEN_KEY}", secret_dir("nats"))),
+            tls_dir: None,
             cache_replicas,
         },
     }
@@ -256,7 +269,7 @@ pub fn build_config_map(cc: &ChatCluster, names: &Names, ring: Ring) -> ConfigMa
 mod tests {
     use super::*;
     use crate::core::fixtures::cluster;
-    use confab_api::cluster::{BucketSpec, ExternalNats, SecretKeyRef};
+    use confab_api::cluster::{BucketSpec, ExternalNats, SecretKeyRef, TlsSecretRef};
     use confab_api::ring::ShardId;
 
     fn ring() -> Ring {
@@ -318,8 +331,14 @@ mod tests {
         let mut cc = cluster();
         cc.spec.nats.managed = None;
         cc.spec.nats.external = Some(ExternalNats {
-            url: "nats://bus:4222".into(),
+            url: "tls://bus:4222".into(),
             credentials_secret: Some("bus-creds".into()),
+            tls: Some(TlsSecretRef {
+                secret_name: "bus-client-tls".into(),
+            }),
+        });
+        cc.spec.gateway.tls = Some(TlsSecretRef {
+            secret_name: "chat-example-com".into(),
         });
         cc.spec.media.buckets = vec![
             serde_json::from_value::<BucketSpec>(serde_json::json!(
@@ -341,6 +360,10 @@ mod tests {
             Some("/var/run/confab/nats/creds")
         );
         assert_eq!(
+            config.nats.tls_dir.as_deref(),
+            Some("/var/run/confab/nats-tls")
+        );
+        assert_eq!(
             config.media[0].credentials_dir.as_deref(),
             Some("/var/run/confab/bucket-0")
         );
@@ -359,9 +382,17 @@ mod tests {
         assert!(gateway.contains(&("bucket-0".into(), "s3-keys".into())));
         assert!(gateway.contains(&("auth".into(), "chat-signing-key".into())));
         assert!(gateway.contains(&("nats".into(), "bus-creds".into())));
+        assert!(gateway.contains(&("gateway-tls".into(), "chat-example-com".into())));
         let notifier = secret_volumes(&cc, &names, Role::Notifier);
         assert!(notifier.contains(&("fcm".into(), "fcm".into())));
         assert!(!notifier.iter().any(|(v, _)| v == "auth"));
+        // Every role reaches NATS over TLS; only gateways serve TLS.
+        for role in [Role::Gateway, Role::Shard, Role::Notifier] {
+            let volumes = secret_volumes(&cc, &names, role);
+            assert!(volumes.contains(&("nats-tls".into(), "bus-client-tls".into())));
+            let serves = volumes.iter().any(|(v, _)| v == "gateway-tls");
+            assert_eq!(serves, role == Role::Gateway, "{role:?}");
+        }
     }
 
     #[test]

@@ -116,6 +116,7 @@ mod tests {
         cc.spec.nats.external = Some(ExternalNats {
             url: "nats://x:4222".into(),
             credentials_secret: None,
+            tls: None,
         });
         assert!(build_pdb(&cc, &Names::new(&cc), Role::Nats).is_none());
     }

@@ -357,6 +357,7 @@ mod tests {
         cc.spec.nats.external = Some(confab_api::cluster::ExternalNats {
             url: "nats://x".into(),
             credentials_secret: None,
+            tls: None,
         });
         let d = desired(&cc, &observed(1));
         assert_eq!(d.plan.step, Step::Stable);

@@ -302,6 +302,7 @@ mod tests {
         cc.spec.nats.external = Some(ExternalNats {
             url: "nats://x:4222".into(),
             credentials_secret: None,
+            tls: None,
         });
         let names = Names::new(&cc);
         assert!(build_nats_statefulset(&cc, &names).is_none());

@@ -14,14 +14,16 @@
 //! to [`STARTUP_SECONDS`] to come up (it connects to NATS and the store
 //! before it serves HTTP, and a managed ScyllaDB takes a minute or two on
 //! first start); only then do readiness (`/readyz`) and liveness (`/healthz`)
-//! run, so a slow start is never mistaken for a hang.
+//! run, so a slow start is never mistaken for a hang. Gateways that serve
+//! TLS themselves are probed over HTTPS (the kubelet does not verify the
+//! certificate) and told where their mounted certificate and key are.
 
 use std::collections::BTreeMap;
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{
     CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_VOLUME, HTTP_PORT,
-    POD_NAME_ENV, TOKEN_KEY,
+    POD_NAME_ENV, TLS_CERT_ENV, TLS_CERT_KEY, TLS_KEY_ENV, TLS_KEY_KEY, TOKEN_KEY,
 };
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -35,7 +37,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config::{CONFIG_HASH_ANNOTATION, config_hash};
+use super::config::{CONFIG_HASH_ANNOTATION, GATEWAY_TLS_VOLUME, config_hash};
 use super::names::{Names, Role};
 use super::resources::resources;
 
@@ -78,12 +80,13 @@ pub fn pod_security() -> PodSecurityContext {
     }
 }
 
-/// An HTTP GET probe on the `http` port.
-pub fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+/// An HTTP GET probe on the `http` port; `scheme` is `HTTP` or `HTTPS`.
+pub fn http_probe(scheme: &str, path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("http".into()),
+            scheme: Some(scheme.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -156,6 +159,13 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
         let file = format!("{}/{TOKEN_KEY}", secret_dir(CONTROL_TOKEN_VOLUME));
         vars.push(env(CONTROL_TOKEN_FILE_ENV, &file));
     }
+    let serves_tls = role == Role::Gateway && cc.spec.gateway.tls.is_some();
+    if serves_tls {
+        let dir = secret_dir(GATEWAY_TLS_VOLUME);
+        vars.push(env(TLS_CERT_ENV, &format!("{dir}/{TLS_CERT_KEY}")));
+        vars.push(env(TLS_KEY_ENV, &format!("{dir}/{TLS_KEY_KEY}")));
+    }
+    let scheme = if serves_tls { "HTTPS" } else { "HTTP" };
     Container {
         name: role.as_str().into(),
         image: Some(cc.spec.image.clone()),
@@ -163,12 +173,13 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
         env: Some(vars),
         ports: Some(vec![port("http", HTTP_PORT), port("control", CONTROL_PORT)]),
         startup_probe: Some(http_probe(
+            scheme,
             "/healthz",
             STARTUP_PERIOD,
             STARTUP_SECONDS / STARTUP_PERIOD,
         )),
-        readiness_probe: Some(http_probe("/readyz", 5, 2)),
-        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        readiness_probe: Some(http_probe(scheme, "/readyz", 5, 2)),
+        liveness_probe: Some(http_probe(scheme, "/healthz", 10, 3)),
         resources: Some(resources(cc, role)),
         security_context: Some(container_security()),
         volume_mounts: Some(mounts),
@@ -360,6 +371,46 @@ mod tests {
         let requests = resources.requests.unwrap();
         assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
         assert!(resources.limits.unwrap().contains_key("memory"));
+    }
+
+    #[test]
+    fn a_gateway_with_a_tls_secret_serves_it_and_is_probed_over_https() {
+        let mut cc = cluster();
+        let plain = runtime_container(&cc, Role::Gateway, vec![]);
+        cc.spec.gateway.tls = Some(confab_api::cluster::TlsSecretRef {
+            secret_name: "chat-example-com".into(),
+        });
+        let scheme = |c: &Container| {
+            [&c.startup_probe, &c.readiness_probe, &c.liveness_probe]
+                .map(|p| p.clone().unwrap().http_get.unwrap().scheme.unwrap())
+        };
+        let var = |c: &Container, name: &str| {
+            c.env
+                .clone()
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value)
+        };
+        assert_eq!(scheme(&plain), ["HTTP"; 3]);
+        assert_eq!(var(&plain, TLS_CERT_ENV), None);
+
+        let tls = runtime_container(&cc, Role::Gateway, vec![]);
+        assert_eq!(scheme(&tls), ["HTTPS"; 3]);
+        assert_eq!(
+            var(&tls, TLS_CERT_ENV).as_deref(),
+            Some("/var/run/confab/gateway-tls/tls.crt")
+        );
+        assert_eq!(
+            var(&tls, TLS_KEY_ENV).as_deref(),
+            Some("/var/run/confab/gateway-tls/tls.key")
+        );
+        // Shards and notifiers serve no clients: plain HTTP probes, no pair.
+        for role in [Role::Shard, Role::Notifier] {
+            let c = runtime_container(&cc, role, vec![]);
+            assert_eq!(scheme(&c), ["HTTP"; 3], "{role:?}");
+            assert_eq!(var(&c, TLS_CERT_ENV), None, "{role:?}");
+        }
     }
 
     #[test]

@@ -101,13 +101,17 @@ pub fn build(
 fn endpoints(cc: &ChatCluster, names: &Names, observed: &Observed) -> Endpoints {
     let port = cc.spec.gateway.service.port;
     let host = format!("{}.{}.svc", names.workload(Role::Gateway), names.namespace);
+    let (ws, http) = match cc.spec.gateway.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
     Endpoints {
         websocket: cc.in_cluster_ws_url(&names.namespace),
-        rest: format!("http://{host}:{port}/v1"),
+        rest: format!("{http}://{host}:{port}/v1"),
         external_websocket: observed
             .gateway_ingress
             .as_ref()
-            .map(|h| format!("ws://{h}:{port}/v1/ws")),
+            .map(|h| format!("{ws}://{h}:{port}/v1/ws")),
     }
 }
 

@@ -159,3 +159,20 @@ fn external_endpoint_once_the_load_balancer_has_an_address() {
         Some("ws://203.0.113.7:80/v1/ws")
     );
 }
+
+#[test]
+fn endpoints_say_wss_and_https_when_the_gateways_serve_tls() {
+    let mut cc = with_ring(cluster(), ring(1, &[0]));
+    cc.spec.gateway.tls = Some(confab_api::cluster::TlsSecretRef {
+        secret_name: "chat-example-com".into(),
+    });
+    let mut obs = observed(1);
+    obs.gateway_ingress = Some("203.0.113.7".into());
+    let endpoints = desired(&cc, &obs).status.endpoints.unwrap();
+    assert_eq!(endpoints.websocket, "wss://chat-gateway.prod.svc:80/v1/ws");
+    assert_eq!(endpoints.rest, "https://chat-gateway.prod.svc:80/v1");
+    assert_eq!(
+        endpoints.external_websocket.as_deref(),
+        Some("wss://203.0.113.7:80/v1/ws")
+    );
+}
