@@ -1,4 +1,5 @@
-//! Test data for the media layer: real encoded images and sample records.
+//! Sample data for the media layer's tests and the bench: real encoded
+//! images, decompression bombs and sample records.
 
 use std::io::Cursor;
 

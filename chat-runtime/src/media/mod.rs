@@ -23,7 +23,7 @@ pub mod signed;
 pub mod sniff;
 pub mod thumb;
 
-#[cfg(any(test, feature = "testkit"))]
+/// Sample media for the tests and the bench (`confab-bench abuse`).
 pub mod fixtures;
 
 pub use service::{Download, Media, Uploaded};

@@ -18,14 +18,17 @@
 //!   the server's peak RSS while it streams ([`media`]).
 //! - `push`: offline recipients with webhook devices served by the bench;
 //!   pushes/s and send-to-push latency ([`push`]).
+//! - `abuse`: bombs and floods at the default limits; the answers and the
+//!   server's peak RSS per case ([`abuse`]).
 
+mod abuse;
 mod media;
 mod push;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -97,6 +100,8 @@ enum Scenario {
         #[arg(long)]
         buckets: Option<PathBuf>,
     },
+    /// Floods and bombs at the server's default limits: answers and RSS.
+    Abuse,
     /// Push notifications to offline recipients' webhook devices.
     Push {
         #[arg(long, default_value_t = 200)]
@@ -138,6 +143,40 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// Server flags for load: limits out of the way. The idle scenario holds
+/// many sessions for a few users, and every client of the bench comes from
+/// one address.
+fn roomy() -> Vec<String> {
+    [
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--max-connections",
+        "200000",
+        "--max-sessions-per-user",
+        "200000",
+        "--max-sessions-per-address",
+        "200000",
+        "--signups-per-minute",
+        "1000000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Samples the server's RSS until `stop`; returns the largest, in KiB.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_kib(pid).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    })
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -166,22 +205,6 @@ async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -
         .args(["standalone", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path())
-        .args([
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--max-connections",
-            "200000",
-            // The idle scenario holds many sessions for a few users, and
-            // every client of the bench comes from one address.
-            "--max-sessions-per-user",
-            "200000",
-            "--max-sessions-per-address",
-            "200000",
-            "--signups-per-minute",
-            "1000000",
-        ])
         .args(extra)
         .env("RUST_LOG", "warn")
         .spawn()
@@ -651,9 +674,12 @@ async fn main() -> Result<()> {
         return store_bench(messages).await;
     }
     let extra = match &scenario {
-        Scenario::Media { mib, buckets } => media::server_args(*mib, buckets.as_deref()),
-        Scenario::Push { .. } => push::server_args(),
-        _ => Vec::new(),
+        Scenario::Media { mib, buckets } => {
+            [roomy(), media::server_args(*mib, buckets.as_deref())].concat()
+        }
+        Scenario::Push { .. } => [roomy(), push::server_args()].concat(),
+        Scenario::Abuse => Vec::new(),
+        _ => roomy(),
     };
     let target = start_target(url, pid, &extra).await?;
     match scenario {
@@ -682,6 +708,7 @@ async fn main() -> Result<()> {
             recipients,
             messages,
         } => push::run(&target, recipients, messages).await,
+        Scenario::Abuse => abuse::run(&target).await,
         Scenario::Store { .. } => unreachable!("handled above"),
     }
 }

@@ -19,7 +19,7 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
 
-use super::{Target, rss_kib};
+use super::{Target, rss_kib, sample_rss};
 
 const MIB: u64 = 1 << 20;
 /// The server's part size (see `chat_runtime::media::service`).
@@ -93,18 +93,6 @@ async fn raw(bucket: &BucketConfig, mib: u64) -> Result<(Duration, Duration)> {
         bail!("raw read {n} bytes of {}", mib * MIB);
     }
     Ok((put, get))
-}
-
-/// Samples the server's RSS until `stop`; returns the largest, in KiB.
-fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut peak = 0;
-        while !stop.load(Ordering::Relaxed) {
-            peak = peak.max(rss_kib(pid).unwrap_or(0));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        peak
-    })
 }
 
 pub async fn run(target: &Target, mib: u64, buckets_file: Option<&Path>) -> Result<()> {
