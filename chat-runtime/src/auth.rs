@@ -94,7 +94,9 @@ type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 impl PasswordPool {
     /// Starts `threads` hashing threads.
     pub fn new(threads: usize) -> Self {
-        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(1024);
+        // About a second of work at most: a longer queue only makes every
+        // sign-in slow; past it callers are told to retry.
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(64 * threads.max(1));
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();

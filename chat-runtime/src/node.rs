@@ -28,6 +28,14 @@ use crate::push::{DevicePolicy, MAX_DEVICES};
 use crate::shard::{Command, Reply, SendItem, ShardClient};
 use crate::store::{Store, StoreError};
 
+/// The answer when the password-hashing pool's queue is full.
+fn pool_full(message: &str) -> ApiError {
+    ApiError {
+        retry_after_ms: Some(1_000),
+        ..ApiError::new(ErrorCode::Unavailable, message)
+    }
+}
+
 /// Addresses the sign-up limiter remembers before it forgets quiet ones.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
@@ -55,6 +63,9 @@ pub struct Limits {
     /// Sessions one client address may have open on this node at once
     /// (signed in or not); more are closed with 4003.
     pub max_sessions_per_address: usize,
+    /// Password checks (sign-ins, sign-ups) one client address may have
+    /// queued or running at once; more are answered `rate_limited`.
+    pub hashing_per_address: usize,
     /// Accounts one client address may register per minute (also the burst).
     pub signups_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` names the client (an ingress, a load
@@ -75,6 +86,7 @@ impl Default for Limits {
             max_sessions_per_user: 16,
             max_sessions_per_address: 1_000,
             signups_per_minute: 30,
+            hashing_per_address: 16,
             trusted_proxies: Vec::new(),
         }
     }
@@ -109,6 +121,8 @@ pub struct Node {
     address_signins: std::sync::Mutex<crate::signin::Guard>,
     /// Registrations per client address.
     signups: DefaultKeyedRateLimiter<ClientAddr>,
+    /// Password checks queued or running per client address.
+    hashing: Arc<Counter<ClientAddr>>,
     /// What an unknown phone's password is checked against.
     unknown_hash: String,
     connections: AtomicUsize,
@@ -179,6 +193,7 @@ impl Node {
             connections: AtomicUsize::new(0),
             user_sessions: Counter::new(limits.max_sessions_per_user),
             address_sessions: Counter::new(limits.max_sessions_per_address),
+            hashing: Counter::new(limits.hashing_per_address),
             limits,
             shutdown,
             resync: watch::Sender::new(0),
@@ -275,6 +290,19 @@ impl Node {
         self.address_sessions.take(client)
     }
 
+    /// One of `client`'s places in the password-hashing pool: a client
+    /// cannot queue more than [`Limits::hashing_per_address`] checks, so one
+    /// address alone cannot make everyone else's sign-ins wait.
+    fn hashing_slot(&self, client: ClientAddr) -> Result<Held<ClientAddr>, ApiError> {
+        self.hashing.take(client).ok_or_else(|| ApiError {
+            retry_after_ms: Some(1_000),
+            ..ApiError::new(
+                ErrorCode::RateLimited,
+                "too many sign-ins at a time from this address; retry",
+            )
+        })
+    }
+
     /// The client behind a connection from `peer` (see [`ClientAddr`]).
     pub fn client(&self, peer: std::net::IpAddr, forwarded_for: Option<&str>) -> ClientAddr {
         ClientAddr::resolve(peer, forwarded_for, &self.limits.trusted_proxies)
@@ -326,11 +354,12 @@ impl Node {
         if password.len() < 8 || password.len() > 256 {
             return Err(ApiError::invalid("password must be 8 to 256 bytes"));
         }
+        let _hashing = self.hashing_slot(client)?;
         let password_hash = self
             .passwords
             .hash(password.to_owned())
             .await
-            .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "too many sign-ups; retry"))?;
+            .ok_or_else(|| pool_full("too many sign-ups at once; retry"))?;
         let user = User {
             id: uuid::Uuid::now_v7(),
             phone: phone.to_owned(),
@@ -414,11 +443,11 @@ impl Node {
         let hash = user
             .as_ref()
             .map_or_else(|| self.unknown_hash.clone(), |u| u.password_hash.clone());
+        let hashing = self.hashing_slot(client)?;
         let Some(matched) = self.passwords.verify(password.to_owned(), hash).await else {
-            let mut e = ApiError::new(ErrorCode::Unavailable, "too many sign-ins at once; retry");
-            e.retry_after_ms = Some(1_000);
-            return Err(e);
+            return Err(pool_full("too many sign-ins at once; retry"));
         };
+        drop(hashing);
         let mut guard = self.signins.lock().expect("sign-in guard");
         match user {
             Some(user) if matched => {

@@ -251,3 +251,33 @@ async fn the_audit_trail_counts_failed_sign_ins_lockouts_removals_and_revocation
     assert_eq!(count("token_revoked"), Some(1));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn one_address_cannot_queue_more_than_its_share_of_password_checks() {
+    let limits = Limits {
+        hashing_per_address: 2,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let attempts = (0..12).map(|i| {
+        let body = json!({"phone": format!("+1555200{i:04}"), "password": "guess-123"});
+        server.post("/v1/login", None, body)
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "{answers:?}");
+    for (_, body) in &refused {
+        assert_eq!(body["code"], "rate_limited");
+        assert!(
+            body["message"].as_str().unwrap().contains("at a time"),
+            "{body}"
+        );
+        assert_eq!(body["retry_after_ms"], 1000);
+    }
+    assert!(answers.iter().filter(|(s, _)| *s == 401).count() >= 2);
+    // Once the checks are done, the address is served again.
+    let body = json!({"phone": "+15552009999", "password": "guess-123"});
+    let (status, _) = server.post("/v1/login", None, body).await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}

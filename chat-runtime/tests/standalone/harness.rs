@@ -35,10 +35,11 @@ pub struct TestUser {
 
 impl Server {
     /// Default limits, except that every test client comes from one
-    /// address: it may register as many accounts as a test needs.
+    /// address: it may register as many accounts as a test needs, at once.
     pub async fn start() -> Self {
         Self::start_with(Limits {
             signups_per_minute: 100_000,
+            hashing_per_address: 1_000,
             ..Limits::default()
         })
         .await
