@@ -60,6 +60,9 @@ pub struct Limits {
     /// Time an HTTP connection may take to send a request's headers, and
     /// may stay idle between requests, before it is closed.
     pub header_timeout_ms: u64,
+    /// Time a request body may take: a whole REST request (408 `timeout`
+    /// past it), or the gap between two chunks of a media upload.
+    pub body_timeout_ms: u64,
     /// Sessions one client address may have open on this node at once
     /// (signed in or not); more are closed with 4003.
     pub max_sessions_per_address: usize,
@@ -83,6 +86,7 @@ impl Default for Limits {
             heartbeat_ms: 25_000,
             hello_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             max_sessions_per_user: 16,
             max_sessions_per_address: 1_000,
             signups_per_minute: 30,

@@ -5,6 +5,7 @@
 //! `POST /v1/media/{id}/link` issues signed, expiring links.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -124,8 +125,20 @@ async fn upload(
         .unwrap_or("")
         .to_owned();
     let name = query.name.filter(|n| !n.is_empty() && n.len() <= 255);
-    let body = BodyDataStream::new(req.into_body());
-    let up = node.media.upload(user, &declared, name, body).await?;
+    // Each chunk must follow the last within the body timeout: an upload
+    // that stalls lets go of its socket (and its bucket write).
+    let gap = Duration::from_millis(node.limits.body_timeout_ms);
+    let body = tokio_stream::StreamExt::timeout(BodyDataStream::new(req.into_body()), gap).map(
+        move |chunk| match chunk {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no bytes for {} s", gap.as_secs())),
+        },
+    );
+    let up = node
+        .media
+        .upload(user, &declared, name, Box::pin(body))
+        .await?;
     let r = &up.record;
     let view = UploadView {
         media_id: &r.id,

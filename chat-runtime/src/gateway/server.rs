@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -24,7 +24,9 @@ use tower_service::Service;
 
 use super::tls::TlsAcceptor;
 use super::{media, ws};
+use crate::error::ApiError;
 use crate::node::Node;
+use crate::protocol::ErrorCode;
 
 /// Errors of a response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -117,8 +119,12 @@ pub async fn serve(
                 } else if media::is_media(&req) {
                     Ok(media::handle(node, req).await)
                 } else {
-                    let res: Response<_> = routes.call(req).await?;
-                    Ok(res.map(from_warp))
+                    // A body trickled in byte by byte cannot hold the socket.
+                    let deadline = Duration::from_millis(node.limits.body_timeout_ms);
+                    match tokio::time::timeout(deadline, routes.call(req)).await {
+                        Ok(res) => Ok(res?.map(from_warp)),
+                        Err(_) => Ok(too_slow().map(from_warp)),
+                    }
                 }
             }
         });
@@ -146,6 +152,21 @@ pub async fn serve(
     if left > 0 {
         tracing::warn!(tasks = left, "connections still open after the drain");
     }
+}
+
+/// The answer to a request that did not arrive in time; the connection
+/// is closed after it.
+fn too_slow() -> warp::reply::Response {
+    let e = ApiError::new(
+        ErrorCode::Timeout,
+        "the request did not arrive in time; send it again",
+    );
+    let mut response = super::rest::error_response(&e);
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// A connection ready for HTTP: its first byte arrived and, with `tls`, its

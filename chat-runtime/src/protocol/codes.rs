@@ -51,6 +51,8 @@ pub enum ErrorCode {
     LinkExpired,
     /// A `Range` header asks for bytes the media does not have.
     RangeNotSatisfiable,
+    /// The request's body did not arrive in time (the connection is closed).
+    Timeout,
 }
 
 impl ErrorCode {
@@ -71,6 +73,7 @@ impl ErrorCode {
             Self::Gone => 410,
             Self::LinkExpired => 403,
             Self::RangeNotSatisfiable => 416,
+            Self::Timeout => 408,
         }
     }
 
@@ -106,6 +109,7 @@ const ALL_CODES: &[(ErrorCode, &str)] = &[
     (ErrorCode::Gone, "gone"),
     (ErrorCode::LinkExpired, "link_expired"),
     (ErrorCode::RangeNotSatisfiable, "range_not_satisfiable"),
+    (ErrorCode::Timeout, "timeout"),
 ];
 
 /// WebSocket close codes. 4000–4099 (and 1012) mean "reconnect and resume";

@@ -281,3 +281,47 @@ async fn one_address_cannot_queue_more_than_its_share_of_password_checks() {
     assert_eq!(status, 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bodies_that_trickle_in_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits {
+        body_timeout_ms: 500,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000231", "Alice").await;
+    let read_all = async |stream: &mut tokio::net::TcpStream| {
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    // A REST body promised but never sent: 408 timeout, and the socket closes.
+    let mut rest = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 60\r\n\r\n{\"phone\":";
+    rest.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_all(&mut rest).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    // A media upload that stalls after its first bytes is refused too.
+    let mut upload = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/media HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n",
+        alice.token
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&[0x89, b'P', b'N', b'G']).await.unwrap();
+    let answer = read_all(&mut upload).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("no bytes for"), "{answer}");
+    // Everyone else is served meanwhile.
+    let (status, _) = server.get("/v1/chats", &alice.token).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
