@@ -1,7 +1,9 @@
 //! The HTTP edge: [`server`] (hyper: accept loop, WebSocket upgrades), the
-//! REST API under `/v1`, the web client and the operational endpoints (warp
-//! filters). A thin shell over [`crate::node::Node`].
+//! REST API under `/v1` ([`bodies`]: what its requests carry), the web
+//! client and the operational endpoints (warp filters). A thin shell over
+//! [`crate::node::Node`].
 
+pub mod bodies;
 mod media;
 mod rest;
 pub mod server;
