@@ -10,29 +10,42 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 const ZERO_WIDTH_JOINER: char = '\u{200d}';
 
+/// Whether `c` may end an emoji that a joiner continues: a pictograph or
+/// modifier symbol (skin tones), a variation selector or a tag. None of these
+/// composes or decomposes under NFC, so the decision holds once the text is
+/// composed again.
+fn ends_emoji(c: char) -> bool {
+    let symbol = matches!(
+        c.general_category(),
+        GeneralCategory::OtherSymbol | GeneralCategory::ModifierSymbol
+    );
+    (symbol && !c.is_ascii()) || matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0020}'..='\u{e007f}')
+}
+
 /// Whether `c` may stay after `prev` (the last character kept).
 fn keep(c: char, prev: Option<char>) -> bool {
     match c.general_category() {
         GeneralCategory::Control => false,
         GeneralCategory::Format => {
             // Emoji sequences join pictographs with ZWJ or tag characters.
-            let in_emoji = prev.is_some_and(|p| !p.is_ascii() && !p.is_alphanumeric());
             let joins_emoji = c == ZERO_WIDTH_JOINER || ('\u{e0020}'..='\u{e007f}').contains(&c);
-            in_emoji && joins_emoji
+            joins_emoji && prev.is_some_and(ends_emoji)
         }
         _ => true,
     }
 }
 
-/// `raw` without control and format characters, trimmed, in NFC.
+/// `raw` without control and format characters, trimmed, in NFC. Cleaning
+/// clean text changes nothing.
 pub fn clean(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
+    let mut kept = String::with_capacity(raw.len());
     for c in raw.nfc() {
-        if keep(c, out.chars().next_back()) {
-            out.push(c);
+        if keep(c, kept.chars().next_back()) {
+            kept.push(c);
         }
     }
-    out.trim().to_string()
+    // What was between a letter and its accent is gone: compose them.
+    kept.nfc().collect::<String>().trim().to_string()
 }
 
 /// A display name: cleaned, 1 to 64 bytes.
@@ -83,7 +96,28 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_and_its_accent_split_by_an_invisible_character_are_composed() {
+        // Found by the frame fuzz target: the stored title was not NFC and a
+        // joiner between letters survived, so a second cleaning changed it.
+        assert_eq!(clean("Jose\u{200b}\u{301}"), "Jos\u{e9}");
+        assert_eq!(clean("Jose\u{200b}\u{301}\u{200d}x"), "Jos\u{e9}x");
+        for raw in [
+            "Jose\u{200b}\u{301}\u{200d}x",
+            "a\u{301}\u{200d}\u{1f525}",
+            "\u{1d15e}\u{200d}\u{2764}",
+            " \u{200b} \u{301}e",
+        ] {
+            assert_eq!(clean(&clean(raw)), clean(raw), "{raw:?}");
+        }
+    }
+
+    #[test]
     fn emoji_sequences_keep_their_joiners() {
+        let fire_heart = "\u{2764}\u{fe0f}\u{200d}\u{1f525}";
+        assert_eq!(clean(fire_heart), fire_heart);
+        let waving = "\u{1f44b}\u{1f3fd}\u{200d}";
+        assert_eq!(clean(waving), waving, "after a skin tone");
+        assert_eq!(clean("^\u{200d}x"), "^x", "not after ASCII symbols");
         let family = "👨\u{200d}👩\u{200d}👧";
         assert_eq!(clean(family), family);
         let wales = "🏴\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}";

@@ -1,8 +1,10 @@
 //! The HTTP edge: [`server`] (hyper: accept loop, WebSocket upgrades), its
 //! optional [`tls`] (certificate files reloaded on change), the REST API
-//! under `/v1`, the web client and the operational endpoints (warp filters).
-//! A thin shell over [`crate::node::Node`].
+//! under `/v1` ([`bodies`]: what its requests carry), the web client and the
+//! operational endpoints (warp filters). A thin shell over
+//! [`crate::node::Node`].
 
+pub mod bodies;
 mod media;
 mod rest;
 pub mod server;

@@ -4,86 +4,33 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::bodies::{
+    AddMember, DeviceBody, Direct, Group, Join, Login, Page, PhoneQuery, Register, SendBody,
+    Watermark,
+};
 use crate::auth::Claims;
 use crate::client::ClientAddr;
 use crate::error::ApiError;
-use crate::model::{Device, MediaId, Platform, Seq};
+use crate::model::Device;
 use crate::node::Node;
-use crate::protocol::{ErrorCode, SendKind, ServerFrame, check_send};
+use crate::protocol::{ErrorCode, ServerFrame};
 use crate::shard::{Command, Reply as ShardReply};
 
 /// Largest JSON body accepted by the REST API.
 const MAX_BODY: u64 = 64 * 1024;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Register {
-    phone: String,
-    display_name: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Login {
-    phone: String,
-    password: String,
-}
 
 #[derive(Serialize)]
 struct Session {
     token: String,
     user_id: Uuid,
     expires_at: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendBody {
-    client_msg_id: String,
-    #[serde(default)]
-    kind: SendKind,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    media_id: Option<MediaId>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Watermark {
-    #[serde(default)]
-    delivered: Option<Seq>,
-    #[serde(default)]
-    read: Option<Seq>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Direct {
-    phone: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Group {
-    title: String,
-    #[serde(default)]
-    members: Vec<Uuid>,
-}
-
-/// `POST /v1/groups/{chat}/join`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Join {
-    invite: String,
 }
 
 /// A group's invite code, as its admins see it.
@@ -93,33 +40,9 @@ struct Invite {
     invite: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddMember {
-    user_id: Uuid,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    before: Option<Seq>,
-    limit: Option<u32>,
-}
-
-/// `PUT /v1/devices/{device_id}`.
-#[derive(Deserialize)]
-struct DeviceBody {
-    platform: Platform,
-    token: String,
-}
-
 #[derive(Serialize)]
 struct Devices {
     devices: Vec<Device>,
-}
-
-#[derive(Deserialize)]
-struct PhoneQuery {
-    phone: String,
 }
 
 #[derive(Serialize)]
@@ -317,7 +240,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .then(|node: Arc<Node>, c: Authed, b: Group| async move {
             let r = async {
                 let user = c?.sub;
-                let title = crate::text::group_title(&b.title).map_err(ApiError::invalid)?;
+                let title = b.title()?;
                 let command = Command::CreateGroup {
                     user,
                     title,
@@ -456,11 +379,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(json::<DeviceBody>())
         .then(
             |id: String, node: Arc<Node>, c: Authed, b: DeviceBody| async move {
-                let device = Device {
-                    device_id: id,
-                    platform: b.platform,
-                    token: b.token,
-                };
+                let device = b.device(id);
                 let r = async { node.register_device(c?.sub, device).await }.await;
                 respond(&node, StatusCode::OK, r)
             },
@@ -540,8 +459,7 @@ async fn send_message(
     b: SendBody,
 ) -> Result<ServerFrame, ApiError> {
     let user = claims?.sub;
-    check_send(b.kind, &b.client_msg_id, &b.body, b.media_id.as_deref())
-        .map_err(ApiError::invalid)?;
+    b.check()?;
     let item = node
         .send_item(
             user,
