@@ -108,7 +108,7 @@ struct Clients {
     signups_per_minute: u32,
     /// Comma-separated networks of proxies (ingress, load balancer) whose
     /// X-Forwarded-For header names the client, e.g. 10.0.0.0/8.
-    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, env = confab_api::config::TRUSTED_PROXIES_ENV, value_delimiter = ',')]
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 

@@ -38,6 +38,9 @@ pub const TLS_CA_KEY: &str = "ca.crt";
 /// (`chat-runtime gateway --tls-cert/--tls-key`).
 pub const TLS_CERT_ENV: &str = "CONFAB_TLS_CERT";
 pub const TLS_KEY_ENV: &str = "CONFAB_TLS_KEY";
+/// Environment variable with the gateway's trusted proxies, comma-separated
+/// networks (`chat-runtime gateway --trusted-proxies`).
+pub const TRUSTED_PROXIES_ENV: &str = "CONFAB_TRUSTED_PROXIES";
 /// Volume (under [`SECRETS_DIR`]) where the control token Secret is mounted.
 pub const CONTROL_TOKEN_VOLUME: &str = "control";
 /// Environment variable naming the file that holds the control token; when

@@ -95,6 +95,21 @@ pub struct GatewaySpec {
     /// terminated in front (an Ingress or a load balancer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSecretRef>,
+    /// Networks (CIDR, e.g. `10.0.0.0/8`) of the proxies in front of the
+    /// gateways: an ingress controller, a load balancer that sets
+    /// `X-Forwarded-For`. For a connection from one of them the client is
+    /// the address it forwarded for; the per-client limits (sign-ups,
+    /// failed sign-ins, sessions per address) count by that address.
+    /// Empty: each connection's peer is the client, so behind a proxy that
+    /// hides client addresses every client shares the proxy's limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        inner(regex(
+            pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)/[0-9]{1,3}$"
+        ))
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for GatewaySpec {
@@ -105,6 +120,7 @@ impl Default for GatewaySpec {
             failover_delay_seconds: default_failover_delay(),
             topology_spread: TopologySpreadSpec::default(),
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

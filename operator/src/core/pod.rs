@@ -24,6 +24,7 @@ use confab_api::cluster::ChatCluster;
 use confab_api::config::{
     CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_VOLUME, HTTP_PORT,
     POD_NAME_ENV, TLS_CERT_ENV, TLS_CERT_KEY, TLS_KEY_ENV, TLS_KEY_KEY, TOKEN_KEY,
+    TRUSTED_PROXIES_ENV,
 };
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -164,6 +165,10 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
         let dir = secret_dir(GATEWAY_TLS_VOLUME);
         vars.push(env(TLS_CERT_ENV, &format!("{dir}/{TLS_CERT_KEY}")));
         vars.push(env(TLS_KEY_ENV, &format!("{dir}/{TLS_KEY_KEY}")));
+    }
+    let proxies = &cc.spec.gateway.trusted_proxies;
+    if role == Role::Gateway && !proxies.is_empty() {
+        vars.push(env(TRUSTED_PROXIES_ENV, &proxies.join(",")));
     }
     let scheme = if serves_tls { "HTTPS" } else { "HTTP" };
     Container {
@@ -411,6 +416,25 @@ mod tests {
             assert_eq!(scheme(&c), ["HTTP"; 3], "{role:?}");
             assert_eq!(var(&c, TLS_CERT_ENV), None, "{role:?}");
         }
+    }
+
+    #[test]
+    fn gateways_are_told_which_proxies_name_the_client() {
+        let mut cc = cluster();
+        let var = |c: &Container| {
+            c.env
+                .clone()
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name == TRUSTED_PROXIES_ENV)
+                .and_then(|e| e.value)
+        };
+        assert_eq!(var(&runtime_container(&cc, Role::Gateway, vec![])), None);
+        cc.spec.gateway.trusted_proxies = vec!["10.0.0.0/8".into(), "fd00::/8".into()];
+        let gateway = runtime_container(&cc, Role::Gateway, vec![]);
+        assert_eq!(var(&gateway).as_deref(), Some("10.0.0.0/8,fd00::/8"));
+        let shard = runtime_container(&cc, Role::Shard, vec![]);
+        assert_eq!(var(&shard), None, "shards serve no clients");
     }
 
     #[test]
