@@ -151,6 +151,11 @@ pub struct Retention {
     pub after_download: bool,
 }
 
+/// An upload no message carries yet is kept at least this long whatever the
+/// retention: apps send right after uploading, and a sweep in between must
+/// not delete what the next `send` attaches.
+pub const UNSENT_GRACE_MS: i64 = 10 * 60 * 1000;
+
 /// Whether the sweeper may delete `r` now. `members` holds the current
 /// members of every chat `r` was shared in. Never while a message carrying
 /// it is undelivered to any recipient.
@@ -181,9 +186,11 @@ pub fn due(
     }
     let downloaded_by_all =
         !r.shares.is_empty() && recipients().all(|(_, m)| r.downloads.contains(&m.user_id));
-    let expired = policy
-        .expire_after_ms
-        .is_some_and(|ttl| now.saturating_sub(r.touched_at) >= ttl);
+    let unsent = r.shares.is_empty();
+    let expired = policy.expire_after_ms.is_some_and(|ttl| {
+        let ttl = if unsent { ttl.max(UNSENT_GRACE_MS) } else { ttl };
+        now.saturating_sub(r.touched_at) >= ttl
+    });
     (policy.after_download && downloaded_by_all) || expired
 }
 
@@ -325,9 +332,12 @@ mod tests {
             expire_after_ms: Some(100),
             after_download: false,
         };
-        assert!(!due(&r, policy, &BTreeMap::new(), 99));
         assert!(
-            due(&r, policy, &BTreeMap::new(), 100),
+            !due(&r, policy, &BTreeMap::new(), 100),
+            "never shared: a send may be on its way"
+        );
+        assert!(
+            due(&r, policy, &BTreeMap::new(), UNSENT_GRACE_MS),
             "never shared, expired"
         );
         let r = with_share(&r, chat, 0, owner, 0).unwrap();
