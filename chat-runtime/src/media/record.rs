@@ -74,10 +74,17 @@ pub fn claim(current: Option<&MediaRecord>, upload: Upload, user: UserId, now: i
     }
 }
 
-/// Whether `user`, a member of `chats`, may download or forward `r`: they
-/// uploaded the bytes, or it was shared in one of their chats.
-pub fn may_read(r: &MediaRecord, user: UserId, chats: &[ChatId]) -> bool {
-    r.uploaders.contains(&user) || r.shares.iter().any(|s| chats.contains(&s.chat_id))
+/// Whether `user` may download or forward `r`: they uploaded the bytes, or
+/// it was shared in one of their chats (`chats`: each with the seq they
+/// joined at) by a message they can read — one from their join on, or a
+/// send still being stored.
+pub fn may_read(r: &MediaRecord, user: UserId, chats: &[(ChatId, Seq)]) -> bool {
+    r.uploaders.contains(&user)
+        || r.shares.iter().any(|s| {
+            chats
+                .iter()
+                .any(|(chat, joined)| *chat == s.chat_id && (s.seq == 0 || s.seq >= *joined))
+        })
 }
 
 /// `r` shared in `chat` by `by`, carried by message `seq` (0 before the send
@@ -188,7 +195,11 @@ pub fn due(
         !r.shares.is_empty() && recipients().all(|(_, m)| r.downloads.contains(&m.user_id));
     let unsent = r.shares.is_empty();
     let expired = policy.expire_after_ms.is_some_and(|ttl| {
-        let ttl = if unsent { ttl.max(UNSENT_GRACE_MS) } else { ttl };
+        let ttl = if unsent {
+            ttl.max(UNSENT_GRACE_MS)
+        } else {
+            ttl
+        };
         now.saturating_sub(r.touched_at) >= ttl
     });
     (policy.after_download && downloaded_by_all) || expired
@@ -257,10 +268,14 @@ mod tests {
         let chat = Uuid::new_v4();
         let (r, ..) = written(claim(None, upload("x"), owner, 1));
         assert!(may_read(&r, owner, &[]));
-        assert!(!may_read(&r, peer, &[chat]));
+        assert!(!may_read(&r, peer, &[(chat, 0)]));
         let r = with_share(&r, chat, 0, owner, 2).unwrap();
-        assert!(may_read(&r, peer, &[chat]));
-        assert!(!may_read(&r, stranger, &[Uuid::new_v4()]));
+        assert!(may_read(&r, peer, &[(chat, 0)]));
+        assert!(!may_read(&r, stranger, &[(Uuid::new_v4(), 0)]));
+        // Shared by message 5: a member who joined at 6 never saw it.
+        let r = with_share(&r, chat, 5, owner, 3).unwrap();
+        assert!(may_read(&r, peer, &[(chat, 5)]));
+        assert!(!may_read(&r, stranger, &[(chat, 6)]));
     }
 
     #[test]

@@ -388,11 +388,16 @@ impl Media {
     /// in one of their chats.
     pub async fn authorize(&self, user: UserId, id: &str) -> Result<MediaRecord, MediaError> {
         let r = self.store.media(id).await?.ok_or(MediaError::NotFound)?;
-        let chats = if r.uploaders.contains(&user) {
-            Vec::new()
-        } else {
-            self.store.user_chats(user).await?
-        };
+        let mut chats = Vec::new();
+        if !r.uploaders.contains(&user) {
+            let mine = self.store.user_chats(user).await?;
+            for s in r.shares.iter().filter(|s| mine.contains(&s.chat_id)) {
+                let members = self.store.members(s.chat_id).await?;
+                if let Some(m) = members.iter().find(|m| m.user_id == user) {
+                    chats.push((s.chat_id, m.joined_seq));
+                }
+            }
+        }
         if !record::may_read(&r, user, &chats) {
             return Err(MediaError::NotShared);
         }

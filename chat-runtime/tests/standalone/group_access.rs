@@ -253,3 +253,49 @@ async fn the_longest_standing_member_is_promoted_when_the_last_admin_leaves() {
     assert_eq!(server.invite(chat, bob).await.len(), 22);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn media_sent_before_a_join_stays_out_of_reach_of_the_joiner() {
+    let server = Server::start().await;
+    let users = many_users(&server, 2, 5557000000).await;
+    let (admin, carol) = (&users[0], &users[1]);
+    let chat = group(&server, admin, &[]).await;
+    let upload = server
+        .http
+        .post(server.url("/v1/media"))
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/octet-stream")
+        .body(b"minutes of the last meeting".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let up: Value = upload.json().await.unwrap();
+    let id = up["media_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/chats/{chat}/messages");
+    let send = |n: &str| {
+        let body = json!({"client_msg_id": n, "kind": "file", "media_id": id});
+        server.post(&path, Some(&admin.token), body)
+    };
+    let (status, body) = send("before").await;
+    assert_eq!(status, 201, "{body}");
+    let invite = server.invite(chat, admin).await;
+    let (status, _) = join(&server, chat, carol, &invite).await;
+    assert_eq!(status, 200);
+    // Carol joined after the file was sent: 404, as for media that does not exist.
+    let (status, body) = server.get(&format!("/v1/media/{id}"), &carol.token).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    // Sent again after her join, it is hers to read.
+    let (status, _) = send("after").await;
+    assert_eq!(status, 201);
+    let status = server
+        .http
+        .get(server.url(&format!("/v1/media/{id}")))
+        .bearer_auth(&carol.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    server.stop().await;
+}
