@@ -150,6 +150,12 @@ async function refreshChats() {
   } catch (_) { /* reconnect will retry */ }
 }
 
+// A 1:1 peer's presence, asked again until known: the chat's first
+// message is what makes the two contacts (before it the server says 404).
+function askPresence(c) {
+  if (c.kind !== "direct" || !peer(c) || state.presence.has(peer(c).user_id)) return;
+  request({ type: "presence", user_id: peer(c).user_id }).catch(() => {});
+}
 function onMessage(m) {
   const c = state.chats.get(m.chat_id);
   if (!c) {
@@ -165,6 +171,7 @@ function onMessage(m) {
   if (m.seq > c.last_seq) { c.last_seq = m.seq; c.last_message = m; }
   if (m.client_msg_id && m.sender === state.me) state.pending.delete(m.client_msg_id);
   if (m.kind === "system") refreshMembers(m.chat_id);
+  askPresence(c);
   send({ type: "delivered", chat_id: m.chat_id, seq: m.seq });
   if (state.open === m.chat_id && document.visibilityState === "visible") markRead(c);
   else if (m.sender !== state.me) c.unread = Math.max(0, c.last_seq - c.read_seq);
@@ -175,6 +182,7 @@ function onSent(f) {
   const p = state.pending.get(f.client_msg_id);
   if (p) { p.seq = f.seq; }
   const c = state.chats.get(f.chat_id);
+  if (c) askPresence(c);
   if (c && !c.messages.has(f.seq) && p) c.messages.set(f.seq, ownMessage(f, p));
   state.pending.delete(f.client_msg_id);
   if (state.open === f.chat_id) renderMessages(true);
@@ -373,7 +381,7 @@ async function openChat(id) {
   if (c.messages.size < 30 && !c.complete) await loadOlder(c);
   renderMessages(true);
   markRead(c); renderList();
-  if (c.kind === "direct" && peer(c)) request({ type: "presence", user_id: peer(c).user_id }).catch(() => {});
+  askPresence(c);
   $("text").focus();
 }
 async function loadOlder(c) {
