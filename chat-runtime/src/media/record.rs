@@ -182,6 +182,8 @@ pub fn due(
                 .into_iter()
                 .flatten()
                 .filter(move |m| m.user_id != s.by && !r.uploaders.contains(&m.user_id))
+                // A member who joined after the message never receives it.
+                .filter(move |m| s.seq == 0 || m.joined_seq <= s.seq)
                 .map(move |m| (s, m))
         })
     };
@@ -337,6 +339,14 @@ mod tests {
             !due(&r, Retention::default(), &members, 10),
             "keep means keep"
         );
+        // Dave joined after the message: he is not waited for.
+        let dave = Member {
+            joined_seq: 4,
+            ..member(Uuid::new_v4(), 4)
+        };
+        let mut later = members.clone();
+        later.get_mut(&chat).unwrap().push(dave);
+        assert!(due(&r, policy, &later, 10));
     }
 
     #[test]
