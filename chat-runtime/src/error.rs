@@ -37,6 +37,12 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Invalid, message)
     }
+
+    /// `self`, telling the client when to try again (`wait`, at least 1 ms).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_ms = Some(wait.as_millis().max(1) as u64);
+        self
+    }
 }
 
 impl From<StoreError> for ApiError {

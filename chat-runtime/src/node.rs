@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use tokio::sync::watch;
 
 use crate::audit::{self, Event};
@@ -28,12 +28,18 @@ use crate::push::{DevicePolicy, MAX_DEVICES};
 use crate::shard::{Command, Reply, SendItem, ShardClient};
 use crate::store::{Store, StoreError};
 
+/// How long a client refused by the password-hashing pool should wait.
+const HASHING_RETRY: Duration = Duration::from_secs(1);
+
 /// The answer when the password-hashing pool's queue is full.
 fn pool_full(message: &str) -> ApiError {
-    ApiError {
-        retry_after_ms: Some(1_000),
-        ..ApiError::new(ErrorCode::Unavailable, message)
-    }
+    ApiError::new(ErrorCode::Unavailable, message).retry_after(HASHING_RETRY)
+}
+
+/// `rate_limited`, to retry when a governor limiter next allows it.
+fn limited(not_until: &NotUntil<<DefaultClock as Clock>::Instant>, message: &str) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::new(ErrorCode::RateLimited, message).retry_after(wait)
 }
 
 /// Addresses the sign-up limiter remembers before it forgets quiet ones.
@@ -298,12 +304,9 @@ impl Node {
     /// cannot queue more than [`Limits::hashing_per_address`] checks, so one
     /// address alone cannot make everyone else's sign-ins wait.
     fn hashing_slot(&self, client: ClientAddr) -> Result<Held<ClientAddr>, ApiError> {
-        self.hashing.take(client).ok_or_else(|| ApiError {
-            retry_after_ms: Some(1_000),
-            ..ApiError::new(
-                ErrorCode::RateLimited,
-                "too many sign-ins at a time from this address; retry",
-            )
+        self.hashing.take(client).ok_or_else(|| {
+            let message = "too many sign-ins at a time from this address; retry";
+            ApiError::new(ErrorCode::RateLimited, message).retry_after(HASHING_RETRY)
         })
     }
 
@@ -319,13 +322,9 @@ impl Node {
 
     /// Charges one frame to `user`'s rate limit.
     pub fn check_rate(&self, user: UserId) -> Result<(), ApiError> {
-        self.limiter.check_key(&user).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError {
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                ..ApiError::new(ErrorCode::RateLimited, "too many requests")
-            }
-        })
+        self.limiter
+            .check_key(&user)
+            .map_err(|not_until| limited(&not_until, "too many requests"))
     }
 
     pub async fn register(
@@ -336,15 +335,9 @@ impl Node {
         password: &str,
     ) -> Result<User, ApiError> {
         if let Err(not_until) = self.signups.check_key(&client) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
             audit::record(&self.metrics, Event::SignUpRefused { client });
-            return Err(ApiError {
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                ..ApiError::new(
-                    ErrorCode::RateLimited,
-                    "too many sign-ups from this address; wait before trying again",
-                )
-            });
+            let message = "too many sign-ups from this address; wait before trying again";
+            return Err(limited(&not_until, message));
         }
         if self.signups.len() > MAX_TRACKED_ADDRESSES {
             self.signups.retain_recent();
@@ -435,12 +428,8 @@ impl Node {
             Some((wait, what))
         });
         if let Some((wait, what)) = waiting {
-            let mut e = ApiError::new(
-                ErrorCode::RateLimited,
-                format!("too many failed sign-ins for {what}; wait before trying again"),
-            );
-            e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
-            return Err(e);
+            let message = format!("too many failed sign-ins for {what}; wait before trying again");
+            return Err(ApiError::new(ErrorCode::RateLimited, message).retry_after(wait));
         }
         let user = self.store.user_by_phone(phone).await?;
         // An unknown phone costs a verification too: timing tells nothing.

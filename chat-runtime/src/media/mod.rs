@@ -107,9 +107,8 @@ impl From<MediaError> for ApiError {
             MediaError::Range { .. } => ErrorCode::RangeNotSatisfiable,
             MediaError::Busy => ErrorCode::Unavailable,
             MediaError::DecodersBusy => {
-                let mut refused = ApiError::new(ErrorCode::Unavailable, e.to_string());
-                refused.retry_after_ms = Some(DECODE_RETRY_MS);
-                return refused;
+                let retry = std::time::Duration::from_millis(DECODE_RETRY_MS);
+                return ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(retry);
             }
             MediaError::Store(_) | MediaError::Config(_) | MediaError::Blobs(_) => {
                 tracing::error!(error = %e, "media backend failure");
