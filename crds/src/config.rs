@@ -124,6 +124,17 @@ pub enum StoreConfig {
         /// Folder with `username` and `password` files, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credentials_dir: Option<String>,
+        /// Folder of a TLS Secret: with it every CQL connection is TLS. Its
+        /// [`TLS_CA_KEY`] is the CA to trust (else the system's roots), and
+        /// its [`TLS_CERT_KEY`] + [`TLS_KEY_KEY`], when present, the client
+        /// certificate for nodes that verify clients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_dir: Option<String>,
+        /// The name every node's certificate is checked against. The driver
+        /// connects to the addresses the nodes announce, so without it each
+        /// certificate must name its node's IP address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_server_name: Option<String>,
     },
 }
 
@@ -264,6 +275,8 @@ mod tests {
                 keyspace: "confab".into(),
                 replication_factor: 1,
                 credentials_dir: None,
+                tls_dir: Some("/var/run/confab/scylla-tls".into()),
+                tls_server_name: Some("scylla.prod.svc".into()),
             },
             media: vec![],
             push: PushConfig::default(),

@@ -12,6 +12,10 @@
 #            $CONFAB_RUN/cassandra/, runs CassandraDaemon on Java 17 (or 11),
 #            waits until CQL clients are accepted and writes
 #            $CONFAB_RUN/cassandra.env (CONFAB_CQL_NODE=127.0.0.1:PORT).
+#            The port takes plain and TLS connections alike: a fresh test CA
+#            (keytool, from the same JDK) issues the node a certificate for
+#            localhost, 127.0.0.1 and the node address; its PEM is
+#            CONFAB_CQL_TLS_CA in the env file.
 #   stop     stops it; logs stay in $CONFAB_RUN/cassandra/logs/.
 #
 # CONFAB_CASSANDRA_JAVA may name the java binary to use.
@@ -28,6 +32,8 @@ run="$CONFAB_RUN/cassandra"
 pidfile="$run/cassandra.pid"
 logdir="$run/logs"
 envfile="$CONFAB_RUN/cassandra.env"
+# Guards only test material on this machine (PKCS12 wants a password).
+tls_password=confab-test
 start_timeout=${CONFAB_CASSANDRA_START_TIMEOUT:-180}
 
 installed() {
@@ -132,6 +138,27 @@ cql_ready() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# tls_material DIR JAVA: a test CA (DIR/ca.crt, PEM) and the node's key and
+# certificate from it (DIR/node.p12), valid for localhost, loopback and the
+# node address.
+tls_material() {
+  local dir=$1 keytool; keytool="$(dirname "$2")/keytool"
+  local -a store=(-storetype PKCS12 -storepass "$tls_password" -keypass "$tls_password")
+  local -a ec=(-keyalg EC -groupname secp256r1 -validity 30)
+  "$keytool" -genkeypair -alias ca "${ec[@]}" -dname "CN=Confab test CA" -ext bc:c \
+    -keystore "$dir/ca.p12" "${store[@]}"
+  "$keytool" -exportcert -rfc -alias ca -keystore "$dir/ca.p12" -storepass "$tls_password" \
+    >"$dir/ca.crt"
+  "$keytool" -genkeypair -alias node "${ec[@]}" -dname "CN=localhost" \
+    -keystore "$dir/node.p12" "${store[@]}"
+  "$keytool" -certreq -alias node -keystore "$dir/node.p12" -storepass "$tls_password" |
+    "$keytool" -gencert -rfc -alias ca -keystore "$dir/ca.p12" -storepass "$tls_password" \
+      -validity 30 -ext "san=dns:localhost,ip:127.0.0.1,ip:$CONFAB_NODE_IP" -ext eku=serverAuth \
+      >"$dir/node.crt"
+  "$keytool" -importcert -noprompt -alias ca -file "$dir/ca.crt" -keystore "$dir/node.p12" "${store[@]}"
+  "$keytool" -importcert -alias node -file "$dir/node.crt" -keystore "$dir/node.p12" "${store[@]}"
+} >"$logdir/keytool.log" 2>&1
+
 cmd_start() {
   installed || die "cassandra not installed: run $0 install"
   local java; java=$(find_java) || die "Cassandra $version needs Java 17 (or 11); set CONFAB_CASSANDRA_JAVA"
@@ -142,8 +169,9 @@ cmd_start() {
   local ports; ports=$(free_port 2)
   read -r native storage <<<"${ports//$'\n'/ }"
   node_address
+  tls_material "$run/conf" "$java" || die "keytool could not make the test CA (log: $logdir/keytool.log)"
   sed -e "s#@RUN@#$run#g" -e "s#@NATIVE_PORT@#$native#g" -e "s#@STORAGE_PORT@#$storage#g" \
-    -e "s#@NODE_IP@#$CONFAB_NODE_IP#g" \
+    -e "s#@NODE_IP@#$CONFAB_NODE_IP#g" -e "s#@TLS_PASSWORD@#$tls_password#g" \
     "$here/cassandra/cassandra.yaml.in" >"$run/conf/cassandra.yaml"
   cp "$here/cassandra/logback.xml" "$run/conf/logback.xml"
   local jamm; jamm=$(compgen -G "$lib/jamm-*.jar" | head -1)
@@ -189,7 +217,8 @@ cmd_start() {
     die "cassandra did not start"
   fi
   local ms=$((($(date +%s%N) - t0) / 1000000))
-  printf 'export CONFAB_CQL_NODE=127.0.0.1:%s\n' "$native" >"$envfile"
+  printf 'export CONFAB_CQL_NODE=127.0.0.1:%s\nexport CONFAB_CQL_TLS_CA=%s\n' \
+    "$native" "$run/conf/ca.crt" >"$envfile"
   log "cassandra ready after $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s: $(cat "$envfile")"
 }
 

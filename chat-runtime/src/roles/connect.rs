@@ -2,15 +2,14 @@
 //! queue and the session cache on JetStream), the CQL store, the token
 //! signing key.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use confab_api::config::{
-    ClusterConfig, NatsConfig, StoreConfig, TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY,
-};
+use confab_api::config::{ClusterConfig, NatsConfig, StoreConfig};
 use scylla::client::session_builder::SessionBuilder;
 
+use super::tls_client::{self, TlsDir};
 use crate::bus::nats_queue::NatsQueue;
 use crate::bus::nats_sessions::{self, NatsSessions};
 use crate::store::scylla::{self as cql, Replication, ScyllaConfig, ScyllaStore};
@@ -117,25 +116,6 @@ pub async fn nats(
     Ok((client, connections))
 }
 
-/// What a mounted TLS Secret holds: a CA to trust, a client certificate.
-#[derive(Debug, PartialEq, Eq)]
-struct TlsDir {
-    /// `ca.crt`; none: the system's roots.
-    ca: Option<PathBuf>,
-    /// `tls.crt` and `tls.key`, only as a pair.
-    client: Option<(PathBuf, PathBuf)>,
-}
-
-impl TlsDir {
-    fn read(dir: &Path) -> Self {
-        let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
-        Self {
-            ca: file(TLS_CA_KEY),
-            client: file(TLS_CERT_KEY).zip(file(TLS_KEY_KEY)),
-        }
-    }
-}
-
 /// Connects to the CQL store and applies pending migrations.
 pub async fn store(config: &StoreConfig) -> Result<Arc<ScyllaStore>> {
     let StoreConfig::Scylla {
@@ -143,6 +123,8 @@ pub async fn store(config: &StoreConfig) -> Result<Arc<ScyllaStore>> {
         keyspace,
         replication_factor,
         credentials_dir,
+        tls_dir,
+        tls_server_name,
     } = config;
     let mut builder = cql::recommended(SessionBuilder::new().known_nodes(contact_points));
     if let Some(dir) = credentials_dir {
@@ -154,6 +136,11 @@ pub async fn store(config: &StoreConfig) -> Result<Arc<ScyllaStore>> {
                 .to_owned())
         };
         builder = builder.user(read("username")?, read("password")?);
+    }
+    if let Some(dir) = tls_dir {
+        let tls = tls_client::cql(Path::new(dir), tls_server_name.as_deref())
+            .with_context(|| format!("store TLS from {dir}"))?;
+        builder = builder.tls_context(Some(Arc::new(tls)));
     }
     let session = builder
         .build()
@@ -185,28 +172,6 @@ pub fn signing_key(path: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tls_secret_gives_its_ca_and_a_whole_client_pair_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let none = TlsDir {
-            ca: None,
-            client: None,
-        };
-        assert_eq!(TlsDir::read(d), none);
-        std::fs::write(d.join(TLS_CERT_KEY), "c").unwrap();
-        assert_eq!(TlsDir::read(d), none, "a certificate without its key");
-        std::fs::write(d.join(TLS_KEY_KEY), "k").unwrap();
-        std::fs::write(d.join(TLS_CA_KEY), "a").unwrap();
-        assert_eq!(
-            TlsDir::read(d),
-            TlsDir {
-                ca: Some(d.join(TLS_CA_KEY)),
-                client: Some((d.join(TLS_CERT_KEY), d.join(TLS_KEY_KEY))),
-            }
-        );
-    }
 
     #[test]
     fn a_url_list_is_split_into_servers() {

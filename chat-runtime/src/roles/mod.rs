@@ -2,6 +2,7 @@
 //! the cluster config file the operator writes (`confab_api::config`).
 //!
 //! - [`connect`]: the config file, NATS and the CQL store, the signing key.
+//! - [`tls_client`]: TLS to NATS and to the CQL nodes from a mounted Secret.
 //! - [`lease`]: a shard's lease in a NATS key-value bucket (compare-and-set
 //!   by revision, expiring on its own when the holder dies).
 //! - [`shard`]: sequencing the chats the ring gives this shard, behind the
@@ -22,6 +23,7 @@ pub mod lease;
 pub mod notifier;
 pub mod records;
 pub mod shard;
+pub mod tls_client;
 
 use std::time::Instant;
 

@@ -369,6 +369,30 @@ pub struct ExternalScylla {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = admission::secret_name)]
     pub credentials_secret: Option<String>,
+    /// TLS to the nodes; set, every CQL connection must be TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<CqlTls>,
+}
+
+/// TLS to ScyllaDB or Cassandra nodes.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CqlTls {
+    /// Secret whose `ca.crt` is the CA to trust (absent: the system's
+    /// roots); its `tls.crt` and `tls.key`, when present, are the client
+    /// certificate for nodes that verify clients (a cert-manager
+    /// Certificate gives all three).
+    #[schemars(transform = admission::secret_name)]
+    pub secret_name: String,
+    /// The DNS name every node's certificate must carry. The driver talks
+    /// to the addresses the nodes announce, so without it each node's
+    /// certificate must name that node's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ))]
+    pub server_name: Option<String>,
 }
 
 fn default_keyspace() -> String {

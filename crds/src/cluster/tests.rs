@@ -284,6 +284,7 @@ fn secret_names_are_dns_subdomains() {
         "spec.nats.external.tls.secretName",
         "spec.gateway.tls.secretName",
         "spec.scylla.external.credentialsSecret",
+        "spec.scylla.external.tls.secretName",
         "spec.media.buckets[].credentialsSecret",
         "spec.push.fcm.name",
         "spec.push.apns.key.name",

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod cql;
+mod cql_tls;
 mod helm;
 mod kube;
 mod media;

@@ -33,6 +33,8 @@ pub const CQL_PORT: u16 = 9042;
 
 /// Volume of the external NATS's TLS Secret (every role).
 pub const NATS_TLS_VOLUME: &str = "nats-tls";
+/// Volume of the external store's TLS Secret (every role).
+pub const SCYLLA_TLS_VOLUME: &str = "scylla-tls";
 /// Volume of the gateways' own TLS Secret.
 pub const GATEWAY_TLS_VOLUME: &str = "gateway-tls";
 
@@ -70,6 +72,9 @@ pub fn secret_volumes(cc: &ChatCluster, names: &Names, role: Role) -> Vec<(Strin
         .and_then(|s| s.credentials_secret.clone())
     {
         out.push(("scylla".into(), secret));
+    }
+    if let Some(tls) = spec.scylla.external.as_ref().and_then(|s| s.tls.as_ref()) {
+        out.push((SCYLLA_TLS_VOLUME.into(), tls.secret_name.clone()));
     }
     if matches!(role, Role::Shard | Role::Gateway) {
         out.push((CONTROL_TOKEN_VOLUME.into(), names.control_token_secret()));
@@ -136,6 +141,8 @@ fn store_config(cc: &ChatCluster, names: &Names) -> StoreConfig {
                 .credentials_secret
                 .as_ref()
                 .map(|_| secret_dir("scylla")),
+            tls_dir: ext.tls.as_ref().map(|_| secret_dir(SCYLLA_TLS_VOLUME)),
+            tls_server_name: ext.tls.as_ref().and_then(|t| t.server_name.clone()),
         },
         None => StoreConfig::Scylla {
             contact_points: vec![format!(
@@ -146,6 +153,8 @@ fn store_config(cc: &ChatCluster, names: &Names) -> StoreConfig {
             keyspace: "confab".into(),
             replication_factor: 1,
             credentials_dir: None,
+            tls_dir: None,
+            tls_server_name: None,
         },
     }
 }
@@ -269,7 +278,9 @@ pub fn build_config_map(cc: &ChatCluster, names: &Names, ring: Ring) -> ConfigMa
 mod tests {
     use super::*;
     use crate::core::fixtures::cluster;
-    use confab_api::cluster::{BucketSpec, ExternalNats, SecretKeyRef, TlsSecretRef};
+    use confab_api::cluster::{
+        BucketSpec, ExternalNats, ExternalScylla, SecretKeyRef, TlsSecretRef,
+    };
     use confab_api::ring::ShardId;
 
     fn ring() -> Ring {
@@ -313,7 +324,9 @@ mod tests {
                 contact_points: vec!["chat-scylla.prod.svc:9042".into()],
                 keyspace: "confab".into(),
                 replication_factor: 1,
-                credentials_dir: None
+                credentials_dir: None,
+                tls_dir: None,
+                tls_server_name: None,
             }
         );
         assert_eq!(
@@ -393,6 +406,39 @@ mod tests {
             let serves = volumes.iter().any(|(v, _)| v == "gateway-tls");
             assert_eq!(serves, role == Role::Gateway, "{role:?}");
         }
+    }
+
+    #[test]
+    fn an_external_store_over_tls_is_reached_by_every_role_with_its_secret() {
+        let mut cc = cluster();
+        cc.spec.scylla.managed = None;
+        cc.spec.scylla.external = Some(
+            serde_json::from_value::<ExternalScylla>(serde_json::json!({
+                "contactPoints": ["cql.db:9042"], "credentialsSecret": "cql-login",
+                "tls": {"secretName": "cql-client-tls", "serverName": "cql.db.svc"}}))
+            .unwrap(),
+        );
+        let names = Names::new(&cc);
+        let StoreConfig::Scylla {
+            credentials_dir,
+            tls_dir,
+            tls_server_name,
+            ..
+        } = cluster_config(&cc, &names, ring()).store;
+        assert_eq!(credentials_dir.as_deref(), Some("/var/run/confab/scylla"));
+        assert_eq!(tls_dir.as_deref(), Some("/var/run/confab/scylla-tls"));
+        assert_eq!(tls_server_name.as_deref(), Some("cql.db.svc"));
+        for role in [Role::Gateway, Role::Shard, Role::Notifier] {
+            let volumes = secret_volumes(&cc, &names, role);
+            assert!(volumes.contains(&("scylla-tls".into(), "cql-client-tls".into())));
+        }
+        let mut plain = cc.clone();
+        plain.spec.scylla.external.as_mut().unwrap().tls = None;
+        assert_ne!(
+            config_hash(&plain, &names),
+            config_hash(&cc, &names),
+            "turning TLS on rolls the pods"
+        );
     }
 
     #[test]

@@ -210,6 +210,7 @@ mod tests {
             keyspace: "confab".into(),
             replication_factor: 3,
             credentials_secret: None,
+            tls: None,
         });
         assert!(build_scylla_statefulset(&cc, &Names::new(&cc)).is_none());
     }

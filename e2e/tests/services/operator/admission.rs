@@ -124,6 +124,13 @@ fn bad_specs() -> Vec<(String, Value, Vec<&'static str>)> {
             vec!["spec.scylla.external.credentialsSecret", secret_msg],
         ),
         (
+            "scylla-tls",
+            json!({ "image": "x", "scylla": { "external": {
+            "contactPoints": ["db:9042"],
+            "tls": { "secretName": "db-tls", "serverName": "DB.example com" } } } }),
+            vec!["spec.scylla.external.tls.serverName"],
+        ),
+        (
             "bucket-secret",
             json!({ "image": "x", "media": { "buckets": [
             { "name": "media", "provider": "s3", "credentialsSecret": "s3 creds" } ] } }),
