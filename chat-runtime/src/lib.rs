@@ -19,6 +19,7 @@
 //!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
 //! - [`push`]: push notifications for members with no live session — jobs,
 //!   retry policy, providers (FCM, APNs, webhook) and the notifier.
+//! - [`backoff`]: jittered waits between retries.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
 //! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
 //! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
@@ -32,6 +33,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod bus;
 pub mod client;
 pub mod cluster;

@@ -26,6 +26,7 @@ use futures::StreamExt;
 
 use super::BusError;
 use super::sessions::{Counts, Sessions};
+use crate::backoff;
 use crate::model::UserId;
 
 /// How often a node writes its heartbeat.
@@ -238,6 +239,7 @@ impl NatsSessions {
 /// Keeps the view current; rewatches after an error (NATS restarted).
 async fn watch(this: Weak<NatsSessions>) {
     let mut first = true;
+    let mut waits = backoff::reconnect();
     loop {
         let Some(me) = this.upgrade() else { return };
         let mut entries = match me.kv.watch_with_history(">").await {
@@ -245,7 +247,7 @@ async fn watch(this: Weak<NatsSessions>) {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the session cache; retrying");
                 drop(me);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(waits.next().unwrap_or_default()).await;
                 continue;
             }
         };
@@ -253,6 +255,7 @@ async fn watch(this: Weak<NatsSessions>) {
             me.rewrite_mine().await;
         }
         first = false;
+        waits = backoff::reconnect();
         drop(me);
         while let Some(entry) = entries.next().await {
             let Some(me) = this.upgrade() else { return };

@@ -5,8 +5,20 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request failed. The string form is stable and documented in
 /// `docs/protocol.md`; clients switch on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not JSON, or not a JSON object with a string `type`.
     BadFrame,
@@ -78,42 +90,12 @@ impl ErrorCode {
     }
 
     /// The code's stable string form.
+    /// The code as clients see it (`rate_limited`), as serde writes it.
     pub fn as_str(self) -> &'static str {
-        ALL_CODES
-            .iter()
-            .find(|(c, _)| *c == self)
-            .map(|(_, s)| *s)
-            .unwrap_or("internal")
+        self.into()
     }
 }
 
-const ALL_CODES: &[(ErrorCode, &str)] = &[
-    (ErrorCode::BadFrame, "bad_frame"),
-    (ErrorCode::UnknownType, "unknown_type"),
-    (ErrorCode::Invalid, "invalid"),
-    (ErrorCode::TooLarge, "too_large"),
-    (ErrorCode::Unauthenticated, "unauthenticated"),
-    (ErrorCode::TokenExpired, "token_expired"),
-    (ErrorCode::TokenRevoked, "token_revoked"),
-    (ErrorCode::BadCredentials, "bad_credentials"),
-    (ErrorCode::NotFound, "not_found"),
-    (ErrorCode::NotMember, "not_member"),
-    (ErrorCode::Forbidden, "forbidden"),
-    (ErrorCode::Banned, "banned"),
-    (ErrorCode::GroupFull, "group_full"),
-    (ErrorCode::Conflict, "conflict"),
-    (ErrorCode::RateLimited, "rate_limited"),
-    (ErrorCode::Unavailable, "unavailable"),
-    (ErrorCode::Internal, "internal"),
-    (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
-    (ErrorCode::Gone, "gone"),
-    (ErrorCode::LinkExpired, "link_expired"),
-    (ErrorCode::RangeNotSatisfiable, "range_not_satisfiable"),
-    (ErrorCode::Timeout, "timeout"),
-];
-
-/// WebSocket close codes. 4000–4099 (and 1012) mean "reconnect and resume";
-/// 4100–4199 (and 1000) mean "terminal: do not reconnect without user action".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseCode {
     /// 1000: the client logged out or asked to close.
@@ -187,10 +169,15 @@ mod tests {
 
     #[test]
     fn code_strings_match_serde() {
-        for (code, s) in ALL_CODES {
-            assert_eq!(serde_json::to_value(code).unwrap(), *s);
-            assert_eq!(code.as_str(), *s);
+        use strum::IntoEnumIterator;
+        assert_eq!(ErrorCode::iter().count(), 22);
+        for code in ErrorCode::iter() {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
+        assert_eq!(
+            ErrorCode::UnsupportedMediaType.as_str(),
+            "unsupported_media_type"
+        );
     }
 
     #[test]

@@ -9,13 +9,13 @@
 //! ends delivered, skipped for a reason, or in the dead-letter queue.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
 use super::policy::{self, Action, Outcome};
 use super::providers::Providers;
 use super::{Notification, PushError, PushJob};
+use crate::backoff;
 use crate::bus::queue::{Delivery, PushQueue};
 use crate::metrics::Metrics;
 use crate::model::{ChatKind, Device};
@@ -65,6 +65,7 @@ impl Notifier {
     /// Works until `stop` turns true, then finishes the jobs in hand.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut waits = backoff::reconnect();
         loop {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("never closed"),
@@ -76,6 +77,7 @@ impl Notifier {
             };
             match delivery {
                 Ok(d) => {
+                    waits = backoff::reconnect();
                     let me = self.clone();
                     tokio::spawn(async move {
                         me.handle(d).await;
@@ -84,7 +86,7 @@ impl Notifier {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "push queue unavailable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(waits.next().unwrap_or_default()).await;
                 }
             }
         }

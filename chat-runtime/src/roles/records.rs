@@ -5,12 +5,12 @@
 //! ([`Ownership::catch_up`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 
+use crate::backoff;
 use crate::cluster::{Ownership, OwnershipRecord};
 use crate::shard::Shard;
 
@@ -64,6 +64,7 @@ impl Follower {
         self.scan().await.context("reading the ownership records")?;
         tokio::spawn(async move {
             let mut watch = Some(watch);
+            let mut waits = backoff::reconnect();
             loop {
                 if let Some(mut entries) = watch.take() {
                     while let Some(Ok(entry)) = entries.next().await {
@@ -72,10 +73,11 @@ impl Follower {
                         }
                     }
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(waits.next().unwrap_or_default()).await;
                 match self.records.watch_all().await {
                     Ok(w) => {
                         watch = Some(w);
+                        waits = backoff::reconnect();
                         if let Err(e) = self.scan().await {
                             tracing::warn!(error = %e, "cannot read the ownership records");
                         }

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Command, Reply, SendItem, Shard, ShardClient};
+use crate::backoff;
 use crate::error::ApiError;
 use crate::protocol::ErrorCode;
 
@@ -102,7 +103,7 @@ impl NatsShardClient {
     async fn call_one(&self, command: &Command) -> Result<Reply, ApiError> {
         let payload = Bytes::from(serde_json::to_vec(command).expect("commands serialize"));
         let started = Instant::now();
-        let mut backoff = FIRST_BACKOFF;
+        let mut waits = backoff::waits(FIRST_BACKOFF, MAX_BACKOFF);
         // After a shard does not answer (dead, or removed from the ring we
         // route by), ask the next one: any live shard answers `Moved` with
         // its committed ring, which is how a gateway catches up with a ring
@@ -142,8 +143,7 @@ impl NatsShardClient {
                 ));
             }
             tracing::debug!(%owner, reason = %why, "gateway: retrying a command");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(waits.next().unwrap_or(MAX_BACKOFF)).await;
         }
     }
 

@@ -124,10 +124,19 @@ pub(crate) fn unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Reads a `Retry-After` header given in seconds.
+/// Reads a `Retry-After` header, in either of its forms: seconds, or an
+/// HTTP date (a date already past means now).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    secs.trim().parse().ok().map(std::time::Duration::from_secs)
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
 /// A transport failure (no answer at all) is worth retrying.
@@ -135,5 +144,30 @@ pub(crate) fn unreachable(e: reqwest::Error) -> Outcome {
     Outcome::Retry {
         reason: format!("unreachable: {e}"),
         after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+    use std::time::Duration;
+
+    fn after(value: &str) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        retry_after(&headers)
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(after("120"), Some(Duration::from_secs(120)));
+        let later = SystemTime::now() + Duration::from_secs(90);
+        let wait = after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(wait > Duration::from_secs(85) && wait <= Duration::from_secs(90));
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
+        assert_eq!(after(&past), Some(Duration::ZERO));
+        assert_eq!(after("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }
