@@ -7,6 +7,15 @@
 use crate::protocol::ErrorCode;
 use crate::store::StoreError;
 
+/// What a backend failure came from (a driver's, a file's, a client's own
+/// error), kept as the source of the seams' errors.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A [`Cause`] from an error or a message.
+pub fn cause(e: impl Into<Cause>) -> Cause {
+    e.into()
+}
+
 /// A refused or failed request. Serializable: shards answer gateways with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{code:?}: {message}")]
@@ -48,11 +57,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => {
-                Self::new(ErrorCode::Conflict, format!("{what} already exists"))
+            StoreError::Conflict(taken) => {
+                Self::new(ErrorCode::Conflict, format!("{taken} already exists"))
             }
-            StoreError::Backend(m) => {
-                tracing::error!(error = %m, "store failure");
+            StoreError::Backend(cause) => {
+                tracing::error!(error = %cause, "store failure");
                 Self::new(ErrorCode::Internal, "storage failure; retry the request")
             }
         }

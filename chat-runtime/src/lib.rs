@@ -8,7 +8,8 @@
 //! - [`bus`]: the `Bus` seam (per-user event fan-out); in-process for
 //!   standalone, NATS for clusters; one conformance suite.
 //! - [`cluster`]: cluster mode's pure cores — a shard's ring view, lease
-//!   and the fence its writes carry (ownership of chats during handoff).
+//!   and the fence that orders its writes (ownership of chats during
+//!   handoff; the store does not check fences yet, `docs/cluster.md` §10).
 //! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
 //!   `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens; [`signin`]: backoff of

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::error::Cause;
 use crate::model::{ChatId, Seq, UserId};
 
 /// One event on its way to a user's devices.
@@ -44,7 +45,12 @@ pub struct Envelope {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("bus unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
+}
+
+/// The bus is unavailable, because of `e` (an error or a message).
+pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BusError {
+    BusError::Unavailable(crate::error::cause(e))
 }
 
 /// A live subscription to one user's events. Dropping it unsubscribes.

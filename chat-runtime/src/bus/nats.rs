@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Bus, BusError, Envelope, Subscription};
+use super::{Bus, BusError, Envelope, Subscription, unavailable};
 use crate::model::{ChatId, UserId};
 
 /// Subject prefix of user subjects unless another is given.
@@ -42,10 +42,6 @@ pub struct NatsBus {
     client: Client,
     /// Lets several clusters share one NATS without seeing each other's events.
     prefix: String,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
 }
 
 impl NatsBus {

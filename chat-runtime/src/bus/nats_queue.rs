@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
-use super::BusError;
 use super::queue::{DEAD_LETTERS_SHOWN, DeadLetter, Delivery, PushQueue, Settle};
+use super::{BusError, unavailable};
 use crate::push::PushJob;
 
 /// How long a notifier may hold a job before another gets it.
@@ -29,10 +29,6 @@ pub const DEAD_LETTER_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Name of the notifiers' shared consumer.
 pub const CONSUMER: &str = "notifier";
-
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
-}
 
 /// The queue of one cluster.
 pub struct NatsQueue {
@@ -172,7 +168,7 @@ impl PushQueue for NatsQueue {
                 }
                 None => {
                     *guard = None;
-                    return Err(BusError::Unavailable("push consumer ended".into()));
+                    return Err(unavailable("push consumer ended"));
                 }
             };
             let attempt = msg.info().map_or(1, |i| i.delivered.max(1) as u32);

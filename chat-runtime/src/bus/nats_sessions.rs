@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::BusError;
 use super::sessions::{Counts, Sessions};
+use super::{BusError, unavailable};
 use crate::backoff;
 use crate::model::UserId;
 
@@ -148,10 +148,6 @@ impl std::fmt::Debug for NatsSessions {
             .field("node", &self.node)
             .finish_non_exhaustive()
     }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
 }
 
 /// Opens the session bucket of `cluster` with `replicas` copies, creating it

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::BusError;
+use super::{BusError, unavailable};
 use crate::push::PushJob;
 
 /// Jobs an in-memory queue holds before it refuses more.
@@ -148,7 +148,7 @@ impl PushQueue for LocalQueue {
     async fn enqueue(&self, job: &PushJob) -> Result<(), BusError> {
         self.tx
             .try_send((job.clone(), 1))
-            .map_err(|e| BusError::Unavailable(format!("push queue: {e}")))
+            .map_err(|e| unavailable(format!("push queue: {e}")))
     }
 
     async fn next(&self) -> Result<Delivery, BusError> {
@@ -158,7 +158,7 @@ impl PushQueue for LocalQueue {
             .await
             .recv()
             .await
-            .ok_or_else(|| BusError::Unavailable("push queue closed".into()))?;
+            .ok_or_else(|| unavailable("push queue closed"))?;
         let settle = LocalSettle {
             item: (job.clone(), attempt),
             tx: self.tx.clone(),

@@ -2,7 +2,8 @@
 //!
 //! - [`ownership`]: one shard's view of the ring (committed and prepared),
 //!   its lease, and the answer to "may I sequence this chat now?" with the
-//!   [`Fence`] its store writes carry. The control server (`PrepareRing`,
+//!   [`Fence`] that orders its writes (the store does not check fences yet:
+//!   `docs/cluster.md` §10). The control server (`PrepareRing`,
 //!   `CommitRing`, `AbortRing`, `Drain`, `Status`) and the shard process are
 //!   thin shells over it.
 //!

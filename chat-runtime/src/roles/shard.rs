@@ -55,6 +55,8 @@ impl Gate for OwnershipGate {
             };
         };
         match own.may_sequence(chat, now) {
+            // The store keeps no per-chat fence yet (docs/cluster.md §10):
+            // the conditional insert is what keeps a chat's log whole.
             Ok(_fence) => Ok(()),
             Err(NotOwner::WrongShard { .. }) => Err(Answer::Moved {
                 ring: own.committed().clone(),

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{MemberChange, Store, StoreError};
+use super::{MemberChange, Store, StoreError, Taken};
 use crate::model::{
     Chat, ChatKind, Content, Member, Message, Role, SystemEvent, User, UserId, now_ms,
 };
@@ -97,7 +97,7 @@ async fn users(store: &dyn Store) {
     let clash = user(&phone);
     assert!(matches!(
         store.create_user(&clash).await,
-        Err(StoreError::Conflict("phone"))
+        Err(StoreError::Conflict(Taken::Phone))
     ));
     assert_eq!(store.user(clash.id).await.unwrap(), None);
     assert_eq!(store.user_by_phone("+0").await.unwrap(), None);
@@ -166,7 +166,7 @@ async fn groups_and_messages(store: &dyn Store) {
     }
     assert!(matches!(
         store.append(&text(&chat, 5, b, "again"), None).await,
-        Err(StoreError::Conflict("seq"))
+        Err(StoreError::Conflict(Taken::Seq))
     ));
     assert_eq!(store.dedup(chat.id, b, "c7").await.unwrap(), Some(7));
     assert_eq!(store.dedup(chat.id, a, "c7").await.unwrap(), None);

@@ -25,7 +25,7 @@ use redb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DEFAULT_DEDUP_TTL, MemberChange, Store, StoreError};
+use super::{DEFAULT_DEDUP_TTL, MemberChange, Store, StoreError, Taken, backend};
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 type Id = u128;
@@ -70,10 +70,26 @@ const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 const EXPIRE_BATCH: usize = 10_000;
 
 /// Called after the batch's commit with its outcome.
-type Completer = Box<dyn FnOnce(Option<&str>) + Send>;
+type Completer = Box<dyn FnOnce(Option<&Shared>) + Send>;
+/// Why a group commit failed, for every write in it.
+type Shared = Arc<dyn std::error::Error + Send + Sync>;
+
+fn shared(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Shared {
+    Arc::from(e.into())
+}
+
+/// A write whose group commit failed (for this write or another in it).
+#[derive(Debug, thiserror::Error)]
+#[error("the group commit failed: {0}")]
+struct CommitFailed(#[source] Shared);
 /// A write applied inside the shared transaction. `poisoned` is true when the
 /// job failed after it may have written, which aborts the whole batch.
 type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completer, bool) + Send>;
+
+/// The writer thread is gone (the store is closing).
+#[derive(Debug, thiserror::Error)]
+#[error("the store's writer thread stopped")]
+struct WriterStopped;
 
 /// The embedded store. Cheap to clone; the file is closed (and may be opened
 /// again) once the last clone is dropped.
@@ -99,10 +115,6 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -172,7 +184,7 @@ impl EmbeddedStore {
             let complete: Completer = Box::new(move |commit_error| {
                 let out = match commit_error {
                     None => result,
-                    Some(e) => Err(StoreError::Backend(e.to_owned())),
+                    Some(e) => Err(backend(CommitFailed(e.clone()))),
                 };
                 let _ = tx.send(out);
             });
@@ -184,9 +196,8 @@ impl EmbeddedStore {
             .expect("set until dropped")
             .send(job)
             .await
-            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
+            .map_err(|_| backend(WriterStopped))?;
+        rx.await.map_err(|_| backend(WriterStopped))?
     }
 
     fn read<R>(
@@ -217,7 +228,7 @@ fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::tim
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut next_expiry = std::time::Instant::now();
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let outcome = db.begin_write().map_err(|e| e.to_string()).map(|txn| {
+        let outcome = db.begin_write().map_err(shared).map(|txn| {
             let mut completers = Vec::with_capacity(batch.len());
             let mut poisoned = false;
             for job in batch.drain(..) {
@@ -227,9 +238,9 @@ fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::tim
             }
             let committed = if poisoned {
                 let _ = txn.abort();
-                Err("batch aborted after a storage error".to_owned())
+                Err(shared("batch aborted after a storage error"))
             } else {
-                txn.commit().map_err(|e| e.to_string())
+                txn.commit().map_err(shared)
             };
             (completers, committed)
         });
@@ -237,7 +248,7 @@ fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::tim
             Ok((completers, committed)) => {
                 let err = committed.err();
                 for c in completers {
-                    c(err.as_deref());
+                    c(err.as_ref());
                 }
             }
             Err(e) => {
@@ -315,7 +326,7 @@ fn put_message(txn: &WriteTransaction, msg: &Message) -> Result<(), StoreError> 
     let mut messages = txn.open_table(MESSAGES).map_err(backend)?;
     let key = (msg.chat_id.as_u128(), msg.seq);
     if messages.get(key).map_err(backend)?.is_some() {
-        return Err(StoreError::Conflict("seq"));
+        return Err(StoreError::Conflict(Taken::Seq));
     }
     messages.insert(key, bytes.as_slice()).map_err(backend)?;
     if !msg.client_msg_id.is_empty() {
@@ -353,7 +364,7 @@ impl Store for EmbeddedStore {
         self.write(move |txn| {
             let mut phones = txn.open_table(PHONES).map_err(backend)?;
             if phones.get(user.phone.as_str()).map_err(backend)?.is_some() {
-                return Err(StoreError::Conflict("phone"));
+                return Err(StoreError::Conflict(Taken::Phone));
             }
             let bytes = encode(&user)?;
             phones
@@ -501,7 +512,7 @@ impl Store for EmbeddedStore {
                         .map_err(backend)?
                         .is_some()
                     {
-                        return Err(StoreError::Conflict("seq"));
+                        return Err(StoreError::Conflict(Taken::Seq));
                     }
                 }
             }

@@ -13,6 +13,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
+use crate::error::{Cause, cause};
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 /// How long a sender's `client_msg_id` is remembered (unless configured): a
@@ -22,12 +23,28 @@ pub const DEFAULT_DEDUP_TTL: std::time::Duration = std::time::Duration::from_sec
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique key is already taken (phone number, message seq).
+    /// A unique key is already taken.
     #[error("{0} already exists")]
-    Conflict(&'static str),
+    Conflict(Taken),
     /// The backend failed; the operation may or may not have been applied.
     #[error("storage backend failed: {0}")]
-    Backend(String),
+    Backend(#[source] Cause),
+}
+
+/// The unique key a write found taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Taken {
+    /// The phone number belongs to another user.
+    #[error("phone")]
+    Phone,
+    /// The chat already holds a message at that seq.
+    #[error("seq")]
+    Seq,
+}
+
+/// A backend failure, from the driver's error or a message.
+pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Backend(cause(e))
 }
 
 /// A membership change written atomically with the system message that records it.
@@ -40,7 +57,7 @@ pub enum MemberChange {
 /// Durable storage. Every write has completed durably when its future resolves.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Records a new user; `Conflict("phone")` when the phone number is taken.
+    /// Records a new user; `Conflict(Taken::Phone)` when the phone number is taken.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn user_by_phone(&self, phone: &str) -> Result<Option<User>, StoreError>;
@@ -68,7 +85,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends `msg` (with its seq already assigned) and, atomically with it,
     /// an optional membership change and the sender's dedup entry.
-    /// `Conflict("seq")` when the chat already holds that seq.
+    /// `Conflict(Taken::Seq)` when the chat already holds that seq.
     async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError>;
     /// Appends consecutive messages of one chat, in order, with one optional
     /// membership change. Stores that can make it one atomic write do; this
@@ -163,4 +180,22 @@ pub trait Store: Send + Sync + 'static {
     async fn devices(&self, user: UserId) -> Result<Vec<Device>, StoreError>;
     /// Forgets a device (signed out, or its push token was refused).
     async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_failure_keeps_its_cause() {
+        let failed = backend(std::io::Error::other("disk on fire"));
+        let source = std::error::Error::source(&failed).expect("a source");
+        assert_eq!(source.to_string(), "disk on fire");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(failed.to_string(), "storage backend failed: disk on fire");
+        assert_eq!(
+            StoreError::Conflict(Taken::Phone).to_string(),
+            "phone already exists"
+        );
+    }
 }

@@ -9,7 +9,7 @@
 //!
 //! # Append = one LWT + one logged batch
 //! 1. `INSERT … IF NOT EXISTS` of the message row. **This LWT is needed for
-//!    correctness**: it is the store's `Conflict("seq")` check, and it fences
+//!    correctness**: it is the store's `Conflict(Seq)` check, and it fences
 //!    a zombie sequencer (one whose lease has lapsed but which still writes):
 //!    its append of a seq the new owner already wrote fails instead of
 //!    silently overwriting an acknowledged message. A plain insert would be
@@ -38,7 +38,7 @@ use scylla::statement::prepared::PreparedStatement;
 use super::rows::{self, MessageRow};
 use super::{ScyllaStore, backend};
 use crate::model::{ChatId, Message, Seq};
-use crate::store::{MemberChange, StoreError};
+use crate::store::{MemberChange, StoreError, Taken};
 
 /// Messages per partition. A message body is at most 16 KiB
 /// (`protocol::MAX_BODY_BYTES`), so even a bucket of only maximal messages
@@ -194,7 +194,7 @@ impl ScyllaStore {
             .await
             .map_err(|e| backend(format!("message insert (outcome unknown): {e}")))?;
         if !rows::applied(result)?.0 {
-            return Err(StoreError::Conflict("seq"));
+            return Err(StoreError::Conflict(Taken::Seq));
         }
         self.logged_batch(|b, v| self.push_effects(b, v, msg, change))
             .await

@@ -18,7 +18,7 @@
 //!   different gateways; the compare-and-set keeps the sweeper from deleting
 //!   an object a concurrent upload just re-referenced. Media changes are
 //!   rare next to messages, so their Paxos rounds do not matter;
-//! - **the message insert** (`messages … IF NOT EXISTS`): `Conflict("seq")`
+//! - **the message insert** (`messages … IF NOT EXISTS`): `Conflict(Seq)`
 //!   for a seq already stored, which also fences a zombie sequencer (see
 //!   [`messages`], which also gives its measured cost: 3–4× fewer inserts/s
 //!   than a plain insert on our test node).
@@ -63,7 +63,8 @@ pub use migrations::latest_version;
 
 use self::config::ttl_cap;
 use self::queries::Queries;
-use super::{MemberChange, Store, StoreError};
+pub(crate) use super::backend;
+use super::{MemberChange, Store, StoreError, Taken};
 use crate::model::{
     Chat, ChatId, Device, MediaRecord, Member, Message, Platform, Seq, User, UserId, now_ms,
 };
@@ -85,10 +86,6 @@ pub struct ScyllaStore {
     queries: Arc<Queries>,
     /// `ScyllaConfig::dedup_ttl` in seconds, as bound to `USING TTL`.
     dedup_ttl: i32,
-}
-
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -242,7 +239,7 @@ impl Store for ScyllaStore {
             return Ok(()); // claimed now, or by an earlier try of this call
         }
         self.exec(&q.delete_user, (user.id,)).await?;
-        Err(StoreError::Conflict("phone"))
+        Err(StoreError::Conflict(Taken::Phone))
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
