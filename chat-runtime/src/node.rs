@@ -641,8 +641,11 @@ impl Node {
         before: Option<Seq>,
         limit: Option<u32>,
     ) -> Result<(Vec<crate::model::Message>, Option<Seq>), ApiError> {
+        let limit = match limit.unwrap_or(50) {
+            n @ 1..=MAX_PAGE => n as usize,
+            _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        };
         let floor = self.member(user, chat).await?.joined_seq.max(1);
-        let limit = limit.unwrap_or(50).clamp(1, MAX_PAGE) as usize;
         let mut page = self.store.messages_before(chat, before, limit).await?;
         page.retain(|m| m.seq >= floor);
         let next = match page.last() {

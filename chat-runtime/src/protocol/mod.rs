@@ -420,9 +420,6 @@ fn validate(mut frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
             check_send(*kind, client_msg_id, body, media_id.as_deref())
                 .map_err(|reason| invalid("send", reason))?;
         }
-        ClientFrame::History { limit: Some(l), .. } if *l == 0 || *l > MAX_PAGE => {
-            return Err(invalid("history", "limit must be 1 to 200"));
-        }
         ClientFrame::CreateGroup { title, .. } => {
             *title = crate::text::group_title(title).map_err(|r| invalid("create_group", r))?;
         }

@@ -399,3 +399,44 @@ async fn guessing_passwords_gets_slower_and_unknown_phones_look_the_same() {
     assert_eq!(status, 401, "the record starts over");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_history_page_limit_outside_1_to_200_is_refused_on_both_doors() {
+    let server = Server::start().await;
+    let alice = server.user("+15550001001", "Alice").await;
+    let bob = server.user("+15550001002", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    for limit in [0, 201] {
+        let path = format!("/v1/chats/{chat}/messages?limit={limit}");
+        let (status, body) = server.get(&path, &alice.token).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid")),
+            "{body}"
+        );
+    }
+    let (status, _) = server
+        .get(
+            &format!("/v1/chats/{chat}/messages?limit=200"),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let mut ws = server.connect(&alice).await;
+    let refused = ws
+        .request(json!({"type": "history", "chat_id": chat, "limit": 0}))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerFrame::Error {
+                code: ErrorCode::Invalid,
+                req_id: Some(_),
+                ..
+            }
+        ),
+        "the refusal names the request: {refused:?}"
+    );
+    server.stop().await;
+}
