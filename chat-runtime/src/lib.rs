@@ -10,8 +10,9 @@
 //! - [`cluster`]: cluster mode's pure cores — a shard's ring view, lease
 //!   and the fence that orders its writes (ownership of chats during
 //!   handoff; the store does not check fences yet, `docs/cluster.md` §10).
-//! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts; the
-//!   `ShardClient` seam.
+//! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts as a
+//!   pure state machine per chat, and the shell that loads chats, stores,
+//!   publishes and queues pushes; the `ShardClient` seam.
 //! - [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
 //!   failed sign-ins; [`client`]: client addresses and per-key caps;
 //!   [`audit`]: the audit trail.

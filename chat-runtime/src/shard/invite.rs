@@ -1,4 +1,5 @@
-//! Group invite codes: what a user must present to `join` a group.
+//! Group invite codes: what a user must present to `join` a group, and the
+//! ban that outranks them.
 //!
 //! A code is 16 random bytes in unpadded base64url (22 characters), kept per
 //! group in the store and shown only to its admins. It is not derived from the
@@ -7,6 +8,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::ApiError;
+use crate::protocol::ErrorCode;
 
 /// A fresh random code.
 pub fn new_code() -> String {
@@ -21,6 +25,30 @@ pub fn matches(code: &str, given: &str) -> bool {
             .zip(given.bytes())
             .fold(0, |diff, (a, b)| diff | (a ^ b))
             == 0
+}
+
+/// Admits a joiner who presents `given` when the group's code is `current`
+/// (`None`: no code was ever made, so nobody joins).
+pub fn admit(current: Option<&str>, given: &str) -> Result<(), ApiError> {
+    if current.is_none_or(|c| !matches(c, given)) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this invite is not valid: ask an admin for the current one",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a joiner an admin removed: even the current code does not let
+/// them back.
+pub fn unbanned(banned: bool) -> Result<(), ApiError> {
+    if banned {
+        return Err(ApiError::new(
+            ErrorCode::Banned,
+            "an admin removed you from this group; only an admin can add you back",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -45,5 +73,17 @@ mod tests {
         assert!(!matches(&code, &new_code()));
         assert!(!matches(&code, &code[..21]));
         assert!(!matches(&code, ""));
+    }
+
+    #[test]
+    fn only_the_current_code_admits_and_a_ban_outranks_it() {
+        let code = new_code();
+        assert_eq!(admit(Some(&code), &code), Ok(()));
+        for (current, given) in [(Some(code.as_str()), new_code()), (None, code.clone())] {
+            let e = admit(current, &given).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Forbidden);
+        }
+        assert_eq!(unbanned(false), Ok(()));
+        assert_eq!(unbanned(true).unwrap_err().code, ErrorCode::Banned);
     }
 }

@@ -4,8 +4,20 @@
 //! [`ShardClient`] seam (an in-process call in standalone; NATS request/reply
 //! in clusters). The shard assigns gapless seqs, stores before it answers,
 //! then fans the event out on the bus.
+//!
+//! - `chat`: one chat's rules as a plain state machine (seqs, dedup,
+//!   membership, receipts, push decisions) — no I/O, no clock.
+//! - `invite`: invite codes and bans, what a joiner must pass.
+//! - `sequencer`: the [`Shard`], the shell that loads a chat, asks its core
+//!   and performs the answer (store, then bus, then push queue).
+//! - `cache`: the per-chat locks and the bounded cache of loaded chats.
+//! - `pushes`: the background push enqueue.
+//! - [`remote`]: the NATS transport of the `ShardClient` seam.
 
+mod cache;
+mod chat;
 mod invite;
+mod pushes;
 pub mod remote;
 mod sequencer;
 #[cfg(test)]

@@ -1,0 +1,112 @@
+//! Sends: a device's batch split by chat, each chat's share sequenced by
+//! its core under the chat's lock — after the store says which
+//! `client_msg_id`s it already holds — and stored in one write before any
+//! item is answered.
+
+use std::collections::HashMap;
+
+use super::Shard;
+use crate::error::ApiError;
+use crate::model::{ChatId, UserId, now_ms};
+use crate::shard::chat::Earlier;
+use crate::shard::{Reply, SendItem};
+
+impl Shard {
+    /// Sends a device's consecutive messages: each chat's share is sequenced
+    /// under its lock and stored in one write, chats in parallel. Answers in
+    /// the order of `items`.
+    pub(super) async fn send_many(
+        &self,
+        user: UserId,
+        items: Vec<SendItem>,
+    ) -> Vec<Result<Reply, ApiError>> {
+        let mut by_chat: Vec<(ChatId, Vec<(usize, SendItem)>)> = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match by_chat.iter_mut().find(|(c, _)| *c == item.chat) {
+                Some((_, v)) => v.push((i, item)),
+                None => by_chat.push((item.chat, vec![(i, item)])),
+            }
+        }
+        let n = by_chat.iter().map(|(_, v)| v.len()).sum();
+        let parts = futures::future::join_all(
+            by_chat
+                .into_iter()
+                .map(|(chat, items)| self.send_to_chat(user, chat, items)),
+        )
+        .await;
+        let mut out: Vec<Option<Result<Reply, ApiError>>> = (0..n).map(|_| None).collect();
+        for (i, r) in parts.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every item answered"))
+            .collect()
+    }
+
+    /// One chat's share of a batch; an unknown chat or a non-member fails
+    /// every item.
+    async fn send_to_chat(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        items: Vec<(usize, SendItem)>,
+    ) -> Vec<(usize, Result<Reply, ApiError>)> {
+        let indexes: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
+        match self.sequence(user, chat, items).await {
+            Ok(answers) => answers,
+            Err(e) => indexes.into_iter().map(|i| (i, Err(e.clone()))).collect(),
+        }
+    }
+
+    async fn sequence(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        items: Vec<(usize, SendItem)>,
+    ) -> Result<Vec<(usize, Result<Reply, ApiError>)>, ApiError> {
+        let mut st = self.lock(chat).await?;
+        st.member(user)?;
+        let now = now_ms();
+        let earlier = self.earlier(chat, user, &items).await;
+        let batch = st.send(user, items, &earlier, now)?;
+        let stored = if batch.messages.is_empty() {
+            Ok(())
+        } else {
+            self.append(&mut st, batch.messages, batch.change).await
+        };
+        Ok(batch.replies.after(stored))
+    }
+
+    /// What the store holds for each `client_msg_id` of `items`, asked once
+    /// per id.
+    async fn earlier(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        items: &[(usize, SendItem)],
+    ) -> HashMap<String, Earlier> {
+        let mut out = HashMap::new();
+        for (_, item) in items {
+            let id = &item.client_msg_id;
+            if !out.contains_key(id) {
+                let found = self.stored_send(chat, user, id).await;
+                out.insert(id.clone(), found);
+            }
+        }
+        out
+    }
+
+    /// The (seq, sent_at) of a `client_msg_id` the store already holds.
+    async fn stored_send(&self, chat: ChatId, user: UserId, client_msg_id: &str) -> Earlier {
+        let Some(seq) = self.store.dedup(chat, user, client_msg_id).await? else {
+            return Ok(None);
+        };
+        let sent_at = self
+            .store
+            .messages_after(chat, seq - 1, 1)
+            .await?
+            .first()
+            .map_or(0, |m| m.sent_at);
+        Ok(Some((seq, sent_at)))
+    }
+}
