@@ -228,12 +228,10 @@ impl SessionState {
     /// Forwards a live event in order, without duplicates, after filling
     /// any gap before it.
     fn on_bus(&mut self, envelope: Envelope) -> Vec<Action> {
-        let (Some(chat), seq) = (envelope.chat, envelope.seq) else {
+        let seq = envelope.seq;
+        let Some(chat) = envelope.chat.filter(|_| seq > 0) else {
             return vec![Action::Forward(envelope.frame)];
         };
-        if seq == 0 {
-            return vec![Action::Forward(envelope.frame)];
-        }
         let high = *self.highs.entry(chat).or_insert(seq - 1);
         if seq <= high {
             return vec![];

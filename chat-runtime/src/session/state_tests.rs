@@ -62,6 +62,16 @@ fn member(joined_seq: Seq, delivered_seq: Seq) -> Event {
     }))
 }
 
+fn lookup(chat: ChatId) -> Vec<Action> {
+    vec![Action::LookUp(chat)]
+}
+
+/// `first`, then `next`.
+fn chain(mut first: Vec<Action>, next: Vec<Action>) -> Vec<Action> {
+    first.extend(next);
+    first
+}
+
 fn read(chat: ChatId, after: Seq, limit: usize) -> Vec<Action> {
     vec![Action::Read { chat, after, limit }]
 }
@@ -69,6 +79,15 @@ fn read(chat: ChatId, after: Seq, limit: usize) -> Vec<Action> {
 /// A session whose device holds `marks`.
 fn session(marks: &[(ChatId, Seq)]) -> SessionState {
     SessionState::new(marks.iter().copied().collect(), HEARTBEAT)
+}
+
+/// A session whose device holds `mark` of a chat, given that chat's live
+/// event `seq` above `mark + 1`: it looks up the membership to fill the gap.
+fn gap(mark: Seq, seq: Seq) -> (ChatId, SessionState) {
+    let a = chat(1);
+    let mut s = session(&[(a, mark)]);
+    assert_eq!(s.on_event(live(a, seq)), lookup(a));
+    (a, s)
 }
 
 fn text(s: &str) -> Event {
@@ -132,54 +151,38 @@ fn chats_keep_their_own_marks() {
     assert_eq!(s.on_event(live(a, 11)), lookup(a));
 }
 
-fn lookup(chat: ChatId) -> Vec<Action> {
-    vec![Action::LookUp(chat)]
-}
-
 // Gaps.
 
 #[test]
 fn a_gap_is_filled_with_exactly_the_missing_range_then_the_event() {
-    let a = chat(1);
-    let mut s = session(&[(a, 2)]);
-    assert_eq!(s.on_event(live(a, 6)), lookup(a));
+    let (a, mut s) = gap(2, 6);
     assert_eq!(s.on_event(member(1, 0)), read(a, 2, 3));
-    let mut expected = delivered(a, 3..=5);
-    expected.push(forward(6));
+    let expected = chain(delivered(a, 3..=5), vec![forward(6)]);
     assert_eq!(s.on_event(page(a, 3..=5)), expected);
     assert_eq!(s.on_event(live(a, 7)), vec![forward(7)]);
 }
 
 #[test]
 fn a_long_gap_is_read_page_by_page() {
-    let a = chat(1);
-    let mut s = session(&[(a, 0)]);
-    assert_eq!(s.on_event(live(a, 451)), lookup(a));
+    let (a, mut s) = gap(0, 451);
     assert_eq!(s.on_event(member(0, 0)), read(a, 0, PAGE));
-    let mut expected = delivered(a, 1..=200);
-    expected.extend(read(a, 200, PAGE));
+    let expected = chain(delivered(a, 1..=200), read(a, 200, PAGE));
     assert_eq!(s.on_event(page(a, 1..=200)), expected);
-    let mut expected = delivered(a, 201..=400);
-    expected.extend(read(a, 400, 50));
+    let expected = chain(delivered(a, 201..=400), read(a, 400, 50));
     assert_eq!(s.on_event(page(a, 201..=400)), expected);
-    let mut expected = delivered(a, 401..=450);
-    expected.push(forward(451));
+    let expected = chain(delivered(a, 401..=450), vec![forward(451)]);
     assert_eq!(s.on_event(page(a, 401..=450)), expected);
 }
 
 #[test]
 fn a_fill_never_reads_from_before_the_join() {
-    let a = chat(1);
-    let mut s = session(&[(a, 0)]);
-    assert_eq!(s.on_event(live(a, 9)), lookup(a));
+    let (a, mut s) = gap(0, 9);
     assert_eq!(s.on_event(member(6, 0)), read(a, 5, 3));
 }
 
 #[test]
 fn a_gap_closed_by_the_join_needs_no_read() {
-    let a = chat(1);
-    let mut s = session(&[(a, 0)]);
-    assert_eq!(s.on_event(live(a, 9)), lookup(a));
+    let (a, mut s) = gap(0, 9);
     assert_eq!(s.on_event(member(9, 0)), vec![forward(9)]);
     assert_eq!(s.on_event(live(a, 10)), vec![forward(10)]);
 }
@@ -187,18 +190,14 @@ fn a_gap_closed_by_the_join_needs_no_read() {
 #[test]
 fn a_non_members_gap_is_not_filled_but_its_event_passes() {
     // A removed member's device still gets the removal itself.
-    let a = chat(1);
-    let mut s = session(&[(a, 2)]);
-    assert_eq!(s.on_event(live(a, 8)), lookup(a));
+    let (a, mut s) = gap(2, 8);
     assert_eq!(s.on_event(Event::Member(None)), vec![forward(8)]);
     assert_eq!(s.on_event(live(a, 8)), vec![]);
 }
 
 #[test]
 fn a_failed_fill_still_forwards_the_event_and_moves_on() {
-    let a = chat(1);
-    let mut s = session(&[(a, 2)]);
-    s.on_event(live(a, 6));
+    let (a, mut s) = gap(2, 6);
     s.on_event(member(0, 0));
     assert_eq!(s.on_event(Event::Page(vec![])), vec![forward(6)]);
     assert_eq!(s.on_event(live(a, 7)), vec![forward(7)]);
@@ -208,9 +207,7 @@ fn a_failed_fill_still_forwards_the_event_and_moves_on() {
 fn events_that_waited_during_a_fill_are_neither_lost_nor_repeated() {
     // While 3..=5 is read, the bus queue holds late copies of 4 and 5 (the
     // reason for the gap: they were slow) and the newer 7 and 8.
-    let a = chat(1);
-    let mut s = session(&[(a, 2)]);
-    s.on_event(live(a, 6));
+    let (a, mut s) = gap(2, 6);
     s.on_event(member(0, 0));
     s.on_event(page(a, 3..=5));
     let waited = [4, 5, 7, 8].map(|seq| s.on_event(live(a, seq)));
@@ -236,8 +233,7 @@ fn a_catch_up_resumes_from_the_devices_watermarks() {
     assert_eq!(s.on_event(Event::Chats(vec![a, b])), lookup(a));
     // The device's mark (3) wins over the user's delivered watermark (1).
     assert_eq!(s.on_event(member(0, 1)), read(a, 3, PAGE));
-    let mut expected = delivered(a, 4..=5);
-    expected.extend(read(a, 5, PAGE));
+    let expected = chain(delivered(a, 4..=5), read(a, 5, PAGE));
     assert_eq!(s.on_event(page(a, 4..=5)), expected);
     assert_eq!(s.on_event(Event::Page(vec![])), lookup(b));
     // A chat the device did not list resumes from the delivered watermark.
