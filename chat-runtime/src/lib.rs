@@ -23,7 +23,9 @@
 //!   retry policy, providers (FCM, APNs, webhook) and the notifier.
 //! - [`backoff`]: jittered waits between retries.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
-//! - [`session`]: one device's WebSocket session (hello, resume, live), socket-free.
+//! - [`session`]: one device's WebSocket session (hello, resume, live),
+//!   socket-free: a pure state machine (`session::state`) and the shell that
+//!   performs its actions.
 //! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
 //!   and operational routes as warp filters, the embedded web client.
 //! - [`standalone`]: everything in one process.
