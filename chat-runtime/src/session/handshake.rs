@@ -46,6 +46,11 @@ pub fn hello(first: Inbound) -> Result<Option<Hello>, ApiError> {
             ErrorCode::Unauthenticated,
             "the first frame must be hello",
         )),
+        // A hello without a usable token is a missing token, like any
+        // other first frame that does not authenticate.
+        Err(e @ protocol::ProtocolError::Invalid { .. }) => {
+            Err(ApiError::new(ErrorCode::Unauthenticated, e.to_string()))
+        }
         Err(e) => Err(ApiError::new(e.code(), e.to_string())),
     }
 }
@@ -140,6 +145,18 @@ mod tests {
         let e = hello(text(r#"{"type":"ping"}"#)).unwrap_err();
         assert_eq!(e.code, ErrorCode::Unauthenticated);
         assert_eq!(refusal(e.code), CloseCode::Unauthenticated);
+    }
+
+    #[test]
+    fn a_hello_without_a_usable_token_is_unauthenticated() {
+        for frame in [
+            r#"{"type":"hello"}"#,
+            r#"{"type":"hello","token":7}"#,
+            r#"{"type":"ping","token":"t","extra":1}"#,
+        ] {
+            let e = hello(text(frame)).unwrap_err();
+            assert_eq!(refusal(e.code), CloseCode::Unauthenticated, "{frame}");
+        }
     }
 
     #[test]
