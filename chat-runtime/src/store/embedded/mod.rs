@@ -15,81 +15,24 @@
 //! do): the writer drops expired ones, a bounded batch at a time, at most
 //! once a minute.
 
+mod tables;
+mod writer;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
-use tokio::sync::{mpsc, oneshot};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use self::tables::*;
+use self::writer::Writer;
 use super::{DEFAULT_DEDUP_TTL, MemberChange, Store, StoreError, Taken, backend};
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
-type Id = u128;
-const USERS: TableDefinition<Id, &[u8]> = TableDefinition::new("users");
-const PHONES: TableDefinition<&str, Id> = TableDefinition::new("phones");
-const CHATS: TableDefinition<Id, &[u8]> = TableDefinition::new("chats");
-/// (chat, user) → member.
-const MEMBERS: TableDefinition<(Id, Id), &[u8]> = TableDefinition::new("chat_members");
-/// (user, chat) → (); answers getAll.
-const USER_CHATS: TableDefinition<(Id, Id), ()> = TableDefinition::new("user_chats");
-/// (min user, max user) → chat.
-const DIRECT: TableDefinition<(Id, Id), Id> = TableDefinition::new("direct_chats");
-/// (chat, seq) → message.
-const MESSAGES: TableDefinition<(Id, u64), &[u8]> = TableDefinition::new("messages");
-/// (chat, sender, client_msg_id) → seq.
-const DEDUP: TableDefinition<(Id, Id, &str), u64> = TableDefinition::new("dedup");
-/// (sent at ms, chat, sender, client_msg_id) → (): dedup entries by age.
-const DEDUP_AGE: TableDefinition<(i64, Id, Id, &str), ()> = TableDefinition::new("dedup_age");
-const LAST_SEEN: TableDefinition<Id, i64> = TableDefinition::new("last_seen");
-const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
-/// media id → record (JSON).
-const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
-/// (chat, user) → (): users an admin removed, who may not join again.
-const BANS: TableDefinition<(Id, Id), ()> = TableDefinition::new("chat_bans");
-/// chat → its current invite code.
-const INVITES: TableDefinition<Id, &str> = TableDefinition::new("chat_invites");
-/// (user, device id) → device (JSON).
-const DEVICES: TableDefinition<(Id, &str), &[u8]> = TableDefinition::new("devices");
-
-/// Most jobs folded into one commit; bounds the latency of a commit.
-const MAX_BATCH: usize = 1024;
-/// Writes queued before callers wait (backpressure instead of unbounded memory).
-const QUEUE: usize = 8192;
 /// redb's page cache. Its default (1 GiB) fills with freshly written pages
 /// under a steady write load; the working set of a chat server is the recent
 /// tail of each chat, so a small cache costs few reads and bounds RSS.
 const CACHE_BYTES: usize = 64 << 20;
-
-/// How often the writer expires dedup entries.
-const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// Most dedup entries expired in one transaction.
-const EXPIRE_BATCH: usize = 10_000;
-
-/// Called after the batch's commit with its outcome.
-type Completer = Box<dyn FnOnce(Option<&Shared>) + Send>;
-/// Why a group commit failed, for every write in it.
-type Shared = Arc<dyn std::error::Error + Send + Sync>;
-
-fn shared(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Shared {
-    Arc::from(e.into())
-}
-
-/// A write whose group commit failed (for this write or another in it).
-#[derive(Debug, thiserror::Error)]
-#[error("the group commit failed: {0}")]
-struct CommitFailed(#[source] Shared);
-/// A write applied inside the shared transaction. `poisoned` is true when the
-/// job failed after it may have written, which aborts the whole batch.
-type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completer, bool) + Send>;
-
-/// The writer thread is gone (the store is closing).
-#[derive(Debug, thiserror::Error)]
-#[error("the store's writer thread stopped")]
-struct WriterStopped;
 
 /// The embedded store. Cheap to clone; the file is closed (and may be opened
 /// again) once the last clone is dropped.
@@ -99,35 +42,6 @@ pub struct EmbeddedStore {
     // reference: the database is closed when the last handle is gone.
     db: Arc<Database>,
     writer: Arc<Writer>,
-}
-
-/// The writer thread's queue; dropping it stops the thread and waits for it.
-struct Writer {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            // Finishes the commit in flight (if any), then the thread exits.
-            let _ = thread.join();
-        }
-    }
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(backend)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(b).map_err(backend)
-}
-
-fn pair(a: UserId, b: UserId) -> (Id, Id) {
-    let (a, b) = (a.as_u128(), b.as_u128());
-    (a.min(b), a.max(b))
 }
 
 impl EmbeddedStore {
@@ -140,35 +54,9 @@ impl EmbeddedStore {
             .map_err(backend)?;
         let db = Arc::new(db);
         let txn = db.begin_write().map_err(backend)?;
-        {
-            // Create every table up front so readers never miss one.
-            txn.open_table(USERS).map_err(backend)?;
-            txn.open_table(PHONES).map_err(backend)?;
-            txn.open_table(CHATS).map_err(backend)?;
-            txn.open_table(MEMBERS).map_err(backend)?;
-            txn.open_table(USER_CHATS).map_err(backend)?;
-            txn.open_table(DIRECT).map_err(backend)?;
-            txn.open_table(MESSAGES).map_err(backend)?;
-            txn.open_table(DEDUP).map_err(backend)?;
-            index_dedup_ages(&txn)?;
-            txn.open_table(LAST_SEEN).map_err(backend)?;
-            txn.open_table(REVOKED).map_err(backend)?;
-            txn.open_table(MEDIA).map_err(backend)?;
-            txn.open_table(DEVICES).map_err(backend)?;
-            txn.open_table(BANS).map_err(backend)?;
-            txn.open_table(INVITES).map_err(backend)?;
-        }
+        tables::create_all(&txn)?;
         txn.commit().map_err(backend)?;
-        let (writer, jobs) = mpsc::channel(QUEUE);
-        let db2 = db.clone();
-        let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(&db2, jobs, DEFAULT_DEDUP_TTL))
-            .map_err(backend)?;
-        let writer = Arc::new(Writer {
-            jobs: Some(writer),
-            thread: Some(thread),
-        });
+        let writer = Arc::new(Writer::start(db.clone(), DEFAULT_DEDUP_TTL)?);
         Ok(Self { db, writer })
     }
 
@@ -177,27 +65,7 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |txn| {
-            let result = f(txn);
-            let poisoned = matches!(result, Err(StoreError::Backend(_)));
-            let complete: Completer = Box::new(move |commit_error| {
-                let out = match commit_error {
-                    None => result,
-                    Some(e) => Err(backend(CommitFailed(e.clone()))),
-                };
-                let _ = tx.send(out);
-            });
-            (complete, poisoned)
-        });
-        self.writer
-            .jobs
-            .as_ref()
-            .expect("set until dropped")
-            .send(job)
-            .await
-            .map_err(|_| backend(WriterStopped))?;
-        rx.await.map_err(|_| backend(WriterStopped))?
+        self.writer.write(f).await
     }
 
     fn read<R>(
@@ -207,154 +75,6 @@ impl EmbeddedStore {
         let txn = self.db.begin_read().map_err(backend)?;
         f(&txn)
     }
-}
-
-/// Expires dedup entries older than `ttl` in a transaction of its own.
-fn expire_now(db: &Database, ttl: std::time::Duration) {
-    let before = crate::model::now_ms() - ttl.as_millis() as i64;
-    let result = db.begin_write().map_err(backend).and_then(|txn| {
-        let n = expire_dedup(&txn, before, EXPIRE_BATCH)?;
-        txn.commit().map_err(backend)?;
-        Ok(n)
-    });
-    match result {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(expired = n, "store: dedup entries expired"),
-        Err(e) => tracing::warn!(error = %e, "store: expiring dedup entries failed"),
-    }
-}
-
-fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::time::Duration) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut next_expiry = std::time::Instant::now();
-    while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let outcome = db.begin_write().map_err(shared).map(|txn| {
-            let mut completers = Vec::with_capacity(batch.len());
-            let mut poisoned = false;
-            for job in batch.drain(..) {
-                let (c, p) = job(&txn);
-                poisoned |= p;
-                completers.push(c);
-            }
-            let committed = if poisoned {
-                let _ = txn.abort();
-                Err(shared("batch aborted after a storage error"))
-            } else {
-                txn.commit().map_err(shared)
-            };
-            (completers, committed)
-        });
-        match outcome {
-            Ok((completers, committed)) => {
-                let err = committed.err();
-                for c in completers {
-                    c(err.as_ref());
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store: cannot begin write transaction");
-                for job in batch.drain(..) {
-                    drop(job);
-                }
-            }
-        }
-        // Callers are answered; now the housekeeping, when it is due.
-        if std::time::Instant::now() >= next_expiry {
-            expire_now(db, dedup_ttl);
-            next_expiry = std::time::Instant::now() + EXPIRE_EVERY;
-        }
-    }
-}
-
-fn put_member_rows(txn: &WriteTransaction, chat: ChatId, m: &Member) -> Result<(), StoreError> {
-    let bytes = encode(m)?;
-    txn.open_table(MEMBERS)
-        .map_err(backend)?
-        .insert((chat.as_u128(), m.user_id.as_u128()), bytes.as_slice())
-        .map_err(backend)?;
-    txn.open_table(USER_CHATS)
-        .map_err(backend)?
-        .insert((m.user_id.as_u128(), chat.as_u128()), ())
-        .map_err(backend)?;
-    Ok(())
-}
-
-/// Files without the age index (written before it existed) get one, dated
-/// now: their entries then expire one TTL from today.
-fn index_dedup_ages(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut ages = txn.open_table(DEDUP_AGE).map_err(backend)?;
-    let dedup = txn.open_table(DEDUP).map_err(backend)?;
-    if !ages.is_empty().map_err(backend)? || dedup.is_empty().map_err(backend)? {
-        return Ok(());
-    }
-    let now = crate::model::now_ms();
-    for row in dedup.iter().map_err(backend)? {
-        let (key, _) = row.map_err(backend)?;
-        let (chat, sender, id) = key.value();
-        ages.insert((now, chat, sender, id), ()).map_err(backend)?;
-    }
-    Ok(())
-}
-
-/// Drops up to `limit` dedup entries of messages sent before `before_ms`;
-/// how many it dropped.
-fn expire_dedup(txn: &WriteTransaction, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
-    let mut ages = txn.open_table(DEDUP_AGE).map_err(backend)?;
-    let mut dedup = txn.open_table(DEDUP).map_err(backend)?;
-    let mut expired = Vec::new();
-    for row in ages
-        .range(..(before_ms, 0, 0, ""))
-        .map_err(backend)?
-        .take(limit)
-    {
-        let (key, _) = row.map_err(backend)?;
-        let (at, chat, sender, id) = key.value();
-        expired.push((at, chat, sender, id.to_owned()));
-    }
-    for (at, chat, sender, id) in &expired {
-        ages.remove((*at, *chat, *sender, id.as_str()))
-            .map_err(backend)?;
-        dedup
-            .remove((*chat, *sender, id.as_str()))
-            .map_err(backend)?;
-    }
-    Ok(expired.len())
-}
-
-fn put_message(txn: &WriteTransaction, msg: &Message) -> Result<(), StoreError> {
-    let bytes = encode(msg)?;
-    let mut messages = txn.open_table(MESSAGES).map_err(backend)?;
-    let key = (msg.chat_id.as_u128(), msg.seq);
-    if messages.get(key).map_err(backend)?.is_some() {
-        return Err(StoreError::Conflict(Taken::Seq));
-    }
-    messages.insert(key, bytes.as_slice()).map_err(backend)?;
-    if !msg.client_msg_id.is_empty() {
-        txn.open_table(DEDUP)
-            .map_err(backend)?
-            .insert(
-                (
-                    msg.chat_id.as_u128(),
-                    msg.sender.as_u128(),
-                    msg.client_msg_id.as_str(),
-                ),
-                msg.seq,
-            )
-            .map_err(backend)?;
-        txn.open_table(DEDUP_AGE)
-            .map_err(backend)?
-            .insert(
-                (
-                    msg.sent_at,
-                    msg.chat_id.as_u128(),
-                    msg.sender.as_u128(),
-                    msg.client_msg_id.as_str(),
-                ),
-                (),
-            )
-            .map_err(backend)?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -826,61 +546,4 @@ pub fn message_count(store: &EmbeddedStore) -> Result<u64, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        crate::store::conformance::run(&store).await;
-        crate::store::conformance::concurrent_appends(std::sync::Arc::new(store)).await;
-    }
-
-    #[tokio::test]
-    async fn dedup_entries_expire_after_their_ttl() {
-        use crate::model::{Content, Message, now_ms};
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let (chat, sender) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let ttl = DEFAULT_DEDUP_TTL.as_millis() as i64;
-        let message = |seq, id: &str, sent_at| Message {
-            chat_id: chat,
-            seq,
-            sender,
-            client_msg_id: id.into(),
-            content: Content::Text { body: "hi".into() },
-            sent_at,
-        };
-        let now = now_ms();
-        store
-            .append(&message(1, "old", now - ttl - 1_000), None)
-            .await
-            .unwrap();
-        store.append(&message(2, "new", now), None).await.unwrap();
-        // The writer expires on its own once a minute (and after its first
-        // batch); run one pass here so the test does not wait for it.
-        let before = now - ttl;
-        store
-            .write(move |txn| expire_dedup(txn, before, usize::MAX))
-            .await
-            .unwrap();
-        assert_eq!(store.dedup(chat, sender, "old").await.unwrap(), None);
-        assert_eq!(store.dedup(chat, sender, "new").await.unwrap(), Some(2));
-        // The message itself stays: only the memory of its id expires.
-        assert_eq!(store.head(chat).await.unwrap(), 2);
-    }
-
-    #[tokio::test]
-    async fn data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let user = crate::store::conformance::user("+15550001");
-        {
-            let store = EmbeddedStore::open(dir.path()).unwrap();
-            store.create_user(&user).await.unwrap();
-        }
-        // Closed when the last handle dropped: it opens again at once.
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(store.user(user.id).await.unwrap(), Some(user));
-    }
-}
+mod tests;

@@ -1,0 +1,163 @@
+//! The embedded store's single writer thread: it takes every write queued
+//! while the previous commit ran and commits them in one transaction (a
+//! group commit), answering each caller once that commit is durable, and
+//! expires old dedup entries between commits.
+
+use std::sync::Arc;
+
+use redb::{Database, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::tables::expire_dedup;
+use crate::store::{StoreError, backend};
+
+/// Most jobs folded into one commit; bounds the latency of a commit.
+const MAX_BATCH: usize = 1024;
+/// Writes queued before callers wait (backpressure instead of unbounded memory).
+const QUEUE: usize = 8192;
+
+/// How often the writer expires dedup entries.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most dedup entries expired in one transaction.
+const EXPIRE_BATCH: usize = 10_000;
+
+/// Called after the batch's commit with its outcome.
+type Completer = Box<dyn FnOnce(Option<&Shared>) + Send>;
+/// Why a group commit failed, for every write in it.
+type Shared = Arc<dyn std::error::Error + Send + Sync>;
+
+fn shared(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Shared {
+    Arc::from(e.into())
+}
+
+/// A write whose group commit failed (for this write or another in it).
+#[derive(Debug, thiserror::Error)]
+#[error("the group commit failed: {0}")]
+struct CommitFailed(#[source] Shared);
+/// A write applied inside the shared transaction. `poisoned` is true when the
+/// job failed after it may have written, which aborts the whole batch.
+type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completer, bool) + Send>;
+
+/// The writer thread is gone (the store is closing).
+#[derive(Debug, thiserror::Error)]
+#[error("the store's writer thread stopped")]
+struct WriterStopped;
+
+/// The writer thread's queue; dropping it stops the thread and waits for it.
+pub(super) struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            // Finishes the commit in flight (if any), then the thread exits.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the thread that writes to `db`, expiring dedup entries older
+    /// than `dedup_ttl`.
+    pub(super) fn start(
+        db: Arc<Database>,
+        dedup_ttl: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&db, queue, dedup_ttl))
+            .map_err(backend)?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` in the next group commit and resolves once it is durable.
+    pub(super) async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |txn| {
+            let result = f(txn);
+            let poisoned = matches!(result, Err(StoreError::Backend(_)));
+            let complete: Completer = Box::new(move |commit_error| {
+                let out = match commit_error {
+                    None => result,
+                    Some(e) => Err(backend(CommitFailed(e.clone()))),
+                };
+                let _ = tx.send(out);
+            });
+            (complete, poisoned)
+        });
+        self.jobs
+            .as_ref()
+            .expect("set until dropped")
+            .send(job)
+            .await
+            .map_err(|_| backend(WriterStopped))?;
+        rx.await.map_err(|_| backend(WriterStopped))?
+    }
+}
+
+/// Expires dedup entries older than `ttl` in a transaction of its own.
+fn expire_now(db: &Database, ttl: std::time::Duration) {
+    let before = crate::model::now_ms() - ttl.as_millis() as i64;
+    let result = db.begin_write().map_err(backend).and_then(|txn| {
+        let n = expire_dedup(&txn, before, EXPIRE_BATCH)?;
+        txn.commit().map_err(backend)?;
+        Ok(n)
+    });
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(expired = n, "store: dedup entries expired"),
+        Err(e) => tracing::warn!(error = %e, "store: expiring dedup entries failed"),
+    }
+}
+
+fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::time::Duration) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut next_expiry = std::time::Instant::now();
+    while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let outcome = db.begin_write().map_err(shared).map(|txn| {
+            let mut completers = Vec::with_capacity(batch.len());
+            let mut poisoned = false;
+            for job in batch.drain(..) {
+                let (c, p) = job(&txn);
+                poisoned |= p;
+                completers.push(c);
+            }
+            let committed = if poisoned {
+                let _ = txn.abort();
+                Err(shared("batch aborted after a storage error"))
+            } else {
+                txn.commit().map_err(shared)
+            };
+            (completers, committed)
+        });
+        match outcome {
+            Ok((completers, committed)) => {
+                let err = committed.err();
+                for c in completers {
+                    c(err.as_ref());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store: cannot begin write transaction");
+                for job in batch.drain(..) {
+                    drop(job);
+                }
+            }
+        }
+        // Callers are answered; now the housekeeping, when it is due.
+        if std::time::Instant::now() >= next_expiry {
+            expire_now(db, dedup_ttl);
+            next_expiry = std::time::Instant::now() + EXPIRE_EVERY;
+        }
+    }
+}
