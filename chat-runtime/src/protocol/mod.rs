@@ -373,6 +373,38 @@ impl ProtocolError {
     }
 }
 
+/// The ids a frame carried, read from it even when it is refused: the
+/// refusal names them, so a client with several requests in flight knows
+/// which one failed. Ids longer than [`MAX_ECHOED_ID`] bytes are not echoed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Correlation {
+    pub req_id: Option<String>,
+    pub client_msg_id: Option<String>,
+}
+
+/// Longest id a refusal echoes.
+pub const MAX_ECHOED_ID: usize = 256;
+
+impl Correlation {
+    /// The ids of `bytes` if it is a JSON object with string ids.
+    pub fn read(bytes: &[u8]) -> Self {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(bytes) else {
+            return Self::default();
+        };
+        let id = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|s| s.len() <= MAX_ECHOED_ID)
+                .map(str::to_owned)
+        };
+        Self {
+            req_id: id("req_id"),
+            client_msg_id: id("client_msg_id"),
+        }
+    }
+}
+
 /// Decodes one client frame.
 pub fn decode(bytes: &[u8]) -> Result<ClientFrame, ProtocolError> {
     if bytes.len() > MAX_FRAME_BYTES {

@@ -37,7 +37,7 @@ use super::{Inbound, error_frame};
 use crate::bus::Envelope;
 use crate::error::ApiError;
 use crate::model::{ChatId, Member, Message, Seq};
-use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode, ServerFrame};
+use crate::protocol::{self, ClientFrame, CloseCode, Correlation, ErrorCode, ServerFrame};
 
 /// Messages read from the store at a time during catch-up and gap filling.
 pub const PAGE: usize = 200;
@@ -189,12 +189,16 @@ impl SessionState {
     fn on_frame(&mut self, frame: Inbound) -> Vec<Action> {
         let decoded = match frame {
             Inbound::TooBig => return vec![Action::Close(CloseCode::MessageTooBig)],
-            Inbound::Text(b) => {
-                protocol::decode(&b).map_err(|e| ApiError::new(e.code(), e.to_string()))
-            }
-            Inbound::Binary => Err(ApiError::new(
-                ErrorCode::BadFrame,
-                "binary frames are not supported; send JSON text",
+            Inbound::Text(b) => protocol::decode(&b).map_err(|e| {
+                let refused = ApiError::new(e.code(), e.to_string());
+                (refused, Correlation::read(&b))
+            }),
+            Inbound::Binary => Err((
+                ApiError::new(
+                    ErrorCode::BadFrame,
+                    "binary frames are not supported; send JSON text",
+                ),
+                Correlation::default(),
             )),
         };
         match decoded {
@@ -206,13 +210,14 @@ impl SessionState {
                     frame => vec![Action::Dispatch(frame)],
                 }
             }
-            Err(e) => {
+            Err((e, ids)) => {
                 self.bad_frames += 1;
                 let count = Action::CountError(e.code);
                 if self.bad_frames > MAX_BAD_FRAMES {
                     return vec![count, Action::Close(CloseCode::ProtocolViolation)];
                 }
-                vec![count, Action::Reply(error_frame(&e, None, None))]
+                let reply = error_frame(&e, ids.req_id, ids.client_msg_id);
+                vec![count, Action::Reply(reply)]
             }
         }
     }

@@ -320,6 +320,46 @@ fn a_bad_frame_is_answered_with_its_error() {
 }
 
 #[test]
+fn a_refused_frame_is_answered_with_the_ids_it_carried() {
+    let mut s = session(&[]);
+    let long_id = "x".repeat(65);
+    let send = format!(
+        r#"{{"type":"send","chat_id":"0191e3a0-7b3c-7cc4-9d2e-5f6a7b8c9d0e","client_msg_id":"{long_id}","body":"hi"}}"#
+    );
+    let history = r#"{"type":"history","req_id":"r9","chat_id":"not a uuid"}"#;
+    let cases = [
+        (send.as_str(), None, Some(long_id.as_str())),
+        (history, Some("r9"), None),
+        (
+            r#"{"type":"send","client_msg_id":"m1","extra":1}"#,
+            None,
+            Some("m1"),
+        ),
+        (r#"{"type":"chats","req_id":7}"#, None, None),
+        ("{", None, None),
+    ];
+    for (input, req, msg) in cases {
+        let actions = s.on_event(text(input));
+        let [
+            _,
+            Action::Reply(ServerFrame::Error {
+                req_id,
+                client_msg_id,
+                ..
+            }),
+        ] = actions.as_slice()
+        else {
+            panic!("{input}: expected an error reply, got {actions:?}");
+        };
+        assert_eq!(
+            (req_id.as_deref(), client_msg_id.as_deref()),
+            (req, msg),
+            "{input}"
+        );
+    }
+}
+
+#[test]
 fn too_many_bad_frames_in_a_row_close_the_connection() {
     let mut s = session(&[]);
     for _ in 0..MAX_BAD_FRAMES {
