@@ -32,8 +32,10 @@
 //! - [`cluster`]: the pure cores of cluster mode (shard ownership);
 //!   [`roles`]: the `gateway` and `shard` processes around them.
 //!
-//! The core (`shard`, `session`, `presence`, `node`) imports neither warp nor
-//! any network client; it talks to the `Store`, `Bus` and `ShardClient` traits.
+//! The core (`session`, `shard` but for its NATS client `shard::remote`,
+//! `presence`, `node`) imports neither warp nor any network client; it talks
+//! to the `Store`, `Bus` and `ShardClient` traits. `docs/message-path.md`
+//! follows one message through these modules.
 
 pub mod audit;
 pub mod auth;
