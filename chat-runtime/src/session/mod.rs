@@ -91,31 +91,34 @@ pub async fn run(
     if outbound.send(out(&welcome)).await.is_err() {
         return;
     }
-    let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
-    let worker = tokio::spawn(dispatch::worker(
-        node.clone(),
-        user,
-        queue,
-        outbound.clone(),
-    ));
     let heartbeat = Duration::from_millis(node.limits.heartbeat_ms);
     let mut session = Session {
         node: node.clone(),
         user,
         outbound: outbound.clone(),
-        commands,
+        commands: None,
         state: SessionState::new(opened.watermarks, heartbeat),
     };
     node.presence.connected(user).await;
     let mut events = opened.subscription.events;
+    let mut worker = None;
     let close = match session.drive(Event::CatchUp).await {
-        ControlFlow::Continue(()) => session.live(&mut inbound, &mut events).await,
+        ControlFlow::Continue(()) => {
+            // Commands are read only once the device is caught up.
+            let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+            session.commands = Some(commands);
+            let work = dispatch::worker(node.clone(), user, queue, outbound.clone());
+            worker = Some(tokio::spawn(work));
+            session.live(&mut inbound, &mut events).await
+        }
         ControlFlow::Break(_) => None,
     };
     // The worker answers what was queued before the socket and the
     // subscription are let go.
     drop(session);
-    let _ = worker.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     drop((inbound, events));
     node.presence.disconnected(user).await;
     if let Some(code) = close {
@@ -130,8 +133,11 @@ struct Session {
     node: Arc<Node>,
     user: UserId,
     outbound: mpsc::Sender<Outbound>,
-    /// The worker's queue; dropping it ends the worker.
-    commands: mpsc::Sender<ClientFrame>,
+    /// The worker's queue, from the live phase on (frames are read only
+    /// then); dropping it ends the worker. Made after the catch-up, not
+    /// before: allocated among the catch-up's temporaries, its block cost
+    /// every idle session ~1 KiB of heap (`confab-bench idle`).
+    commands: Option<mpsc::Sender<ClientFrame>>,
     state: SessionState,
 }
 
@@ -166,7 +172,10 @@ impl Session {
             }
             Action::Reply(frame) => self.send(out(&frame)).await?,
             Action::CountError(code) => self.node.metrics.error(code),
-            Action::Dispatch(frame) => self.commands.send(frame).await.map_err(|_| Gone)?,
+            Action::Dispatch(frame) => {
+                let commands = self.commands.as_ref().ok_or(Gone)?;
+                commands.send(frame).await.map_err(|_| Gone)?
+            }
             Action::Close(code) => return Err(Stop(Some(code))),
             Action::End => return Err(Stop(None)),
             Action::ListChats => {
