@@ -11,11 +11,6 @@ use crate::store::StoreError;
 /// error), kept as the source of the seams' errors.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
-/// A [`Cause`] from an error or a message.
-pub fn cause(e: impl Into<Cause>) -> Cause {
-    e.into()
-}
-
 /// A refused or failed request. Serializable: shards answer gateways with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{code:?}: {message}")]

@@ -49,8 +49,8 @@ pub enum BusError {
 }
 
 /// The bus is unavailable, because of `e` (an error or a message).
-pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BusError {
-    BusError::Unavailable(crate::error::cause(e))
+pub(crate) fn unavailable(e: impl Into<Cause>) -> BusError {
+    BusError::Unavailable(e.into())
 }
 
 /// A live subscription to one user's events. Dropping it unsubscribes.

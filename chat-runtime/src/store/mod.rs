@@ -13,7 +13,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-use crate::error::{Cause, cause};
+use crate::error::Cause;
 use crate::model::{Chat, ChatId, Device, MediaRecord, Member, Message, Seq, User, UserId};
 
 /// How long a sender's `client_msg_id` is remembered (unless configured): a
@@ -43,8 +43,8 @@ pub enum Taken {
 }
 
 /// A backend failure, from the driver's error or a message.
-pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::Backend(cause(e))
+pub(crate) fn backend(e: impl Into<Cause>) -> StoreError {
+    StoreError::Backend(e.into())
 }
 
 /// A membership change written atomically with the system message that records it.

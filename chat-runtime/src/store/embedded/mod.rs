@@ -100,13 +100,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(USERS).map_err(backend)?;
-            t.get(id.as_u128())
-                .map_err(backend)?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
+        self.read(|txn| get_json(&txn.open_table(USERS).map_err(backend)?, id.as_u128()))
     }
 
     async fn user_by_phone(&self, phone: &str) -> Result<Option<User>, StoreError> {
@@ -178,13 +172,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(CHATS).map_err(backend)?;
-            t.get(id.as_u128())
-                .map_err(backend)?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
+        self.read(|txn| get_json(&txn.open_table(CHATS).map_err(backend)?, id.as_u128()))
     }
 
     async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError> {
@@ -341,11 +329,7 @@ impl Store for EmbeddedStore {
         self.write(move |txn| {
             let mut t = txn.open_table(MEMBERS).map_err(backend)?;
             let key = (chat.as_u128(), user.as_u128());
-            let current: Option<Member> = t
-                .get(key)
-                .map_err(backend)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
+            let current: Option<Member> = get_json(&t, key)?;
             let Some(mut m) = current else {
                 return Ok(None);
             };
@@ -446,13 +430,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn media(&self, id: &str) -> Result<Option<MediaRecord>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(MEDIA).map_err(backend)?;
-            t.get(id)
-                .map_err(backend)?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
+        self.read(|txn| get_json(&txn.open_table(MEDIA).map_err(backend)?, id))
     }
 
     async fn swap_media(

@@ -58,6 +58,18 @@ pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> 
     serde_json::to_vec(v).map_err(backend)
 }
 
+/// The JSON row at `key`, decoded.
+pub(super) fn get_json<'a, K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'a>>,
+) -> Result<Option<T>, StoreError> {
+    table
+        .get(key)
+        .map_err(backend)?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
 pub(super) fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(backend)
 }
