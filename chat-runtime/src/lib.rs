@@ -23,6 +23,9 @@
 //!   retry policy, providers (FCM, APNs, webhook) and the notifier.
 //! - [`backoff`]: jittered waits between retries.
 //! - [`node`]: what a gateway needs to serve a request: seams + policies.
+//! - [`ops`]: one module per operation family (send, receipts, membership,
+//!   history, devices) — the one path from a WebSocket frame or a REST body
+//!   to the shard or store, shared by both edges.
 //! - [`session`]: one device's WebSocket session (hello, resume, live),
 //!   socket-free: a pure state machine (`session::state`) and the shell that
 //!   performs its actions.
@@ -33,7 +36,7 @@
 //!   [`roles`]: the `gateway` and `shard` processes around them.
 //!
 //! The core (`session`, `shard` but for its NATS client `shard::remote`,
-//! `presence`, `node`) imports neither warp nor any network client; it talks
+//! `presence`, `node`, `ops`) imports neither warp nor any network client; it talks
 //! to the `Store`, `Bus` and `ShardClient` traits. `docs/message-path.md`
 //! follows one message through these modules.
 
@@ -49,6 +52,7 @@ pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod node;
+pub mod ops;
 pub mod presence;
 pub mod protocol;
 pub mod push;

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::model::{Device, MediaId, Platform, Seq};
-use crate::protocol::{SendKind, check_send};
+use crate::ops::send::Outgoing;
+use crate::protocol::SendKind;
 use crate::push::DevicePolicy;
 
 /// `POST /v1/register`.
@@ -45,15 +46,15 @@ pub(super) struct SendBody {
 }
 
 impl SendBody {
-    /// The limits a send meets before it reaches a shard.
-    pub fn check(&self) -> Result<(), ApiError> {
-        check_send(
-            self.kind,
-            &self.client_msg_id,
-            &self.body,
-            self.media_id.as_deref(),
-        )
-        .map_err(ApiError::invalid)
+    /// The send this body asks for in `chat` (the route's path).
+    pub fn outgoing(self, chat: Uuid) -> Outgoing {
+        Outgoing {
+            chat,
+            client_msg_id: self.client_msg_id,
+            kind: self.kind,
+            body: self.body,
+            media_id: self.media_id,
+        }
     }
 }
 
@@ -81,13 +82,6 @@ pub(super) struct Group {
     pub title: String,
     #[serde(default)]
     pub members: Vec<Uuid>,
-}
-
-impl Group {
-    /// The cleaned title, or why it cannot be one.
-    pub fn title(&self) -> Result<String, ApiError> {
-        crate::text::group_title(&self.title).map_err(ApiError::invalid)
-    }
 }
 
 /// `POST /v1/groups/{chat}/join`.
@@ -192,7 +186,7 @@ pub fn decode(input: Input, bytes: &[u8]) -> Result<(), ApiError> {
         Input::Login => {
             let _: Login = json(bytes)?;
         }
-        Input::Send => json::<SendBody>(bytes)?.check()?,
+        Input::Send => json::<SendBody>(bytes)?.outgoing(Uuid::nil()).check()?,
         Input::Receipts => {
             let _: Watermark = json(bytes)?;
         }
@@ -200,7 +194,8 @@ pub fn decode(input: Input, bytes: &[u8]) -> Result<(), ApiError> {
             let _: Direct = json(bytes)?;
         }
         Input::Group => {
-            json::<Group>(bytes)?.title()?;
+            let b: Group = json(bytes)?;
+            crate::text::group_title(&b.title).map_err(ApiError::invalid)?;
         }
         Input::Join => {
             let _: Join = json(bytes)?;

@@ -21,7 +21,6 @@ use crate::error::ApiError;
 use crate::model::Device;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ServerFrame};
-use crate::shard::{Command, Reply as ShardReply};
 
 /// Largest JSON body accepted by the REST API.
 const MAX_BODY: u64 = 64 * 1024;
@@ -208,15 +207,8 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
             |id: Uuid, node: Arc<Node>, c: Authed, b: Watermark| async move {
                 let r = async {
                     let user = c?.sub;
-                    let read = b.read.unwrap_or(0);
-                    let delivered = b.delivered.unwrap_or(0).max(read);
-                    node.command(Command::Watermark {
-                        user,
-                        chat: id,
-                        delivered,
-                        read,
-                    })
-                    .await?;
+                    let (delivered, read) = (b.delivered.unwrap_or(0), b.read.unwrap_or(0));
+                    node.mark(user, id, delivered, read).await?;
                     node.chat_view(user, id).await
                 }
                 .await;
@@ -238,17 +230,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(a())
         .and(json::<Group>())
         .then(|node: Arc<Node>, c: Authed, b: Group| async move {
-            let r = async {
-                let user = c?.sub;
-                let title = b.title()?;
-                let command = Command::CreateGroup {
-                    user,
-                    title,
-                    members: b.members,
-                };
-                node.chat_command(user, command).await
-            }
-            .await;
+            let r = async { node.create_group(c?.sub, &b.title, b.members).await }.await;
             respond(&node, StatusCode::CREATED, r)
         });
     let join = warp::path!("v1" / "groups" / Uuid / "join")
@@ -257,16 +239,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(a())
         .and(json::<Join>())
         .then(|id: Uuid, node: Arc<Node>, c: Authed, b: Join| async move {
-            let r = async {
-                let user = c?.sub;
-                let command = Command::Join {
-                    user,
-                    chat: id,
-                    invite: b.invite,
-                };
-                node.chat_command(user, command).await
-            }
-            .await;
+            let r = async { node.join(c?.sub, id, b.invite).await }.await;
             respond(&node, StatusCode::OK, r)
         });
     // GET reads the invite code (made on first use); POST replaces it.
@@ -297,13 +270,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(n())
         .and(a())
         .then(|id: Uuid, node: Arc<Node>, c: Authed| async move {
-            let r = async {
-                let user = c?.sub;
-                node.command(Command::Leave { user, chat: id })
-                    .await
-                    .map(|_| ())
-            }
-            .await;
+            let r = async { node.leave(c?.sub, id).await }.await;
             match r {
                 Ok(()) => StatusCode::NO_CONTENT.into_response(),
                 Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
@@ -316,16 +283,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(json::<AddMember>())
         .then(
             |id: Uuid, node: Arc<Node>, c: Authed, b: AddMember| async move {
-                let r = async {
-                    let user = c?.sub;
-                    let command = Command::AddMember {
-                        user,
-                        chat: id,
-                        target: b.user_id,
-                    };
-                    node.chat_command(user, command).await
-                }
-                .await;
+                let r = async { node.add_member(c?.sub, id, b.user_id).await }.await;
                 respond(&node, StatusCode::OK, r)
             },
         );
@@ -335,16 +293,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .and(a())
         .then(
             |id: Uuid, target: Uuid, node: Arc<Node>, c: Authed| async move {
-                let r = async {
-                    let user = c?.sub;
-                    let command = Command::RemoveMember {
-                        user,
-                        chat: id,
-                        target,
-                    };
-                    node.command(command).await.map(|_| ())
-                }
-                .await;
+                let r = async { node.remove_member(c?.sub, id, target).await }.await;
                 match r {
                     Ok(()) => StatusCode::NO_CONTENT.into_response(),
                     Err(e) => respond::<()>(&node, StatusCode::OK, Err(e)),
@@ -452,6 +401,7 @@ pub fn routes(node: Arc<Node>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `POST /v1/chats/{id}/messages`: one send, answered like the WebSocket's.
 async fn send_message(
     node: &Node,
     claims: Authed,
@@ -459,38 +409,11 @@ async fn send_message(
     b: SendBody,
 ) -> Result<ServerFrame, ApiError> {
     let user = claims?.sub;
-    b.check()?;
-    let item = node
-        .send_item(
-            user,
-            chat,
-            b.client_msg_id.clone(),
-            b.kind,
-            b.body,
-            b.media_id,
-        )
-        .await?;
-    let command = Command::Send {
-        user,
-        item: item.clone(),
-    };
-    match node.command(command).await? {
-        ShardReply::Sent {
-            seq,
-            sent_at,
-            duplicate,
-        } => {
-            node.sent(user, &item, seq).await;
-            Ok(ServerFrame::Sent {
-                chat_id: chat,
-                client_msg_id: b.client_msg_id,
-                seq,
-                sent_at,
-                duplicate,
-            })
-        }
-        other => Err(ApiError::new(ErrorCode::Internal, format!("{other:?}"))),
-    }
+    let outgoing = b.outgoing(chat);
+    outgoing.check()?;
+    let sent = node.send(user, std::slice::from_ref(&outgoing)).await;
+    let sent = sent.into_iter().next().expect("one answer per send")?;
+    Ok(outgoing.sent(sent))
 }
 
 /// Turns warp's rejections into the API's typed error bodies.

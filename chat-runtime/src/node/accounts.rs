@@ -1,5 +1,5 @@
 //! Accounts on the node: sign-up, sign-in (with its per-address and
-//! per-account backoff and the hashing pool), tokens, and devices for push.
+//! per-account backoff and the hashing pool), tokens.
 
 use super::*;
 
@@ -150,27 +150,5 @@ impl Node {
     pub fn with_devices(mut self, policy: DevicePolicy) -> Self {
         self.devices = policy;
         self
-    }
-    /// Registers (or re-registers, same id) a device of `user` for push
-    /// notifications.
-    pub async fn register_device(&self, user: UserId, device: Device) -> Result<Device, ApiError> {
-        self.devices.check(&device).map_err(ApiError::invalid)?;
-        let existing = self.store.devices(user).await?;
-        let known = existing.iter().any(|d| d.device_id == device.device_id);
-        if !known && existing.len() >= MAX_DEVICES {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("at most {MAX_DEVICES} devices per user; remove one first"),
-            ));
-        }
-        self.store.put_device(user, &device).await?;
-        Ok(device)
-    }
-    pub async fn devices(&self, user: UserId) -> Result<Vec<Device>, ApiError> {
-        Ok(self.store.devices(user).await?)
-    }
-    /// Unregisters a device; unknown ids are not an error (idempotent).
-    pub async fn remove_device(&self, user: UserId, device_id: &str) -> Result<(), ApiError> {
-        Ok(self.store.remove_device(user, device_id).await?)
     }
 }

@@ -1,8 +1,7 @@
-//! The node: everything a gateway needs to serve one user request, shared by
-//! the WebSocket sessions and the REST API so both behave the same.
-//!
-//! Holds the seams (store, bus, shard client) and the policies (auth, rate
-//! limits, connection cap). Knows nothing of warp or sockets.
+//! The node: what every operation of a gateway runs with — the seams (store,
+//! bus, shard client, media) and the policies (auth, rate limits, connection
+//! and session caps, drain). The operations themselves are in [`crate::ops`];
+//! sign-up and sign-in in `accounts`. Knows nothing of HTTP or sockets.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -21,15 +20,14 @@ use crate::client::{ClientAddr, Counter, Held};
 use crate::error::ApiError;
 use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::model::{ChatId, Content, Device, MediaId, Member, Seq, User, UserId, now_ms};
+use crate::model::{User, UserId, now_ms};
 use crate::presence::Presence;
-use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView, SendKind};
-use crate::push::{DevicePolicy, MAX_DEVICES};
-use crate::shard::{Command, Reply, SendItem, ShardClient};
+use crate::protocol::ErrorCode;
+use crate::push::DevicePolicy;
+use crate::shard::ShardClient;
 use crate::store::{Store, StoreError};
 
 mod accounts;
-mod chats;
 
 /// How long a client refused by the password-hashing pool should wait.
 const HASHING_RETRY: Duration = Duration::from_secs(1);

@@ -439,23 +439,19 @@ fn invalid(kind: &str, reason: &str) -> ProtocolError {
     }
 }
 
-/// Checks the limits serde cannot express; cleans group titles.
-fn validate(mut frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
-    match &mut frame {
-        ClientFrame::Send {
-            client_msg_id,
-            body,
-            kind,
-            media_id,
-            ..
-        } => {
-            check_send(*kind, client_msg_id, body, media_id.as_deref())
-                .map_err(|reason| invalid("send", reason))?;
-        }
-        ClientFrame::CreateGroup { title, .. } => {
-            *title = crate::text::group_title(title).map_err(|r| invalid("create_group", r))?;
-        }
-        _ => {}
+/// Checks the limits serde cannot express on frames that need no lookup
+/// (a send's sizes); the rest is the operation's (`crate::ops`).
+fn validate(frame: ClientFrame) -> Result<ClientFrame, ProtocolError> {
+    if let ClientFrame::Send {
+        client_msg_id,
+        body,
+        kind,
+        media_id,
+        ..
+    } = &frame
+    {
+        check_send(*kind, client_msg_id, body, media_id.as_deref())
+            .map_err(|reason| invalid("send", reason))?;
     }
     Ok(frame)
 }

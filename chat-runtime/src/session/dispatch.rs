@@ -1,19 +1,18 @@
 //! A device's commands, applied one at a time in the order they were sent:
-//! each client frame becomes a shard command (or a node call) and its reply
-//! frame. Sends that queue up while earlier ones are stored go to the shard
-//! as one batch.
+//! each client frame becomes a call of its operation (`crate::ops`) and,
+//! where it has one, its reply frame. Sends that queue up while earlier ones
+//! are stored go to the shards as one batch.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use super::{Gone, Outbound, error_frame, out};
 use crate::error::ApiError;
-use crate::model::{ChatId, Content, Seq, UserId};
+use crate::model::UserId;
 use crate::node::Node;
-use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
-use crate::shard::{Command, Reply, SendItem};
+use crate::ops::send::Outgoing;
+use crate::protocol::{ClientFrame, ServerFrame};
 
 /// Most frames taken from the queue at once; consecutive sends among them
 /// are sequenced and stored together.
@@ -32,56 +31,50 @@ pub(super) async fn worker(
     let mut sends = Vec::new();
     while queue.recv_many(&mut frames, BATCH).await > 0 {
         for frame in frames.drain(..) {
-            if let ClientFrame::Send {
-                chat_id,
-                client_msg_id,
-                kind,
-                body,
-                media_id,
-            } = frame
-            {
-                if kind.media().is_none() {
-                    sends.push(SendItem {
+            // Every frame but a receipt is charged to the user's rate limit
+            // (receipts are idempotent; a repeat costs no write).
+            let charged = match &frame {
+                ClientFrame::Delivered { .. } | ClientFrame::Read { .. } => Ok(()),
+                _ => node.check_rate(user),
+            };
+            let frame = match (frame, &charged) {
+                (
+                    ClientFrame::Send {
+                        chat_id,
+                        client_msg_id,
+                        kind,
+                        body,
+                        media_id,
+                    },
+                    Ok(()),
+                ) => {
+                    sends.push(Outgoing {
                         chat: chat_id,
                         client_msg_id,
-                        content: Content::Text { body },
+                        kind,
+                        body,
+                        media_id,
                     });
                     continue;
                 }
-                // Attaching media takes store round trips: answer the sends
-                // queued before it first, so answers stay in order.
-                if send_batch(&node, user, &mut sends, &outbound)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let id = client_msg_id.clone();
-                match node
-                    .send_item(user, chat_id, client_msg_id, kind, body, media_id)
-                    .await
-                {
-                    Ok(item) => sends.push(item),
-                    Err(e) => {
-                        node.metrics.error(e.code);
-                        let frame = error_frame(&e, None, Some(id));
-                        if outbound.send(out(&frame)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                continue;
-            }
+                (frame, _) => frame,
+            };
+            // Answers go out in the order their frames came in.
             if send_batch(&node, user, &mut sends, &outbound)
                 .await
                 .is_err()
             {
                 return;
             }
-            let Some(reply) = handle(&node, user, frame).await else {
-                continue;
+            let (req_id, client_msg_id) = ids(&frame);
+            let reply = match charged {
+                Ok(()) => apply(&node, user, frame).await,
+                Err(e) => Err(e),
             };
-            if outbound.send(out(&reply)).await.is_err() {
+            let reply = reply.unwrap_or_else(|e| Some(refused(&node, &e, req_id, client_msg_id)));
+            if let Some(reply) = reply
+                && outbound.send(out(&reply)).await.is_err()
+            {
                 return;
             }
         }
@@ -94,99 +87,42 @@ pub(super) async fn worker(
     }
 }
 
+/// The error frame that refuses a frame, counted.
+fn refused(
+    node: &Node,
+    e: &ApiError,
+    req_id: Option<String>,
+    client_msg_id: Option<String>,
+) -> ServerFrame {
+    node.metrics.error(e.code);
+    error_frame(e, req_id, client_msg_id)
+}
+
 /// Sends the queued messages and answers each with `sent` or `error`, in order.
 async fn send_batch(
     node: &Node,
     user: UserId,
-    sends: &mut Vec<SendItem>,
+    sends: &mut Vec<Outgoing>,
     outbound: &mpsc::Sender<Outbound>,
 ) -> Result<(), Gone> {
     if sends.is_empty() {
         return Ok(());
     }
-    let started = Instant::now();
-    let mut answers: Vec<(SendItem, Option<Result<Reply, ApiError>>)> = Vec::new();
-    let mut accepted = Vec::new();
-    for item in sends.drain(..) {
-        match node.check_rate(user) {
-            Ok(()) => {
-                accepted.push(item.clone());
-                answers.push((item, None));
-            }
-            Err(e) => answers.push((item, Some(Err(e)))),
-        }
-    }
-    let n = accepted.len();
-    let mut results = if n == 0 {
-        Vec::new()
-    } else {
-        match node
-            .command(Command::SendMany {
-                user,
-                items: accepted,
-            })
-            .await
-        {
-            Ok(Reply::SentMany(r)) if r.len() == n => r,
-            Ok(other) => {
-                let e = ApiError::new(ErrorCode::Internal, format!("unexpected reply {other:?}"));
-                vec![Err(e); n]
-            }
-            Err(e) => vec![Err(e); n],
-        }
-    }
-    .into_iter();
-    for (item, answer) in answers {
-        let result = match answer {
-            Some(r) => r,
-            None => results.next().expect("one result per accepted send"),
-        };
-        let frame = match result {
-            Ok(Reply::Sent {
-                seq,
-                sent_at,
-                duplicate,
-            }) => {
-                node.sent(user, &item, seq).await;
-                node.metrics
-                    .send_latency
-                    .observe(started.elapsed().as_secs_f64());
-                ServerFrame::Sent {
-                    chat_id: item.chat,
-                    client_msg_id: item.client_msg_id,
-                    seq,
-                    sent_at,
-                    duplicate,
-                }
-            }
-            Ok(other) => {
-                let e = ApiError::new(ErrorCode::Internal, format!("unexpected reply {other:?}"));
-                error_frame(&e, None, Some(item.client_msg_id))
-            }
-            Err(e) => {
-                node.metrics.error(e.code);
-                error_frame(&e, None, Some(item.client_msg_id))
-            }
+    let answers = node.send(user, sends).await;
+    for (o, answer) in sends.drain(..).zip(answers) {
+        let frame = match answer {
+            Ok(sent) => o.sent(sent),
+            Err(e) => refused(node, &e, None, Some(o.client_msg_id)),
         };
         outbound.send(out(&frame)).await.map_err(|_| Gone)?;
     }
     Ok(())
 }
 
-/// Applies one frame; `None` for frames that have no reply (receipts, typing).
-async fn handle(node: &Node, user: UserId, frame: ClientFrame) -> Option<ServerFrame> {
-    let req_id = request_id(&frame);
-    match apply(node, user, frame).await {
-        Ok(reply) => reply,
-        Err(e) => {
-            node.metrics.error(e.code);
-            Some(error_frame(&e, req_id, None))
-        }
-    }
-}
-
-fn request_id(frame: &ClientFrame) -> Option<String> {
-    match frame {
+/// The ids a refusal of `frame` echoes: its `req_id`, or a send's
+/// `client_msg_id`.
+fn ids(frame: &ClientFrame) -> (Option<String>, Option<String>) {
+    let req_id = match frame {
         ClientFrame::Chats { req_id }
         | ClientFrame::History { req_id, .. }
         | ClientFrame::OpenDirect { req_id, .. }
@@ -200,41 +136,32 @@ fn request_id(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::Presence { req_id, .. }
         | ClientFrame::Lookup { req_id, .. } => Some(req_id.clone()),
         _ => None,
-    }
+    };
+    let client_msg_id = match frame {
+        ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+        _ => None,
+    };
+    (req_id, client_msg_id)
 }
 
-/// Applies one command frame; answers with its reply frame, if it has one.
+/// Applies one frame (not a send: those are batched) by its operation;
+/// answers with its reply frame, if it has one.
 async fn apply(
     node: &Node,
     user: UserId,
     frame: ClientFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
-    // Receipts are exempt: they are idempotent, and a repeat costs no write.
-    if !matches!(
-        frame,
-        ClientFrame::Delivered { .. } | ClientFrame::Read { .. }
-    ) {
-        node.check_rate(user)?;
-    }
     Ok(Some(match frame {
-        ClientFrame::Send { .. } => {
-            return Err(ApiError::new(
-                ErrorCode::Internal,
-                "sends are answered by the batching worker",
-            ));
-        }
         ClientFrame::Delivered { chat_id, seq } => {
-            return watermark(node, user, chat_id, seq, 0).await;
+            node.mark(user, chat_id, seq, 0).await?;
+            return Ok(None);
         }
         ClientFrame::Read { chat_id, seq } => {
-            return watermark(node, user, chat_id, seq, seq).await;
+            node.mark(user, chat_id, seq, seq).await?;
+            return Ok(None);
         }
         ClientFrame::Typing { chat_id } => {
-            node.command(Command::Typing {
-                user,
-                chat: chat_id,
-            })
-            .await?;
+            node.typing(user, chat_id).await?;
             return Ok(None);
         }
         ClientFrame::Chats { req_id } => ServerFrame::Chats {
@@ -263,32 +190,18 @@ async fn apply(
             req_id,
             title,
             members,
-        } => {
-            let command = Command::CreateGroup {
-                user,
-                title,
-                members,
-            };
-            ServerFrame::Chat {
-                req_id,
-                chat: node.chat_command(user, command).await?,
-            }
-        }
+        } => ServerFrame::Chat {
+            req_id,
+            chat: node.create_group(user, &title, members).await?,
+        },
         ClientFrame::Join {
             req_id,
             chat_id,
             invite,
-        } => {
-            let command = Command::Join {
-                user,
-                chat: chat_id,
-                invite,
-            };
-            ServerFrame::Chat {
-                req_id,
-                chat: node.chat_command(user, command).await?,
-            }
-        }
+        } => ServerFrame::Chat {
+            req_id,
+            chat: node.join(user, chat_id, invite).await?,
+        },
         ClientFrame::Invite { req_id, chat_id } => ServerFrame::Invite {
             req_id,
             chat_id,
@@ -300,39 +213,23 @@ async fn apply(
             invite: node.invite(user, chat_id, true).await?,
         },
         ClientFrame::Leave { req_id, chat_id } => {
-            node.command(Command::Leave {
-                user,
-                chat: chat_id,
-            })
-            .await?;
+            node.leave(user, chat_id).await?;
             ServerFrame::Ok { req_id }
         }
         ClientFrame::AddMember {
             req_id,
             chat_id,
             user_id,
-        } => {
-            let command = Command::AddMember {
-                user,
-                chat: chat_id,
-                target: user_id,
-            };
-            ServerFrame::Chat {
-                req_id,
-                chat: node.chat_command(user, command).await?,
-            }
-        }
+        } => ServerFrame::Chat {
+            req_id,
+            chat: node.add_member(user, chat_id, user_id).await?,
+        },
         ClientFrame::RemoveMember {
             req_id,
             chat_id,
             user_id,
         } => {
-            let command = Command::RemoveMember {
-                user,
-                chat: chat_id,
-                target: user_id,
-            };
-            node.command(command).await?;
+            node.remove_member(user, chat_id, user_id).await?;
             ServerFrame::Ok { req_id }
         }
         ClientFrame::Presence { req_id, user_id } => {
@@ -346,27 +243,10 @@ async fn apply(
                 display_name: u.display_name,
             }
         }
+        ClientFrame::Send { .. } => {
+            let why = "sends are answered by the batching worker";
+            return Err(ApiError::new(crate::protocol::ErrorCode::Internal, why));
+        }
         ClientFrame::Hello { .. } | ClientFrame::Ping {} => ServerFrame::Pong {},
     }))
-}
-
-/// `delivered` / `read`: no reply on success; receipts reach members as events.
-async fn watermark(
-    node: &Node,
-    user: UserId,
-    chat: ChatId,
-    delivered: Seq,
-    read: Seq,
-) -> Result<Option<ServerFrame>, ApiError> {
-    if delivered == 0 {
-        return Err(ApiError::invalid("seq must be at least 1"));
-    }
-    node.command(Command::Watermark {
-        user,
-        chat,
-        delivered,
-        read,
-    })
-    .await?;
-    Ok(None)
 }

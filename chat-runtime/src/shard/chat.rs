@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use membership::{Change, Membership, check_pair, group_members, new_direct, new_group};
 
-use super::{Reply, SendItem};
+use super::{SendItem, Sent};
 use crate::error::ApiError;
 use crate::model::{Chat, ChatId, ChatKind, Member, Message, Seq, UserId};
 use crate::protocol::ServerFrame;
@@ -79,7 +79,7 @@ pub struct SendBatch {
 #[derive(Debug)]
 pub struct SendReplies {
     /// Answers that do not wait for the write: duplicates and failed lookups.
-    known: Vec<(usize, Result<Reply, ApiError>)>,
+    known: Vec<(usize, Result<Sent, ApiError>)>,
     /// Items that became new messages, with their seqs.
     fresh: Vec<(usize, Seq)>,
     sent_at: i64,
@@ -319,7 +319,7 @@ impl Fanout {
 
 impl SendReplies {
     /// The answer to every item, given how storing the new messages went.
-    pub fn after(mut self, stored: Result<(), ApiError>) -> Vec<(usize, Result<Reply, ApiError>)> {
+    pub fn after(mut self, stored: Result<(), ApiError>) -> Vec<(usize, Result<Sent, ApiError>)> {
         let sent_at = self.sent_at;
         self.known
             .extend(self.fresh.into_iter().map(|(i, seq)| match &stored {
@@ -330,8 +330,8 @@ impl SendReplies {
     }
 }
 
-fn sent(seq: Seq, sent_at: i64, duplicate: bool) -> Reply {
-    Reply::Sent {
+fn sent(seq: Seq, sent_at: i64, duplicate: bool) -> Sent {
+    Sent {
         seq,
         sent_at,
         duplicate,

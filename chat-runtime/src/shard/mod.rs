@@ -12,10 +12,14 @@
 //!   and performs the answer (store, then bus, then push queue).
 //! - `cache`: the per-chat locks and the bounded cache of loaded chats.
 //! - `pushes`: the background push enqueue.
+//! - [`batch`]: splitting a batch by chat or shard, answering in order.
+//! - `client`: the [`ShardClient`] seam and its typed calls.
 //! - [`remote`]: the NATS transport of the `ShardClient` seam.
 
+pub mod batch;
 mod cache;
 mod chat;
+mod client;
 mod invite;
 mod pushes;
 pub mod remote;
@@ -23,9 +27,9 @@ mod sequencer;
 #[cfg(test)]
 mod tests;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use client::{LocalShardClient, ShardClient};
 pub use sequencer::{Minter, Shard};
 
 use crate::error::ApiError;
@@ -36,13 +40,10 @@ use crate::model::{ChatId, Content, Seq, UserId};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
+    /// Consecutive sends of one device (often just one), answered in order:
+    /// each chat's share is sequenced and stored in one write (natural
+    /// batching under load).
     Send {
-        user: UserId,
-        item: SendItem,
-    },
-    /// Consecutive sends of one device, answered in order: each chat's share
-    /// is sequenced and stored in one write (natural batching under load).
-    SendMany {
         user: UserId,
         items: Vec<SendItem>,
     },
@@ -103,17 +104,21 @@ pub struct SendItem {
     pub content: Content,
 }
 
-/// The shard's answer.
+/// Where a send landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub seq: Seq,
+    pub sent_at: i64,
+    /// The chat already held this `client_msg_id`: `seq` is the first copy's.
+    pub duplicate: bool,
+}
+
+/// The shard's answer; [`ShardClient`]'s typed methods unwrap it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", content = "value", rename_all = "snake_case")]
 pub enum Reply {
-    Sent {
-        seq: Seq,
-        sent_at: i64,
-        duplicate: bool,
-    },
-    /// Answers `SendMany`, one result per item, in order.
-    SentMany(Vec<Result<Reply, ApiError>>),
+    /// Answers `Send`, one result per item, in order.
+    Sent(Vec<Result<Sent, ApiError>>),
     Chat(ChatId),
     /// A group's invite code.
     Invite(String),
@@ -125,8 +130,7 @@ impl Command {
     /// (any shard may take those: it mints an id it owns).
     pub fn chat(&self) -> Option<ChatId> {
         match self {
-            Self::Send { item, .. } => Some(item.chat),
-            Self::SendMany { items, .. } => items.first().map(|i| i.chat),
+            Self::Send { items, .. } => items.first().map(|i| i.chat),
             Self::Watermark { chat, .. }
             | Self::Typing { chat, .. }
             | Self::Join { chat, .. }
@@ -142,7 +146,6 @@ impl Command {
     pub fn user(&self) -> UserId {
         match self {
             Self::Send { user, .. }
-            | Self::SendMany { user, .. }
             | Self::Watermark { user, .. }
             | Self::Typing { user, .. }
             | Self::CreateGroup { user, .. }
@@ -153,21 +156,5 @@ impl Command {
             | Self::AddMember { user, .. }
             | Self::RemoveMember { user, .. } => *user,
         }
-    }
-}
-
-/// How a gateway reaches the shard that owns a chat.
-#[async_trait]
-pub trait ShardClient: Send + Sync + 'static {
-    async fn call(&self, command: Command) -> Result<Reply, ApiError>;
-}
-
-/// Standalone: the one shard lives in this process.
-pub struct LocalShardClient(pub std::sync::Arc<Shard>);
-
-#[async_trait]
-impl ShardClient for LocalShardClient {
-    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
-        self.0.handle(command).await
     }
 }

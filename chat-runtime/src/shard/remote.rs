@@ -19,7 +19,7 @@ use confab_api::ring::{Ring, ShardId};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Command, Reply, SendItem, Shard, ShardClient};
+use super::{Command, Reply, SendItem, Sent, Shard, ShardClient, batch, client};
 use crate::backoff;
 use crate::error::ApiError;
 use crate::protocol::ErrorCode;
@@ -149,39 +149,28 @@ impl NatsShardClient {
 
     /// A batch of sends may span chats of several shards: one batch per
     /// owner, answered in the original order.
-    async fn send_many(&self, user: uuid::Uuid, items: Vec<SendItem>) -> Result<Reply, ApiError> {
+    async fn send(&self, user: uuid::Uuid, items: Vec<SendItem>) -> Reply {
         let ring = self.ring();
-        let mut by_owner: Vec<(ShardId, Vec<(usize, SendItem)>)> = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            let owner = ring.owner(item.chat);
-            match by_owner.iter_mut().find(|(o, _)| *o == owner) {
-                Some((_, list)) => list.push((i, item)),
-                None => by_owner.push((owner, vec![(i, item)])),
-            }
-        }
-        let n = by_owner.iter().map(|(_, l)| l.len()).sum();
-        let calls = by_owner.into_iter().map(|(_, list)| async move {
-            let (indexes, items): (Vec<usize>, Vec<SendItem>) = list.into_iter().unzip();
-            let count = items.len();
-            let results = match self.call_one(&Command::SendMany { user, items }).await {
-                Ok(Reply::SentMany(r)) if r.len() == count => r,
-                Ok(other) => {
-                    let e = ApiError::new(ErrorCode::Internal, format!("unexpected {other:?}"));
-                    vec![Err(e); count]
-                }
-                Err(e) => vec![Err(e); count],
-            };
-            indexes.into_iter().zip(results).collect::<Vec<_>>()
-        });
-        let mut out: Vec<Option<Result<Reply, ApiError>>> = vec![None; n];
-        for (i, r) in futures::future::join_all(calls).await.into_iter().flatten() {
-            out[i] = Some(r);
-        }
-        Ok(Reply::SentMany(
-            out.into_iter()
-                .map(|r| r.expect("every send answered"))
-                .collect(),
-        ))
+        let n = items.len();
+        let calls = batch::split(items, |item| ring.owner(item.chat))
+            .into_iter()
+            .map(|(_, list)| async move {
+                let (indexes, items): (Vec<usize>, Vec<SendItem>) = list.into_iter().unzip();
+                let answers = self.send_one_shard(user, items).await;
+                indexes.into_iter().zip(answers).collect::<Vec<_>>()
+            });
+        let answers = futures::future::join_all(calls).await;
+        Reply::Sent(batch::join(n, answers.into_iter().flatten()))
+    }
+
+    /// Sends whose chats one shard owns; an answer per item.
+    async fn send_one_shard(
+        &self,
+        user: uuid::Uuid,
+        items: Vec<SendItem>,
+    ) -> Vec<Result<Sent, ApiError>> {
+        let n = items.len();
+        client::per_item(n, self.call_one(&Command::Send { user, items }).await)
     }
 }
 
@@ -189,7 +178,7 @@ impl NatsShardClient {
 impl ShardClient for NatsShardClient {
     async fn call(&self, command: Command) -> Result<Reply, ApiError> {
         match command {
-            Command::SendMany { user, items } => self.send_many(user, items).await,
+            Command::Send { user, items } => Ok(self.send(user, items).await),
             other => self.call_one(&other).await,
         }
     }
@@ -244,7 +233,7 @@ mod tests {
     #[test]
     fn commands_and_answers_round_trip_as_json() {
         let user = uuid::Uuid::new_v4();
-        let command = Command::SendMany {
+        let command = Command::Send {
             user,
             items: vec![SendItem {
                 chat: uuid::Uuid::new_v4(),
@@ -255,8 +244,8 @@ mod tests {
         let json = serde_json::to_string(&command).unwrap();
         assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);
         let answers = [
-            Answer::Done(Ok(Reply::SentMany(vec![
-                Ok(Reply::Sent {
+            Answer::Done(Ok(Reply::Sent(vec![
+                Ok(Sent {
                     seq: 4,
                     sent_at: 9,
                     duplicate: false,

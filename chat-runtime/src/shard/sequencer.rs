@@ -110,14 +110,7 @@ impl Shard {
     /// Applies one command.
     pub async fn handle(&self, command: Command) -> Result<Reply, ApiError> {
         match command {
-            Command::Send { user, item } => self
-                .send_many(user, vec![item])
-                .await
-                .pop()
-                .expect("one answer per item"),
-            Command::SendMany { user, items } => {
-                Ok(Reply::SentMany(self.send_many(user, items).await))
-            }
+            Command::Send { user, items } => Ok(Reply::Sent(self.send_many(user, items).await)),
             Command::Watermark {
                 user,
                 chat,
@@ -135,15 +128,15 @@ impl Shard {
             Command::Invite { user, chat, reset } => self.invite(user, chat, reset).await,
             Command::Leave { user, chat } => {
                 self.change_membership(user, chat, user, Membership::Leave)
-                    .await
+                    .await?;
+                Ok(Reply::Done)
             }
             Command::AddMember { user, chat, target } => {
                 self.change_membership(user, chat, target, Membership::Add)
                     .await
             }
             Command::RemoveMember { user, chat, target } => {
-                let removed = self
-                    .change_membership(user, chat, target, Membership::Remove)
+                self.change_membership(user, chat, target, Membership::Remove)
                     .await?;
                 let event = audit::Event::MemberRemoved {
                     chat,
@@ -151,7 +144,7 @@ impl Shard {
                     user: target,
                 };
                 audit::record(&self.metrics, event);
-                Ok(removed)
+                Ok(Reply::Done)
             }
         }
     }

@@ -26,11 +26,11 @@ async fn shard(dir: &std::path::Path) -> (Shard, Arc<EmbeddedStore>) {
 fn send(user: Uuid, chat: Uuid, id: &str) -> Command {
     Command::Send {
         user,
-        item: SendItem {
+        items: vec![SendItem {
             chat,
             client_msg_id: id.into(),
             content: Content::Text { body: "hi".into() },
-        },
+        }],
     }
 }
 
@@ -48,10 +48,12 @@ async fn commands_for_chats_that_do_not_exist_leave_nothing_behind() {
             delivered: 1,
             read: 1,
         };
-        for command in [watermark, send(alice.id, chat, "x")] {
-            let e = shard.handle(command).await.unwrap_err();
-            assert_eq!(e.code, ErrorCode::NotFound);
-        }
+        let e = shard.handle(watermark).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        let Reply::Sent(answers) = shard.handle(send(alice.id, chat, "x")).await.unwrap() else {
+            panic!("answers to sends");
+        };
+        assert_eq!(answers[0].as_ref().unwrap_err().code, ErrorCode::NotFound);
     }
     assert!(shard.cached().is_empty(), "{} kept", shard.cached().len());
 }
@@ -80,16 +82,16 @@ async fn the_chat_cache_is_bounded_and_a_dropped_chat_reloads_intact() {
     assert!(shard.cached().contains(&chats[29]));
     assert!(!shard.cached().contains(&chats[0]));
     // A dropped chat comes back from the store where it left off.
-    let Reply::Sent { seq, duplicate, .. } =
-        shard.handle(send(alice.id, chats[0], "m1")).await.unwrap()
-    else {
-        panic!("sent");
+    let sent = |reply| match reply {
+        Ok(Reply::Sent(answers)) => answers[0].clone().unwrap(),
+        other => panic!("sent, not {other:?}"),
     };
-    assert_eq!((seq, duplicate), (2, false), "after the `created` message");
-    let Reply::Sent { seq, duplicate, .. } =
-        shard.handle(send(alice.id, chats[0], "m1")).await.unwrap()
-    else {
-        panic!("sent");
-    };
-    assert_eq!((seq, duplicate), (2, true), "a retry is still recognised");
+    let first = sent(shard.handle(send(alice.id, chats[0], "m1")).await);
+    assert_eq!((first.seq, first.duplicate), (2, false), "after `created`");
+    let retry = sent(shard.handle(send(alice.id, chats[0], "m1")).await);
+    assert_eq!(
+        (retry.seq, retry.duplicate),
+        (2, true),
+        "a retry is still recognised"
+    );
 }

@@ -165,6 +165,19 @@ async fn rest_rejects_bad_bodies_with_typed_errors() {
         (status, body["code"].as_str()),
         (401, Some("unauthenticated"))
     );
+    // Receipts follow the WebSocket's rule: seqs start at 1.
+    let bob = server.user("+15550000122", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    for receipt in [json!({"delivered": 0}), json!({})] {
+        let (status, body) = server
+            .post(
+                &format!("/v1/chats/{chat}/receipts"),
+                Some(&alice.token),
+                receipt,
+            )
+            .await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    }
     server.stop().await;
 }
 

@@ -41,19 +41,19 @@ fn items(st: &ChatState, ids: &[&str]) -> Vec<(usize, SendItem)> {
 }
 
 /// `user` sends `ids` (none stored before); what is new is stored.
-fn send(st: &mut ChatState, user: UserId, ids: &[&str]) -> Vec<Reply> {
+fn send(st: &mut ChatState, user: UserId, ids: &[&str]) -> Vec<Sent> {
     let batch = st.send(user, items(st, ids), &HashMap::new(), NOW).unwrap();
     st.stored(batch.messages, batch.change);
     answers(batch.replies.after(Ok(())))
 }
 
 /// The answers in item order, all successful.
-fn answers(mut replies: Vec<(usize, Result<Reply, ApiError>)>) -> Vec<Reply> {
+fn answers(mut replies: Vec<(usize, Result<Sent, ApiError>)>) -> Vec<Sent> {
     replies.sort_by_key(|(i, _)| *i);
     replies.into_iter().map(|(_, r)| r.unwrap()).collect()
 }
 
-fn sent(seq: Seq, duplicate: bool) -> Reply {
+fn sent(seq: Seq, duplicate: bool) -> Sent {
     super::sent(seq, NOW, duplicate)
 }
 

@@ -9,7 +9,7 @@ use super::Shard;
 use crate::error::ApiError;
 use crate::model::{ChatId, UserId, now_ms};
 use crate::shard::chat::Earlier;
-use crate::shard::{Reply, SendItem};
+use crate::shard::{SendItem, Sent, batch};
 
 impl Shard {
     /// Sends a device's consecutive messages: each chat's share is sequenced
@@ -19,28 +19,15 @@ impl Shard {
         &self,
         user: UserId,
         items: Vec<SendItem>,
-    ) -> Vec<Result<Reply, ApiError>> {
-        let mut by_chat: Vec<(ChatId, Vec<(usize, SendItem)>)> = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            match by_chat.iter_mut().find(|(c, _)| *c == item.chat) {
-                Some((_, v)) => v.push((i, item)),
-                None => by_chat.push((item.chat, vec![(i, item)])),
-            }
-        }
-        let n = by_chat.iter().map(|(_, v)| v.len()).sum();
+    ) -> Vec<Result<Sent, ApiError>> {
+        let n = items.len();
         let parts = futures::future::join_all(
-            by_chat
+            batch::split(items, |item| item.chat)
                 .into_iter()
                 .map(|(chat, items)| self.send_to_chat(user, chat, items)),
         )
         .await;
-        let mut out: Vec<Option<Result<Reply, ApiError>>> = (0..n).map(|_| None).collect();
-        for (i, r) in parts.into_iter().flatten() {
-            out[i] = Some(r);
-        }
-        out.into_iter()
-            .map(|r| r.expect("every item answered"))
-            .collect()
+        batch::join(n, parts.into_iter().flatten())
     }
 
     /// One chat's share of a batch; an unknown chat or a non-member fails
@@ -50,7 +37,7 @@ impl Shard {
         user: UserId,
         chat: ChatId,
         items: Vec<(usize, SendItem)>,
-    ) -> Vec<(usize, Result<Reply, ApiError>)> {
+    ) -> Vec<(usize, Result<Sent, ApiError>)> {
         let indexes: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
         match self.sequence(user, chat, items).await {
             Ok(answers) => answers,
@@ -63,7 +50,7 @@ impl Shard {
         user: UserId,
         chat: ChatId,
         items: Vec<(usize, SendItem)>,
-    ) -> Result<Vec<(usize, Result<Reply, ApiError>)>, ApiError> {
+    ) -> Result<Vec<(usize, Result<Sent, ApiError>)>, ApiError> {
         let mut st = self.lock(chat).await?;
         st.member(user)?;
         let now = now_ms();

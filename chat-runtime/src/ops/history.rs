@@ -1,75 +1,13 @@
-//! Chats on the node: commands to the chat's shard, the chat views and
-//! history a member may read, 1:1 chats by phone, invites.
+//! Reading: the user's chats (most recently active first), one chat as a
+//! member sees it, and pages of its history — never before the seq the
+//! member joined at.
 
-use super::*;
+use crate::error::ApiError;
+use crate::model::{ChatId, Member, Message, Seq, UserId};
+use crate::node::Node;
+use crate::protocol::{ChatView, ErrorCode, MAX_PAGE, MemberView};
 
 impl Node {
-    /// The item a `send` becomes: text as it is, or media attached (the
-    /// upload checked against the sender's rights and shared in the chat).
-    pub async fn send_item(
-        &self,
-        user: UserId,
-        chat: ChatId,
-        client_msg_id: String,
-        kind: SendKind,
-        body: String,
-        media_id: Option<MediaId>,
-    ) -> Result<SendItem, ApiError> {
-        let content = match (kind.media(), media_id) {
-            (Some(kind), Some(id)) => self.media.attach(user, chat, &id, kind, body).await?,
-            (None, None) => Content::Text { body },
-            _ => return Err(ApiError::invalid("media_id goes with a media kind")),
-        };
-        Ok(SendItem {
-            chat,
-            client_msg_id,
-            content,
-        })
-    }
-    /// After `item` was stored at `seq`: a media message records which
-    /// message carries its media (retention waits for its delivery).
-    pub async fn sent(&self, user: UserId, item: &SendItem, seq: Seq) {
-        if let Some(a) = item.content.attachment() {
-            self.media.shared(&a.media_id, item.chat, seq, user).await;
-        }
-    }
-    pub async fn command(&self, command: Command) -> Result<Reply, ApiError> {
-        self.shards.call(command).await
-    }
-    /// Runs a command that answers with a chat, and returns that chat's view.
-    pub async fn chat_command(&self, user: UserId, command: Command) -> Result<ChatView, ApiError> {
-        match self.command(command).await? {
-            Reply::Chat(id) => self.chat_view(user, id).await,
-            other => Err(ApiError::new(
-                ErrorCode::Internal,
-                format!("unexpected shard reply {other:?}"),
-            )),
-        }
-    }
-    /// The direct chat with the user registered under `phone`, created on first use.
-    pub async fn open_direct(&self, user: UserId, phone: &str) -> Result<ChatView, ApiError> {
-        let peer = self.lookup(phone).await?;
-        self.chat_command(
-            user,
-            Command::OpenDirect {
-                user,
-                peer: peer.id,
-            },
-        )
-        .await
-    }
-    /// The user registered under `phone` (without secrets).
-    pub async fn lookup(&self, phone: &str) -> Result<User, ApiError> {
-        let user = self
-            .store
-            .user_by_phone(phone)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        Ok(User {
-            password_hash: String::new(),
-            ..user
-        })
-    }
     /// getAll: the user's chats, most recently active first.
     pub async fn chats(&self, user: UserId) -> Result<Vec<ChatView>, ApiError> {
         let mut out = Vec::new();
@@ -131,7 +69,7 @@ impl Node {
         chat: ChatId,
         before: Option<Seq>,
         limit: Option<u32>,
-    ) -> Result<(Vec<crate::model::Message>, Option<Seq>), ApiError> {
+    ) -> Result<(Vec<Message>, Option<Seq>), ApiError> {
         let limit = match limit.unwrap_or(50) {
             n @ 1..=MAX_PAGE => n as usize,
             _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
@@ -157,21 +95,5 @@ impl Node {
             .into_iter()
             .find(|m| m.user_id == user)
             .ok_or_else(ApiError::not_member)
-    }
-    /// A group's invite code, for its admins: the current one, or (`reset`)
-    /// a new one that replaces it.
-    pub async fn invite(
-        &self,
-        user: UserId,
-        chat: ChatId,
-        reset: bool,
-    ) -> Result<String, ApiError> {
-        match self.command(Command::Invite { user, chat, reset }).await? {
-            Reply::Invite(code) => Ok(code),
-            other => Err(ApiError::new(
-                ErrorCode::Internal,
-                format!("unexpected shard reply {other:?}"),
-            )),
-        }
     }
 }
