@@ -13,7 +13,6 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::Mutex;
-use warp::Filter;
 
 use super::{Target, cpu_secs, rss_kib};
 
@@ -41,24 +40,27 @@ pub async fn run(target: &Target, recipients: usize, messages: u64) -> Result<()
         last: None,
     }));
     let g = got.clone();
-    let route = warp::post()
-        .and(warp::path!("up" / String))
-        .and(warp::body::json())
-        .then(move |_device: String, n: Notification| {
+    let route = axum::Router::new().route(
+        "/up/{device}",
+        axum::routing::post(move |body: axum::body::Bytes| {
             let g = g.clone();
             async move {
+                let Ok(n) = serde_json::from_slice::<Notification>(&body) else {
+                    return axum::http::StatusCode::BAD_REQUEST;
+                };
                 let mut r = g.lock().await;
                 r.count += 1;
                 let _ = r
                     .latency_ms
                     .record(now_ms().saturating_sub(n.sent_at as u64));
                 r.last = Some(Instant::now());
-                warp::reply()
+                axum::http::StatusCode::OK
             }
-        });
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}/up", listener.local_addr()?);
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    tokio::spawn(async move { axum::serve(listener, route).await });
 
     let mut users = target.users(recipients + 1).await?;
     let sender = users.remove(0);

@@ -29,14 +29,15 @@
 //! - [`session`]: one device's WebSocket session (hello, resume, live),
 //!   socket-free: a pure state machine (`session::state`) and the shell that
 //!   performs its actions.
-//! - [`gateway`]: the HTTP edge — hyper server with WebSocket upgrades, REST
-//!   and operational routes as warp filters, the embedded web client.
+//! - [`gateway`]: the HTTP edge — one axum router for REST, media, the
+//!   WebSocket upgrade, the embedded web client and the probes, served by
+//!   hyper (optionally over TLS).
 //! - [`standalone`]: everything in one process.
 //! - [`cluster`]: the pure cores of cluster mode (shard ownership);
 //!   [`roles`]: the `gateway` and `shard` processes around them.
 //!
 //! The core (`session`, `shard` but for its NATS client `shard::remote`,
-//! `presence`, `node`, `ops`) imports neither warp nor any network client; it talks
+//! `presence`, `node`, `ops`) imports neither the HTTP framework nor any network client; it talks
 //! to the `Store`, `Bus` and `ShardClient` traits. `docs/message-path.md`
 //! follows one message through these modules.
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use chat_runtime::push::Notification;
 use serde_json::json;
-use warp::Filter;
 
 use crate::api::{Api, User};
 use crate::device::Device;
@@ -54,26 +53,33 @@ impl Receiver {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let s = state.clone();
-        let route = warp::post()
-            .and(warp::path!("up" / String))
-            .and(warp::body::json())
-            .map(move |device: String, notification: Notification| {
-                let mut st = s.lock().expect("receiver state");
-                let status = st.script.pop_front().unwrap_or(200);
-                st.got.push(Received {
-                    device,
-                    notification,
-                    status,
-                });
-                let code = warp::http::StatusCode::from_u16(status).expect("scripted status");
-                let reply = warp::reply::with_header("", "retry-after", "0");
-                warp::reply::with_status(reply, code)
-            });
+        let route = axum::Router::new().route(
+            "/up/{device}",
+            axum::routing::post(
+                move |axum::extract::Path(device): axum::extract::Path<String>,
+                      body: axum::body::Bytes| async move {
+                    let Ok(notification) = serde_json::from_slice::<Notification>(&body) else {
+                        return (axum::http::StatusCode::BAD_REQUEST, [("retry-after", "0")]);
+                    };
+                    let mut st = s.lock().expect("receiver state");
+                    let status = st.script.pop_front().unwrap_or(200);
+                    st.got.push(Received {
+                        device,
+                        notification,
+                        status,
+                    });
+                    let code = axum::http::StatusCode::from_u16(status).expect("scripted status");
+                    (code, [("retry-after", "0")])
+                },
+            ),
+        );
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("a loopback port");
         let base = format!("http://{}/up", listener.local_addr().expect("bound"));
-        let task = tokio::spawn(warp::serve(route).incoming(listener).run());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, route).await;
+        });
         Self { base, state, task }
     }
 

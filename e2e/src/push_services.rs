@@ -13,11 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State as With};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use confab_api::config::{ApnsConfig, PushConfig};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use warp::Filter;
-use warp::http::{HeaderMap, StatusCode};
 
 pub const PROJECT: &str = "confab-test";
 pub const CLIENT_EMAIL: &str = "notifier@confab-test.iam.gserviceaccount.com";
@@ -64,10 +68,16 @@ impl Drop for PushServices {
     }
 }
 
-fn reply(status: u16, body: &Value) -> warp::reply::Response {
-    use warp::Reply;
+fn reply(status: u16, body: &Value) -> Response {
     let code = StatusCode::from_u16(status).expect("a status");
-    warp::reply::with_status(warp::reply::json(body), code).into_response()
+    let json = [("content-type", "application/json")];
+    (code, json, body.to_string()).into_response()
+}
+
+/// A JSON request body; `Value::Null` when it is not JSON (then refused as
+/// the real services would refuse a malformed request).
+fn json_body(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
@@ -78,7 +88,7 @@ fn header(h: &HeaderMap, name: &str) -> String {
 }
 
 /// `POST /token`: the OAuth JWT-bearer grant.
-fn token(state: &Shared, form: &HashMap<String, String>) -> warp::reply::Response {
+fn token(state: &Shared, form: &HashMap<String, String>) -> Response {
     let mut st = state.lock().expect("state");
     let grant_type = form.get("grant_type").map(String::as_str);
     let assertion = form.get("assertion").cloned().unwrap_or_default();
@@ -106,7 +116,7 @@ fn token(state: &Shared, form: &HashMap<String, String>) -> warp::reply::Respons
 }
 
 /// `POST /v1/projects/{project}/messages:send`.
-fn fcm_send(state: &Shared, project: &str, h: &HeaderMap, body: Value) -> warp::reply::Response {
+fn fcm_send(state: &Shared, project: &str, h: &HeaderMap, body: Value) -> Response {
     let mut st = state.lock().expect("state");
     let bearer = header(h, "authorization");
     let valid = (1..=st.tokens_issued).any(|n| bearer == format!("Bearer at-{n}"));
@@ -127,12 +137,7 @@ fn fcm_send(state: &Shared, project: &str, h: &HeaderMap, body: Value) -> warp::
 }
 
 /// `POST /3/device/{token}`.
-fn apns_send(
-    state: &Shared,
-    device: String,
-    h: &HeaderMap,
-    payload: Value,
-) -> warp::reply::Response {
+fn apns_send(state: &Shared, device: String, h: &HeaderMap, payload: Value) -> Response {
     let mut st = state.lock().expect("state");
     let jwt = header(h, "authorization");
     let jwt = jwt.strip_prefix("bearer ").unwrap_or_default();
@@ -201,33 +206,41 @@ impl PushServices {
             ec_key.to_pkcs8_pem(LineEnding::LF)?.as_bytes(),
         )?;
 
-        let s = || {
-            let state = state.clone();
-            warp::any().map(move || state.clone())
-        };
-        let token_route = warp::post()
-            .and(warp::path!("token"))
-            .and(s())
-            .and(warp::body::form())
-            .map(|st: Shared, form: HashMap<String, String>| token(&st, &form));
-        let fcm_route = warp::post()
-            .and(warp::path!("v1" / "projects" / String / "messages:send"))
-            .and(s())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::json())
-            .map(|project: String, st: Shared, h: HeaderMap, body: Value| {
-                fcm_send(&st, &project, &h, body)
-            });
-        let apns_route = warp::post()
-            .and(warp::path!("3" / "device" / String))
-            .and(s())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::json())
-            .map(|device: String, st: Shared, h: HeaderMap, body: Value| {
-                apns_send(&st, device, &h, body)
-            });
-        let routes = token_route.or(fcm_route).unify().or(apns_route).unify();
-        let task = tokio::spawn(warp::serve(routes).incoming(listener).run());
+        let routes = Router::new()
+            .route(
+                "/token",
+                post(|With(st): With<Shared>, body: Bytes| async move {
+                    let form: HashMap<String, String> =
+                        url::form_urlencoded::parse(&body).into_owned().collect();
+                    token(&st, &form)
+                }),
+            )
+            .route(
+                "/v1/projects/{project}/messages:send",
+                post(
+                    |Path(project): Path<String>,
+                     With(st): With<Shared>,
+                     h: HeaderMap,
+                     body: Bytes| async move {
+                        fcm_send(&st, &project, &h, json_body(&body))
+                    },
+                ),
+            )
+            .route(
+                "/3/device/{device}",
+                post(
+                    |Path(device): Path<String>,
+                     With(st): With<Shared>,
+                     h: HeaderMap,
+                     body: Bytes| async move {
+                        apns_send(&st, device, &h, json_body(&body))
+                    },
+                ),
+            )
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, routes).await;
+        });
         Ok(Self {
             base,
             state,

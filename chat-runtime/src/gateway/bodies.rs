@@ -162,13 +162,13 @@ impl Input {
     ];
 }
 
-/// A JSON body, decoded as warp's `body::json` does.
-fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// A JSON body, as the REST routes decode it.
+pub(super) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-/// A URL query, decoded as warp's `query` does.
-fn query<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// A URL query, as the REST routes decode it.
+pub(super) fn query<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ApiError::invalid(e.to_string()))?;
     serde_urlencoded::from_str(text).map_err(|e| ApiError::invalid(e.to_string()))
 }

@@ -1,39 +1,41 @@
-//! Media over HTTP, on hyper directly: `POST /v1/media` streams the request
-//! body into the bucket and `GET /v1/media/{id}` streams the object back
-//! (with ranges), which warp cannot do with a body it did not make.
+//! Media over HTTP: `POST /v1/media` streams the request body into the
+//! bucket and `GET /v1/media/{id}` streams the object back (with ranges);
 //! `GET /v1/media/{id}/thumbnail` serves image previews and
 //! `POST /v1/media/{id}/link` issues signed, expiring links.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{self, HeaderValue};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use futures::StreamExt;
-use http_body::Frame;
-use http_body_util::{BodyDataStream, BodyExt, Empty, Full, StreamBody};
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::server::{BoxError, HttpBody};
+use super::http::{Answer, Authed, Failure, Path, Query, bearer, created, ok};
 use crate::error::ApiError;
 use crate::media::signed::LinkParams;
 use crate::media::{Download, MediaError};
 use crate::model::{MediaFacts, MediaKind, MediaRecord, UserId, now_ms};
 use crate::node::Node;
-use crate::protocol::ErrorCode;
 
 const PREFIX: &str = "/v1/media";
 
-/// Whether `req` is for the media endpoints.
-pub fn is_media<B>(req: &Request<B>) -> bool {
-    let path = req.uri().path();
-    path == PREFIX || path.starts_with("/v1/media/")
+/// The media routes.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route(PREFIX, post(upload))
+        .route("/v1/media/{id}", get(original))
+        .route("/v1/media/{id}/thumbnail", get(thumbnail))
+        .route("/v1/media/{id}/link", post(link))
 }
 
 #[derive(Deserialize, Default)]
-struct Query {
+struct MediaQuery {
     /// Upload: the file's name (kept for files).
     name: Option<String>,
     /// Link: lifetime in seconds.
@@ -62,53 +64,16 @@ struct LinkView {
     expires_at: i64,
 }
 
-/// Serves one media request.
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<HttpBody> {
-    match route(&node, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            node.metrics.error(e.code);
-            error(&e)
-        }
-    }
-}
-
-async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<HttpBody>, ApiError> {
-    let path = req.uri().path().to_owned();
-    let rest = path.trim_start_matches(PREFIX).trim_matches('/');
-    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let query: Query = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
-        .map_err(|e| ApiError::invalid(format!("query: {e}")))?;
-    let method = req.method().clone();
-    match (&method, parts.as_slice()) {
-        (&Method::POST, []) => upload(node, req, query).await,
-        (&Method::GET | &Method::HEAD, [id]) => download(node, req, id, query, false).await,
-        (&Method::GET | &Method::HEAD, [id, "thumbnail"]) => {
-            download(node, req, id, query, true).await
-        }
-        (&Method::POST, [id, "link"]) => link(node, req, id, query).await,
-        _ => Err(ApiError::new(ErrorCode::NotFound, "no such endpoint")),
-    }
-}
-
-async fn bearer<B>(node: &Node, req: &Request<B>) -> Result<UserId, ApiError> {
-    let header = req.headers().get(header::AUTHORIZATION);
-    let claims = node
-        .authenticate_header(header.and_then(|h| h.to_str().ok()))
-        .await?;
-    Ok(claims.sub)
-}
-
 async fn upload(
-    node: &Node,
-    req: Request<Incoming>,
-    query: Query,
-) -> Result<Response<HttpBody>, ApiError> {
-    let user = bearer(node, &req).await?;
-    node.check_rate(user)?;
+    State(node): State<Arc<Node>>,
+    Authed(c): Authed,
+    Query(query): Query<MediaQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let user = c.sub;
     let limit = node.media.max_upload();
-    let declared_len = req
-        .headers()
+    let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -116,10 +81,9 @@ async fn upload(
         // Refused before reading a byte; the limit is enforced while
         // streaming too, for bodies without a length.
         node.metrics.media_reject("too_large");
-        return Err(MediaError::TooLarge { limit }.into());
+        return Err(ApiError::from(MediaError::TooLarge { limit }).into());
     }
-    let declared = req
-        .headers()
+    let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -128,13 +92,14 @@ async fn upload(
     // Each chunk must follow the last within the body timeout: an upload
     // that stalls lets go of its socket (and its bucket write).
     let gap = Duration::from_millis(node.limits.body_timeout_ms);
-    let body = tokio_stream::StreamExt::timeout(BodyDataStream::new(req.into_body()), gap).map(
-        move |chunk| match chunk {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no bytes for {} s", gap.as_secs())),
-        },
-    );
+    let body =
+        tokio_stream::StreamExt::timeout(body.into_data_stream(), gap).map(
+            move |chunk| match chunk {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no bytes for {} s", gap.as_secs())),
+            },
+        );
     let up = node
         .media
         .upload(user, &declared, name, Box::pin(body))
@@ -146,42 +111,59 @@ async fn upload(
         facts: &r.facts,
         duplicate: up.duplicate,
     };
-    Ok(json(StatusCode::CREATED, &view))
+    created(&view)
 }
 
 async fn link(
-    node: &Node,
-    req: Request<Incoming>,
-    id: &str,
-    query: Query,
-) -> Result<Response<HttpBody>, ApiError> {
-    let user = bearer(node, &req).await?;
-    node.check_rate(user)?;
-    let r = node.media.authorize(user, id).await?;
+    State(node): State<Arc<Node>>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    Query(query): Query<MediaQuery>,
+) -> Answer {
+    let user = c.sub;
+    let r = node.media.authorize(user, &id).await?;
     let (q, expires_at) = node.media.link(user, &r, query.ttl);
     let view = LinkView {
         url: format!("{PREFIX}/{id}?{q}"),
         expires_at,
     };
-    Ok(json(StatusCode::OK, &view))
+    ok(&view)
+}
+
+async fn original(
+    state: State<Arc<Node>>,
+    id: Path<String>,
+    query: Query<MediaQuery>,
+    parts: axum::http::request::Parts,
+) -> Answer {
+    download(state, id, query, parts, false).await
+}
+
+async fn thumbnail(
+    state: State<Arc<Node>>,
+    id: Path<String>,
+    query: Query<MediaQuery>,
+    parts: axum::http::request::Parts,
+) -> Answer {
+    download(state, id, query, parts, true).await
 }
 
 async fn download(
-    node: &Arc<Node>,
-    req: Request<Incoming>,
-    id: &str,
-    query: Query,
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    Query(query): Query<MediaQuery>,
+    parts: axum::http::request::Parts,
     thumbnail: bool,
-) -> Result<Response<HttpBody>, ApiError> {
+) -> Answer {
     let (user, r, link_exp) = match (query.u, query.exp, query.sig) {
         (Some(u), Some(exp), Some(sig)) => {
             let p = LinkParams { u, exp, sig };
-            let (user, r) = node.media.authorize_link(id, &p).await?;
+            let (user, r) = node.media.authorize_link(&id, &p).await?;
             (user, r, Some(exp))
         }
         _ => {
-            let user = bearer(node, &req).await?;
-            (user, node.media.authorize(user, id).await?, None)
+            let user = bearer(&node, &parts).await?.sub;
+            (user, node.media.authorize(user, &id).await?, None)
         }
     };
     let etag = if thumbnail {
@@ -195,32 +177,31 @@ async fn download(
         // Content-addressed: the bytes behind an id never change.
         None => "private, max-age=31536000, immutable".to_owned(),
     };
-    let not_modified = req
-        .headers()
+    let not_modified = parts
+        .headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if not_modified {
-        let mut res = Response::new(empty());
+        let mut res = Response::new(Body::empty());
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         set(&mut res, header::ETAG, &etag);
         set(&mut res, header::CACHE_CONTROL, &cache);
         return Ok(res);
     }
-    let range = match requested_range(&req, r.facts.size) {
+    let range = match requested_range(&parts.headers, r.facts.size) {
         _ if thumbnail => None,
         Ok(range) => range,
         Err(size) => {
             let e = ApiError::from(MediaError::Range { size });
-            node.metrics.error(e.code);
-            let mut res = error(&e);
+            let mut res = Failure(e).into_response();
             set(&mut res, header::CONTENT_RANGE, &format!("bytes */{size}"));
             return Ok(res);
         }
     };
-    let head_only = req.method() == Method::HEAD;
+    let head_only = parts.method == Method::HEAD;
     let dl = node.media.open(r, thumbnail, range.clone()).await?;
-    let mut res = Response::new(empty());
+    let mut res = Response::new(Body::empty());
     if range.is_some() {
         *res.status_mut() = StatusCode::PARTIAL_CONTENT;
         let content_range = format!("bytes {}-{}/{}", dl.range.start, dl.range.end - 1, dl.size);
@@ -251,7 +232,7 @@ async fn download(
         &disposition(&dl.record, thumbnail),
     );
     if !head_only {
-        *res.body_mut() = stream(node.clone(), dl, user, thumbnail);
+        *res.body_mut() = stream(node, dl, user, thumbnail);
     }
     Ok(res)
 }
@@ -259,12 +240,8 @@ async fn download(
 /// The one byte range a `Range` header asks for; `None` for the whole
 /// object (no header, or several ranges, which are answered whole).
 /// `Err(size)` when the range is not satisfiable.
-fn requested_range<B>(req: &Request<B>, size: u64) -> Result<Option<std::ops::Range<u64>>, u64> {
-    let Some(h) = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    else {
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u64>>, u64> {
+    let Some(h) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
     let ranges = http_range_header::parse_range_header(h)
@@ -299,12 +276,12 @@ fn disposition(r: &MediaRecord, thumbnail: bool) -> String {
 /// The object's bytes as the response body; counts bytes out, and records
 /// the download once the object's last byte went out (hyper stops polling a
 /// body once its Content-Length is sent, so the end is counted, not awaited).
-fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpBody {
+fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> Body {
     let reaches_end = !thumbnail && dl.range.end == dl.size;
     let mut left = dl.range.end - dl.range.start;
     let id = dl.record.id.clone();
     let frames = dl.body.map(move |chunk| {
-        let chunk = chunk.map_err(BoxError::from)?;
+        let chunk = chunk?;
         node.media.sent_bytes(chunk.len());
         left = left.saturating_sub(chunk.len() as u64);
         if left == 0 && reaches_end {
@@ -315,9 +292,9 @@ fn stream(node: Arc<Node>, dl: Download, user: UserId, thumbnail: bool) -> HttpB
                 }
             });
         }
-        Ok(Frame::data(chunk))
+        Ok::<_, object_store::Error>(chunk)
     });
-    StreamBody::new(frames).boxed_unsync()
+    Body::from_stream(frames)
 }
 
 /// Types a browser would run, or render as a page of this origin.
@@ -342,30 +319,10 @@ fn inert(content_type: &str) -> &str {
     }
 }
 
-fn set(res: &mut Response<HttpBody>, name: header::HeaderName, value: &str) {
+fn set(res: &mut Response, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         res.headers_mut().insert(name, v);
     }
-}
-
-fn empty() -> HttpBody {
-    Empty::<Bytes>::new().map_err(BoxError::from).boxed_unsync()
-}
-
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<HttpBody> {
-    let bytes = serde_json::to_vec(body).expect("views serialize");
-    let mut res = Response::new(
-        Full::new(Bytes::from(bytes))
-            .map_err(BoxError::from)
-            .boxed_unsync(),
-    );
-    *res.status_mut() = status;
-    set(&mut res, header::CONTENT_TYPE, "application/json");
-    res
-}
-
-fn error(e: &ApiError) -> Response<HttpBody> {
-    super::rest::error_response(e).map(super::server::from_warp)
 }
 
 #[cfg(test)]

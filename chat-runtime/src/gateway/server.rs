@@ -1,17 +1,11 @@
 //! The HTTP server: accepts connections (plain, or TLS through a
 //! [`super::tls`] acceptor) and serves each with hyper (HTTP/1.1 with
-//! upgrades, drained gracefully on shutdown). WebSocket upgrades on
-//! `/v1/ws` go to [`super::ws`], `/v1/media` to [`super::media`] (streamed
-//! bodies); everything else to the warp routes.
+//! upgrades, drained gracefully on shutdown) through the gateway's router.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,24 +17,7 @@ use tokio_util::either::Either;
 use tower_service::Service;
 
 use super::tls::TlsAcceptor;
-use super::{media, ws};
-use crate::error::ApiError;
 use crate::node::Node;
-use crate::protocol::ErrorCode;
-
-/// Errors of a response body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every response's body: warp's, or a stream of media bytes.
-pub type HttpBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// A warp response body as an [`HttpBody`].
-pub fn from_warp<B>(body: B) -> HttpBody
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    body.map_err(Into::into).boxed_unsync()
-}
 
 /// Longest wait for open HTTP requests once `shutdown` resolved.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -78,7 +55,7 @@ pub async fn serve(
     node: Arc<Node>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let routes = warp::service(super::routes(node.clone()));
+    let router = super::router(node.clone());
     let graceful = GracefulShutdown::new();
     let header_timeout = Duration::from_millis(node.limits.header_timeout_ms);
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -106,27 +83,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (shared, routes) = (node.clone(), routes.clone());
+        let (shared, router) = (node.clone(), router.clone());
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let forwarded = req.headers().get("x-forwarded-for");
             let client = shared.client(peer.ip(), forwarded.and_then(|v| v.to_str().ok()));
             req.extensions_mut().insert(client);
-            let node = shared.clone();
-            let mut routes = routes.clone();
-            async move {
-                if ws::is_upgrade(&req) {
-                    Ok::<_, Infallible>(ws::upgrade(node, req).map(from_warp))
-                } else if media::is_media(&req) {
-                    Ok(media::handle(node, req).await)
-                } else {
-                    // A body trickled in byte by byte cannot hold the socket.
-                    let deadline = Duration::from_millis(node.limits.body_timeout_ms);
-                    match tokio::time::timeout(deadline, routes.call(req)).await {
-                        Ok(res) => Ok(res?.map(from_warp)),
-                        Err(_) => Ok(too_slow().map(from_warp)),
-                    }
-                }
-            }
+            // A router is always ready: no need to poll it first.
+            router.clone().call(req)
         });
         let (http, watcher) = (http.clone(), graceful.watcher());
         let (mut closing, tls) = (closing.subscribe(), tls.clone());
@@ -152,21 +115,6 @@ pub async fn serve(
     if left > 0 {
         tracing::warn!(tasks = left, "connections still open after the drain");
     }
-}
-
-/// The answer to a request that did not arrive in time; the connection
-/// is closed after it.
-fn too_slow() -> warp::reply::Response {
-    let e = ApiError::new(
-        ErrorCode::Timeout,
-        "the request did not arrive in time; send it again",
-    );
-    let mut response = super::rest::error_response(&e);
-    response.headers_mut().insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("close"),
-    );
-    response
 }
 
 /// A connection ready for HTTP: its first byte arrived and, with `tls`, its

@@ -3,7 +3,14 @@
 //! The files live in `chat-runtime/web/`; they use only the public REST and
 //! WebSocket API, so the page doubles as the reference client.
 
-use warp::Filter;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::node::Node;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
@@ -26,34 +33,42 @@ fn policy(host: Option<&str>) -> String {
     )
 }
 
-fn asset(
-    body: &'static str,
-    content_type: &'static str,
-    host: Option<String>,
-) -> impl warp::Reply + use<> {
-    let reply = warp::reply::with_header(body, "content-type", content_type);
-    let reply = warp::reply::with_header(reply, "cache-control", "no-cache");
-    let reply = warp::reply::with_header(reply, "x-content-type-options", "nosniff");
-    let reply = warp::reply::with_header(reply, "x-frame-options", "DENY");
-    let reply = warp::reply::with_header(reply, "referrer-policy", "no-referrer");
-    warp::reply::with_header(reply, "content-security-policy", policy(host.as_deref()))
+fn asset(body: &'static str, content_type: &'static str, headers: &HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CACHE_CONTROL, "no-cache".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, policy(host)),
+        ],
+        body,
+    )
+        .into_response()
 }
 
-pub fn routes() -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    let host = || warp::header::optional::<String>("host");
-    let index = warp::path::end()
-        .and(host())
-        .map(|h| asset(INDEX, "text/html; charset=utf-8", h));
-    let js = warp::path!("app.js")
-        .and(host())
-        .map(|h| asset(APP_JS, "text/javascript; charset=utf-8", h));
-    let media = warp::path!("media.js")
-        .and(host())
-        .map(|h| asset(MEDIA_JS, "text/javascript; charset=utf-8", h));
-    let css = warp::path!("app.css")
-        .and(host())
-        .map(|h| asset(APP_CSS, "text/css; charset=utf-8", h));
-    warp::get().and(index.or(js).or(media).or(css))
+/// The page and its assets.
+pub fn routes() -> Router<Arc<Node>> {
+    const JS: &str = "text/javascript; charset=utf-8";
+    Router::new()
+        .route(
+            "/",
+            get(|h: HeaderMap| async move { asset(INDEX, "text/html; charset=utf-8", &h) }),
+        )
+        .route(
+            "/app.js",
+            get(|h: HeaderMap| async move { asset(APP_JS, JS, &h) }),
+        )
+        .route(
+            "/media.js",
+            get(|h: HeaderMap| async move { asset(MEDIA_JS, JS, &h) }),
+        )
+        .route(
+            "/app.css",
+            get(|h: HeaderMap| async move { asset(APP_CSS, "text/css; charset=utf-8", &h) }),
+        )
 }
 
 #[cfg(test)]

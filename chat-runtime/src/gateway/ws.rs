@@ -1,29 +1,23 @@
-//! WebSocket shell: the upgrade handshake on `/v1/ws` and the pump between a
-//! socket and a [`session`].
+//! WebSocket shell: the upgrade on `/v1/ws` and the pump between a socket
+//! and a [`session`].
 //!
-//! The socket is tokio-tungstenite's, configured here rather than through
-//! warp: warp 0.4 cannot set the read buffer, and tungstenite's default
-//! (128 KiB reserved per socket) dominated the memory of idle connections.
+//! The socket's buffers are sized here: tungstenite's defaults (128 KiB
+//! reserved per socket for reading) would dominate the memory of idle
+//! connections.
 //!
 //! [`session`]: crate::session
 
 use std::sync::Arc;
 
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hyper::body::Incoming;
-use hyper::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use warp::Reply;
-use warp::reply::Response;
+use tokio_tungstenite::tungstenite::Error as WsError;
 
+use super::http::Peer;
 use crate::client::ClientAddr;
 use crate::node::Node;
 use crate::protocol::MAX_FRAME_BYTES;
@@ -45,67 +39,31 @@ const READ_BUFFER: usize = 4 * 1024;
 /// after each batch anyway); the buffer grows only while frames are queued.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(Some(MAX_WS_MESSAGE))
-        .max_frame_size(Some(MAX_WS_MESSAGE))
-}
-
-/// Whether `req` asks to upgrade to a WebSocket.
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    let has = |name, token: &str| {
-        req.headers().get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    req.uri().path() == PATH && has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
-}
-
 /// Answers the handshake (101) and serves the socket once upgraded.
-pub fn upgrade(node: Arc<Node>, mut req: Request<Incoming>) -> Response {
-    let version_ok = req
-        .headers()
-        .get("sec-websocket-version")
-        .is_some_and(|v| v == "13");
-    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
-        return warp::reply::with_status("missing Sec-WebSocket-Key", StatusCode::BAD_REQUEST)
-            .into_response();
-    };
-    if !version_ok {
-        return warp::reply::with_status("WebSocket version 13 only", StatusCode::BAD_REQUEST)
-            .into_response();
-    }
-    let client = req
-        .extensions()
-        .get::<ClientAddr>()
-        .copied()
-        .unwrap_or(ClientAddr::UNKNOWN);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    node.clone().spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                let socket =
-                    WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
-                serve(node, client, socket).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
-    });
-    let accept = derive_accept_key(key.as_bytes());
-    let reply = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS);
-    let reply = warp::reply::with_header(reply, CONNECTION, "upgrade");
-    let reply = warp::reply::with_header(reply, UPGRADE, "websocket");
-    warp::reply::with_header(reply, SEC_WEBSOCKET_ACCEPT, accept).into_response()
+pub async fn upgrade(
+    State(node): State<Arc<Node>>,
+    Peer(client): Peer,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| async move {
+            // Counted among the node's tasks, so a shutdown waits for it.
+            node.clone().spawn(serve(node, client, socket));
+        })
 }
 
-async fn serve<S>(node: Arc<Node>, client: ClientAddr, socket: WebSocketStream<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+/// Whether a read failed because the message was over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|e| e.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
+async fn serve(node: Arc<Node>, client: ClientAddr, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(WRITE_QUEUE);
@@ -117,7 +75,7 @@ where
                 Ok(Message::Binary(_)) => Inbound::Binary,
                 Ok(Message::Close(_)) => break,
                 Ok(_) => continue, // ping/pong are answered by the WebSocket layer
-                Err(WsError::Capacity(_)) => Inbound::TooBig,
+                Err(e) if too_big(&e) => Inbound::TooBig,
                 Err(_) => break,
             };
             let last = matches!(inbound, Inbound::TooBig);
@@ -139,7 +97,7 @@ where
                 Outbound::Close(code) => {
                     closed = true;
                     Message::Close(Some(CloseFrame {
-                        code: code.code().into(),
+                        code: code.code(),
                         reason: code.reason().into(),
                     }))
                 }

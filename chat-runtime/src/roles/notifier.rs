@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
-use warp::Filter;
 
 use super::connect;
 use crate::metrics::Metrics;
@@ -44,15 +43,10 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "notifier serving");
-    let health = warp::path!("healthz")
-        .or(warp::path!("readyz"))
-        .map(|_| "ok");
-    let metrics = warp::path!("metrics").map(move || metrics.render());
-    warp::serve(warp::get().and(health.or(metrics)))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let probes = confab_probes::router(|| Ok(()), move || metrics.render());
+    if let Err(e) = confab_probes::serve(listener, probes, shutdown).await {
+        tracing::warn!(error = %e, "the operational endpoints stopped");
+    }
     let _ = stop_tx.send(true);
     let _ = worker.await;
     Ok(())

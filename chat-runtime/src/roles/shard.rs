@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use async_nats::jetstream;
 use confab_api::ring::ShardId;
 use uuid::Uuid;
-use warp::Filter;
 
 use super::lease::{self, LeaseTimes};
 use super::{connect, control, monotonic_now, records};
@@ -178,11 +177,11 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    warp::serve(ops_routes(ownership.clone(), metrics))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    if let Err(e) =
+        confab_probes::serve(listener, probes(ownership.clone(), metrics), shutdown).await
+    {
+        tracing::warn!(error = %e, "the operational endpoints stopped");
+    }
     drain(&ownership, &shard, SHUTDOWN_DRAIN).await;
     lease.release().await;
     inbox.abort();
@@ -190,22 +189,17 @@ pub async fn run(
 }
 
 /// `/healthz` (alive), `/readyz` (holds its lease), `/metrics`.
-fn ops_routes(
-    ownership: Arc<Mutex<Ownership>>,
-    metrics: Arc<Metrics>,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    let health = warp::path!("healthz").map(|| "ok");
-    let ready = warp::path!("readyz").map(move || {
+fn probes(ownership: Arc<Mutex<Ownership>>, metrics: Arc<Metrics>) -> axum::Router {
+    let ready = move || {
         let s = ownership
             .lock()
             .expect("ownership lock")
             .status(monotonic_now());
         if s.lease_held && !s.draining {
-            warp::reply::with_status("ready", warp::http::StatusCode::OK)
+            Ok(())
         } else {
-            warp::reply::with_status("no lease", warp::http::StatusCode::SERVICE_UNAVAILABLE)
+            Err("no lease")
         }
-    });
-    let metrics = warp::path!("metrics").map(move || metrics.render());
-    warp::get().and(health.or(ready).or(metrics))
+    };
+    confab_probes::router(ready, move || metrics.render())
 }

@@ -9,9 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
-use warp::Filter;
-use warp::Reply;
-use warp::http::StatusCode;
 
 use super::metrics::Metrics;
 
@@ -22,28 +19,19 @@ pub async fn serve(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let healthz = warp::path!("healthz").map(|| "ok".into_response());
-    let readyz = warp::path!("readyz").map(move || {
-        if ready.load(Ordering::Relaxed) {
-            warp::reply::with_status("ok", StatusCode::OK).into_response()
-        } else {
-            warp::reply::with_status("starting", StatusCode::SERVICE_UNAVAILABLE).into_response()
-        }
-    });
-    let metrics = warp::path!("metrics").map(move || {
-        warp::reply::with_header(
-            metrics.encode(),
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )
-        .into_response()
-    });
-    let routes = warp::get().and(healthz.or(readyz).or(metrics));
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let router = confab_probes::router(
+        move || {
+            if ready.load(Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("starting")
+            }
+        },
+        move || metrics.encode(),
+    );
+    if let Err(e) = confab_probes::serve(listener, router, shutdown).await {
+        tracing::warn!(error = %e, "the operational endpoints stopped");
+    }
 }
 
 #[cfg(test)]
