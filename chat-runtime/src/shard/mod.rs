@@ -20,6 +20,8 @@ pub mod batch;
 mod cache;
 mod chat;
 mod client;
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 mod invite;
 mod pushes;
 pub mod remote;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Command, Reply, SendItem, Shard};
+use super::{Command, LocalShardClient, Reply, SendItem, Shard};
 use crate::bus::local::LocalBus;
 use crate::metrics::Metrics;
 use crate::model::Content;
@@ -94,4 +94,12 @@ async fn the_chat_cache_is_bounded_and_a_dropped_chat_reloads_intact() {
         (2, true),
         "a retry is still recognised"
     );
+}
+
+#[tokio::test]
+async fn the_in_process_client_passes_the_shard_client_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shard, store) = shard(dir.path()).await;
+    let client = LocalShardClient(Arc::new(shard));
+    super::conformance::run(&client, store.as_ref()).await;
 }

@@ -8,6 +8,8 @@
 //!
 //! Each store test works in its own keyspace and drops it at the end.
 //! The LWTs' cost is measured by the `cql-cost` binary of this crate.
+//! The NATS `ShardClient` passes the same contract suite as the in-process
+//! one, against a shard on the CQL store: the cluster's whole command path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,16 +20,20 @@ use chat_runtime::bus::nats_sessions::{self, NatsSessions};
 use chat_runtime::bus::queue::PushQueue;
 use chat_runtime::bus::sessions::Sessions;
 use chat_runtime::bus::{self, nats::NatsBus};
+use chat_runtime::metrics::Metrics;
 use chat_runtime::model::{
     Chat, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, now_ms,
 };
 use chat_runtime::roles::lease::{self, LeaseTimes};
 use chat_runtime::roles::{connect, records};
+use chat_runtime::shard::remote::{self, Answer, Gate, NatsShardClient};
+use chat_runtime::shard::{self, Command, Shard};
 use chat_runtime::store::scylla::{
     self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore, latest_version,
 };
 use chat_runtime::store::{self as store_api, Store};
 use confab_api::config::NatsConfig;
+use confab_api::ring::{Ring, ShardId};
 use confab_e2e::nats_cluster::NatsCluster;
 use confab_e2e::{eventually, service_env};
 use futures::{StreamExt, stream};
@@ -102,6 +108,35 @@ async fn nats() -> Result<async_nats::Client> {
         .await
         .with_context(|| format!("connecting to NATS at {url} timed out"))?
         .with_context(|| format!("cannot connect to NATS at {url}"))
+}
+
+/// Admits every command: one shard owns every chat.
+struct Open;
+
+impl Gate for Open {
+    fn admit(&self, _: &Command) -> Result<(), Answer> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn nats_shard_client_passes_the_shard_client_conformance_suite() -> Result<()> {
+    let nats = nats().await?;
+    with_store(|store, _, _| async move {
+        let bus = Arc::new(bus::local::LocalBus::new());
+        let shard = Arc::new(Shard::new(store.clone(), bus, Arc::new(Metrics::new())));
+        let (prefix, me) = (unique("confab_seams.shard"), ShardId(0));
+        let inbox = tokio::spawn({
+            let (nats, prefix) = (nats.clone(), prefix.clone());
+            async move { remote::serve(nats, &prefix, me, shard, Arc::new(Open)).await }
+        });
+        let client = NatsShardClient::new(nats, prefix, Ring::new(1, &[me], 8)?);
+        let suite = shard::conformance::run(&client, store.as_ref());
+        let outcome = timeout(Duration::from_secs(120), suite).await;
+        inbox.abort();
+        outcome.context("the shard client suite took over 120 s")
+    })
+    .await
 }
 
 #[tokio::test]
