@@ -15,6 +15,7 @@
 //! do): the writer drops expired ones, a bounded batch at a time, at most
 //! once a minute.
 
+mod messages;
 mod tables;
 mod writer;
 
@@ -211,44 +212,8 @@ impl Store for EmbeddedStore {
             return Ok(());
         };
         let msgs = msgs.to_vec();
-        self.write(move |txn| {
-            // Check every seq before writing any, so a conflict writes nothing.
-            {
-                let t = txn.open_table(MESSAGES).map_err(backend)?;
-                for m in &msgs {
-                    if t.get((m.chat_id.as_u128(), m.seq))
-                        .map_err(backend)?
-                        .is_some()
-                    {
-                        return Err(StoreError::Conflict(Taken::Seq));
-                    }
-                }
-            }
-            for m in &msgs {
-                put_message(txn, m)?;
-            }
-            let msg = Message {
-                chat_id: chat,
-                ..msgs[msgs.len() - 1].clone()
-            };
-            match change {
-                Some(MemberChange::Put(m)) => put_member_rows(txn, msg.chat_id, &m)?,
-                Some(MemberChange::Remove(user)) => {
-                    let (c, u) = (msg.chat_id.as_u128(), user.as_u128());
-                    txn.open_table(MEMBERS)
-                        .map_err(backend)?
-                        .remove((c, u))
-                        .map_err(backend)?;
-                    txn.open_table(USER_CHATS)
-                        .map_err(backend)?
-                        .remove((u, c))
-                        .map_err(backend)?;
-                }
-                None => {}
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |txn| messages::append_all(txn, chat, &msgs, change))
+            .await
     }
 
     async fn dedup(
@@ -257,27 +222,11 @@ impl Store for EmbeddedStore {
         sender: UserId,
         client_msg_id: &str,
     ) -> Result<Option<Seq>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(DEDUP).map_err(backend)?;
-            Ok(t.get((chat.as_u128(), sender.as_u128(), client_msg_id))
-                .map_err(backend)?
-                .map(|v| v.value()))
-        })
+        self.read(|txn| messages::dedup(txn, chat, sender, client_msg_id))
     }
 
     async fn head(&self, chat: ChatId) -> Result<Seq, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(MESSAGES).map_err(backend)?;
-            let c = chat.as_u128();
-            let last = t
-                .range((c, 0)..=(c, u64::MAX))
-                .map_err(backend)?
-                .next_back();
-            match last {
-                Some(row) => Ok(row.map_err(backend)?.0.value().1),
-                None => Ok(0),
-            }
-        })
+        self.read(|txn| messages::head(txn, chat))
     }
 
     async fn messages_before(
@@ -286,17 +235,7 @@ impl Store for EmbeddedStore {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(MESSAGES).map_err(backend)?;
-            let c = chat.as_u128();
-            let end = before.unwrap_or(u64::MAX);
-            t.range((c, 0)..(c, end))
-                .map_err(backend)?
-                .rev()
-                .take(limit)
-                .map(|row| decode(row.map_err(backend)?.1.value()))
-                .collect()
-        })
+        self.read(|txn| messages::before(txn, chat, before, limit))
     }
 
     async fn messages_after(
@@ -305,18 +244,7 @@ impl Store for EmbeddedStore {
         after: Seq,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(MESSAGES).map_err(backend)?;
-            let c = chat.as_u128();
-            if after == u64::MAX {
-                return Ok(Vec::new());
-            }
-            t.range((c, after + 1)..=(c, u64::MAX))
-                .map_err(backend)?
-                .take(limit)
-                .map(|row| decode(row.map_err(backend)?.1.value()))
-                .collect()
-        })
+        self.read(|txn| messages::after(txn, chat, after, limit))
     }
 
     async fn advance_watermarks(

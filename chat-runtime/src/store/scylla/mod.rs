@@ -1,9 +1,10 @@
 //! `Store` on ScyllaDB (any CQL server; tests use Apache Cassandra 5.0).
 //!
 //! Owns the cluster store: the schema ([`migrations`], applied at startup),
-//! the prepared statements ([`queries`]), row encodings ([`rows`]) and the
-//! message log ([`messages`]). It does not own the connection: it is handed a
-//! connected `Session` (contact points, TLS and auth are the caller's; see
+//! the prepared statements ([`queries`]), row encodings ([`rows`]), chats
+//! and their direct-chat claims ([`chats`]) and the message log
+//! ([`messages`]). It does not own the connection: it is handed a connected
+//! `Session` (contact points, TLS and auth are the caller's; see
 //! [`recommended`] for the settings it expects).
 //!
 //! # Where LWTs are used, and why only there
@@ -38,6 +39,7 @@
 //! phone points to) or something the next caller completes (a claimed pair
 //! whose chat row is missing).
 
+mod chats;
 mod config;
 mod messages;
 mod migrations;
@@ -55,7 +57,6 @@ use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::response::query_result::{QueryResult, QueryRowsResult};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlValue;
 
 pub use config::{DEFAULT_DEDUP_TTL, Replication, ScyllaConfig};
 pub use messages::BUCKET;
@@ -86,10 +87,6 @@ pub struct ScyllaStore {
     queries: Arc<Queries>,
     /// `ScyllaConfig::dedup_ttl` in seconds, as bound to `USING TTL`.
     dedup_ttl: i32,
-}
-
-fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
-    (a.min(b), a.max(b))
 }
 
 impl ScyllaStore {
@@ -162,43 +159,6 @@ impl ScyllaStore {
             .await
             .map_err(backend)
     }
-
-    /// Writes a direct chat's row and its two members.
-    async fn write_direct(&self, chat: &Chat, members: &[Member; 2]) -> Result<(), StoreError> {
-        self.write_chat(chat, members, None).await
-    }
-
-    /// One logged batch: the chat, its members, and optionally its first message.
-    async fn write_chat(
-        &self,
-        chat: &Chat,
-        members: &[Member],
-        first: Option<&Message>,
-    ) -> Result<(), StoreError> {
-        let q = &self.queries;
-        let chat_values = (
-            chat.id,
-            rows::kind_cell(chat.kind)?,
-            chat.title.clone(),
-            chat.created_by,
-            chat.created_at,
-        );
-        self.logged_batch(|batch, values| {
-            batch.append_statement(q.insert_chat.clone());
-            values.push(Box::new(chat_values));
-            for m in members {
-                self.push_change(batch, values, chat.id, &MemberChange::Put(m.clone()))?;
-            }
-            if let Some(first) = first {
-                // A brand-new chat id: nothing to fence, so a plain insert.
-                batch.append_statement(q.insert_message.clone());
-                values.push(Box::new(Self::message_values(first, None)?));
-                self.push_effects(batch, values, first, None)?;
-            }
-            Ok(())
-        })
-        .await
-    }
 }
 
 /// A `users` row: id, phone, display_name, password_hash, created_at.
@@ -209,13 +169,6 @@ type UserRow = (
     Option<String>,
     Option<i64>,
 );
-
-fn uuid_cell(row: &[(String, CqlValue)], column: &str) -> Result<UserId, StoreError> {
-    match rows::cell(row, column) {
-        Some(CqlValue::Uuid(u)) => Ok(*u),
-        other => Err(backend(format!("LWT row has no uuid {column}: {other:?}"))),
-    }
-}
 
 #[async_trait]
 impl Store for ScyllaStore {
@@ -235,7 +188,7 @@ impl Store for ScyllaStore {
             .exec(&q.claim_phone, (user.phone.clone(), user.id))
             .await?;
         let (applied, current) = rows::applied(claim)?;
-        if applied || uuid_cell(&current, "user_id")? == user.id {
+        if applied || rows::uuid_cell(&current, "user_id")? == user.id {
             return Ok(()); // claimed now, or by an earlier try of this call
         }
         self.exec(&q.delete_user, (user.id,)).await?;
@@ -274,60 +227,20 @@ impl Store for ScyllaStore {
     /// Only a complete chat counts: a pair claimed by a creator that died
     /// before writing the chat reads as none, and `create_direct` finishes it.
     async fn direct_chat(&self, a: UserId, b: UserId) -> Result<Option<ChatId>, StoreError> {
-        let row: Option<(Option<ChatId>, Option<UserId>, Option<i64>)> =
-            self.first(&self.queries.select_direct, pair(a, b)).await?;
-        let Some((Some(id), _, _)) = row else {
-            return Ok(None);
-        };
-        Ok(self.chat(id).await?.map(|c| c.id))
+        self.find_direct(a, b).await
     }
 
-    /// The pair claim (LWT) first, then the chat. A caller that loses the
-    /// claim but finds the winner's chat row missing writes it (with the
-    /// winner's id, creator and time) so the pair is never stuck.
+    /// The pair claim (LWT) first, then the chat (see `claim_direct`).
     async fn create_direct(
         &self,
         chat: &Chat,
         members: [Member; 2],
     ) -> Result<(ChatId, bool), StoreError> {
-        let (lo, hi) = pair(members[0].user_id, members[1].user_id);
-        let claim = (lo, hi, chat.id, chat.created_by, chat.created_at);
-        let result = self.exec(&self.queries.claim_direct, claim).await?;
-        let (applied, current) = rows::applied(result)?;
-        let existing = if applied {
-            chat.id
-        } else {
-            uuid_cell(&current, "chat_id")?
-        };
-        let ours = existing == chat.id; // claimed now, or by an earlier try
-        if ours || self.chat(existing).await?.is_none() {
-            let winner = Chat {
-                id: existing,
-                created_by: uuid_cell(&current, "created_by").unwrap_or(chat.created_by),
-                created_at: match rows::cell(&current, "created_at") {
-                    Some(CqlValue::BigInt(t)) => *t,
-                    _ => chat.created_at,
-                },
-                ..chat.clone()
-            };
-            self.write_direct(&winner, &members).await?;
-        }
-        Ok((existing, ours))
+        self.claim_direct(chat, members).await
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>, StoreError> {
-        type ChatRow = (Option<String>, Option<String>, Option<UserId>, Option<i64>);
-        let row: Option<ChatRow> = self.first(&self.queries.select_chat, (id,)).await?;
-        let Some((Some(kind), title, created_by, created_at)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Chat {
-            id,
-            kind: rows::kind_value(&kind)?,
-            title: title.unwrap_or_default(),
-            created_by: created_by.unwrap_or_default(),
-            created_at: created_at.unwrap_or_default(),
-        }))
+        self.read_chat(id).await
     }
 
     async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError> {

@@ -197,6 +197,14 @@ pub fn cell<'a>(row: &'a [(String, CqlValue)], column: &str) -> Option<&'a CqlVa
     row.iter().find(|(n, _)| n == column).map(|(_, v)| v)
 }
 
+/// A uuid cell of an LWT's current row, by column name.
+pub fn uuid_cell(row: &[(String, CqlValue)], column: &str) -> Result<Uuid, StoreError> {
+    match cell(row, column) {
+        Some(CqlValue::Uuid(u)) => Ok(*u),
+        other => Err(backend(format!("LWT row has no uuid {column}: {other:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
