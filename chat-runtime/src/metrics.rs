@@ -51,6 +51,9 @@ pub struct Metrics {
     /// Time to receive, check and store an upload, in seconds.
     pub upload_seconds: Histogram,
     media_rejects: Family<ReasonLabel, Counter>,
+    /// Media shares a stored message could not record (logged; the message
+    /// is sent, but its recipients may not download the media).
+    pub media_share_failures: Counter,
     /// Push jobs queued (one per offline recipient of a message).
     pub push_enqueued: Counter,
     /// Push jobs the queue refused (logged; the message itself is stored).
@@ -80,6 +83,7 @@ impl Metrics {
         let media_bytes_out = Counter::default();
         let upload_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         let media_rejects = Family::<ReasonLabel, Counter>::default();
+        let media_share_failures = Counter::default();
         let push_enqueued = Counter::default();
         let push_enqueue_failures = Counter::default();
         let push_dead_letters = Counter::default();
@@ -131,6 +135,11 @@ impl Metrics {
             media_rejects.clone(),
         );
         registry.register(
+            "media_share_failures",
+            "Media shares a stored message could not record",
+            media_share_failures.clone(),
+        );
+        registry.register(
             "connections",
             "Open WebSocket sessions",
             connections.clone(),
@@ -168,6 +177,7 @@ impl Metrics {
             media_bytes_out,
             upload_seconds,
             media_rejects,
+            media_share_failures,
             push_enqueued,
             push_enqueue_failures,
             push_dead_letters,

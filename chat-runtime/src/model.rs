@@ -200,7 +200,9 @@ pub enum MediaState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     pub chat_id: ChatId,
-    /// Seq of the (latest) message carrying it; 0 until the send is stored.
+    /// Seq of the (latest) message carrying it, recorded by the chat's shard
+    /// once that message is stored. 0 only in records of earlier versions,
+    /// which recorded a share before its message was stored.
     pub seq: Seq,
     pub by: UserId,
 }

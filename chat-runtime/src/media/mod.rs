@@ -8,8 +8,10 @@
 //! - [`thumb`]: image dimensions, thumbnail and BlurHash.
 //! - [`signed`]: signed, expiring download links.
 //! - [`buckets`]: one `object_store` per configured bucket.
-//! - [`service`]: [`Media`], the shell that streams uploads and downloads and
-//!   runs the retention sweeper.
+//! - [`service`]: [`Media`], the shell that streams uploads and downloads,
+//!   checks what a send attaches and runs the retention sweeper; and
+//!   [`record_share`], which the chat's shard calls once a message carrying
+//!   media is stored.
 //!
 //! Objects are content-addressed: a media id is the SHA-256 of its bytes, so
 //! the same file uploaded twice is stored once. Its record in the `Store`
@@ -26,7 +28,7 @@ pub mod thumb;
 /// Sample media for the tests and the bench (`confab-bench abuse`).
 pub mod fixtures;
 
-pub use service::{Download, Media, Uploaded};
+pub use service::{Download, Media, Uploaded, record_share};
 
 use crate::error::ApiError;
 

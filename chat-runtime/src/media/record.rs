@@ -76,8 +76,9 @@ pub fn claim(current: Option<&MediaRecord>, upload: Upload, user: UserId, now: i
 
 /// Whether `user` may download or forward `r`: they uploaded the bytes, or
 /// it was shared in one of their chats (`chats`: each with the seq they
-/// joined at) by a message they can read — one from their join on, or a
-/// send still being stored.
+/// joined at) by a message they can read — one from their join on. A share
+/// at seq 0 (left by earlier versions, which recorded it before the message
+/// was stored) counts for every member.
 pub fn may_read(r: &MediaRecord, user: UserId, chats: &[(ChatId, Seq)]) -> bool {
     r.uploaders.contains(&user)
         || r.shares.iter().any(|s| {
@@ -87,8 +88,9 @@ pub fn may_read(r: &MediaRecord, user: UserId, chats: &[(ChatId, Seq)]) -> bool 
         })
 }
 
-/// `r` shared in `chat` by `by`, carried by message `seq` (0 before the send
-/// is stored). `None` when that changes nothing.
+/// `r` shared in `chat` by `by`, carried by stored message `seq`. `None`
+/// when a message at `seq` or later already carries it there (a send
+/// recorded once).
 pub fn with_share(
     r: &MediaRecord,
     chat: ChatId,
@@ -98,14 +100,11 @@ pub fn with_share(
 ) -> Option<MediaRecord> {
     let mut next = r.clone();
     match next.shares.iter_mut().find(|s| s.chat_id == chat) {
-        Some(s) if s.seq >= seq && seq != 0 => return None,
-        Some(s) if seq == 0 => {
-            // A new message will carry it: until its seq is known, treat the
-            // share as undelivered.
-            s.seq = 0;
+        Some(s) if s.seq >= seq => return None,
+        Some(s) => {
+            s.seq = seq;
             s.by = by;
         }
-        Some(s) => s.seq = seq,
         None => next.shares.push(Share {
             chat_id: chat,
             seq,
@@ -187,7 +186,8 @@ pub fn due(
                 .map(move |m| (s, m))
         })
     };
-    // A recipient who downloaded the media holds it, acked or not.
+    // A recipient who downloaded the media holds it, acked or not. A share
+    // left pending (seq 0) may be undelivered to anyone.
     let undelivered = r.shares.iter().any(|s| s.seq == 0)
         || recipients().any(|(s, m)| m.delivered_seq < s.seq && !r.downloads.contains(&m.user_id));
     if undelivered {
@@ -222,6 +222,18 @@ mod tests {
             kind: r.kind,
             facts: r.facts,
         }
+    }
+
+    /// `r` with a share at seq 0, as earlier versions recorded one before
+    /// its message was stored.
+    fn pending(r: &MediaRecord, chat: ChatId, by: UserId) -> MediaRecord {
+        let mut r = r.clone();
+        r.shares.push(Share {
+            chat_id: chat,
+            seq: 0,
+            by,
+        });
+        r
     }
 
     fn written(c: Claim) -> (MediaRecord, Option<u64>, bool) {
@@ -271,30 +283,42 @@ mod tests {
         let (r, ..) = written(claim(None, upload("x"), owner, 1));
         assert!(may_read(&r, owner, &[]));
         assert!(!may_read(&r, peer, &[(chat, 0)]));
-        let r = with_share(&r, chat, 0, owner, 2).unwrap();
-        assert!(may_read(&r, peer, &[(chat, 0)]));
-        assert!(!may_read(&r, stranger, &[(Uuid::new_v4(), 0)]));
+        assert!(
+            may_read(&pending(&r, chat, owner), peer, &[(chat, 6)]),
+            "a share left pending counts for every member"
+        );
         // Shared by message 5: a member who joined at 6 never saw it.
         let r = with_share(&r, chat, 5, owner, 3).unwrap();
         assert!(may_read(&r, peer, &[(chat, 5)]));
         assert!(!may_read(&r, stranger, &[(chat, 6)]));
+        assert!(!may_read(&r, stranger, &[(Uuid::new_v4(), 0)]));
     }
 
     #[test]
-    fn shares_remember_the_latest_message_and_reset_while_a_send_is_pending() {
-        let (owner, chat) = (Uuid::new_v4(), Uuid::new_v4());
-        let (r, ..) = written(claim(None, upload("x"), owner, 1));
-        let r = with_share(&r, chat, 0, owner, 2).unwrap();
-        let r = with_share(&r, chat, 7, owner, 2).unwrap();
-        assert_eq!(r.shares[0].seq, 7);
+    fn shares_remember_the_latest_message_and_its_sender() {
+        let (owner, bob, chat) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (fresh, ..) = written(claim(None, upload("x"), owner, 1));
+        let r = with_share(&fresh, chat, 3, owner, 2).unwrap();
         assert_eq!(
-            with_share(&r, chat, 5, owner, 3),
+            with_share(&r, chat, 3, owner, 2),
+            None,
+            "one message is recorded once"
+        );
+        let r = with_share(&r, chat, 7, bob, 3).unwrap();
+        let latest = Share {
+            chat_id: chat,
+            seq: 7,
+            by: bob,
+        };
+        assert_eq!(r.shares, vec![latest]);
+        assert_eq!(
+            with_share(&r, chat, 5, owner, 4),
             None,
             "an older seq changes nothing"
         );
-        let r = with_share(&r, chat, 0, owner, 4).unwrap();
-        assert_eq!(r.shares[0].seq, 0);
-        assert_eq!(r.shares.len(), 1);
+        // A share left pending takes the seq of the next message.
+        let r = with_share(&pending(&fresh, chat, owner), chat, 2, owner, 5).unwrap();
+        assert_eq!((r.shares.len(), r.shares[0].seq), (1, 2));
     }
 
     fn member(user: UserId, delivered: Seq) -> Member {
@@ -365,10 +389,9 @@ mod tests {
             due(&r, policy, &BTreeMap::new(), UNSENT_GRACE_MS),
             "never shared, expired"
         );
-        let r = with_share(&r, chat, 0, owner, 0).unwrap();
         assert!(
-            !due(&r, policy, &BTreeMap::new(), 500),
-            "a send still pending"
+            !due(&pending(&r, chat, owner), policy, &BTreeMap::new(), 500),
+            "a share left pending"
         );
         let r = with_share(&r, chat, 5, owner, 0).unwrap();
         let offline = BTreeMap::from([(chat, vec![member(owner, 5), member(bob, 4)])]);

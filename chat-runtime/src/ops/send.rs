@@ -1,6 +1,7 @@
 //! Sending: a device's consecutive messages go to the shards as one batch
-//! (one store write per chat), media attached first; each is answered with
-//! where it landed, in order.
+//! (one store write per chat), media attached first (checked only: the
+//! chat's shard records the share once the message is stored); each is
+//! answered with where it landed, in order.
 
 use std::time::Instant;
 
@@ -62,16 +63,8 @@ impl Node {
             }
         }
         let (indexes, items): (Vec<usize>, Vec<SendItem>) = ready.into_iter().unzip();
-        let media: Vec<_> = items
-            .iter()
-            .map(|item| Some((item.content.attachment()?.media_id.clone(), item.chat)))
-            .collect();
         let sent = self.shards.send(user, items).await;
-        for ((i, media), answer) in indexes.into_iter().zip(media).zip(sent) {
-            if let (Ok(s), Some((id, chat))) = (&answer, media) {
-                // Retention keeps the media while this message is undelivered.
-                self.media.shared(&id, chat, s.seq, user).await;
-            }
+        for (i, answer) in indexes.into_iter().zip(sent) {
             if answer.is_ok() {
                 let latency = started.elapsed().as_secs_f64();
                 self.metrics.send_latency.observe(latency);

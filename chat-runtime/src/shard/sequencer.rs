@@ -2,7 +2,8 @@
 //! chat from the store into its slot on first use, asks the core what a
 //! command does, and performs the answer in the order the delivery
 //! invariants need: store writes first (a message is acknowledged and
-//! published only once durable), then the bus, then the push queue. It reads
+//! published only once durable, and the media it carries is recorded as
+//! shared before it is published), then the bus, then the push queue. It reads
 //! the clock once per command and passes the time in. Sends are in `send`,
 //! chat creation and membership in `groups`.
 
@@ -24,6 +25,7 @@ use crate::bus::queue::PushQueue;
 use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, BusError, Envelope};
 use crate::error::ApiError;
+use crate::media;
 use crate::metrics::Metrics;
 use crate::model::{ChatId, Message, Seq, UserId};
 use crate::protocol::{self, ErrorCode, ServerFrame};
@@ -169,7 +171,8 @@ impl Shard {
     }
 
     /// Stores `msgs` (the chat's next seqs, in order) with `change` in one
-    /// write, then fans each out in seq order and queues their pushes.
+    /// write, records the media they carry as shared, then fans each out in
+    /// seq order and queues their pushes.
     async fn append(
         &self,
         st: &mut ChatState,
@@ -188,6 +191,7 @@ impl Shard {
             }
             Err(e) => return Err(e.into()),
         }
+        self.record_shares(&msgs).await;
         let fanout = st.stored(msgs, change);
         let jobs = match &self.push {
             Some(push) => fanout.push_jobs(|u| push.online(u)),
@@ -205,6 +209,32 @@ impl Shard {
             push.queue(jobs);
         }
         Ok(())
+    }
+
+    /// Records the share of each media `msgs` carry, with the seq of the last
+    /// message carrying it: one write per media, by the shard that stored
+    /// them, before they are published (recipients may then download it
+    /// and retention keeps it for them). A failed write leaves the messages
+    /// stored and answered: it is logged and counted.
+    async fn record_shares(&self, msgs: &[Message]) {
+        let mut recorded: Vec<&str> = Vec::new();
+        for m in msgs.iter().rev() {
+            let Some(a) = m.content.attachment() else {
+                continue;
+            };
+            if recorded.contains(&a.media_id.as_str()) {
+                continue;
+            }
+            recorded.push(&a.media_id);
+            let shared = media::record_share(&*self.store, &a.media_id, m.chat_id, m.seq, m.sender);
+            if let Err(e) = shared.await {
+                self.metrics.media_share_failures.inc();
+                tracing::warn!(
+                    media = %a.media_id, chat = %m.chat_id, seq = m.seq, error = %e,
+                    "media: recording a share failed"
+                );
+            }
+        }
     }
 
     /// Publishes `event` of `chat`.

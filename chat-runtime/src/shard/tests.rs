@@ -1,4 +1,5 @@
-//! The shard driven directly on the embedded store: what it keeps in memory.
+//! The shard driven directly on the embedded store: what it keeps in memory
+//! and the media shares it records.
 
 use std::sync::Arc;
 
@@ -102,4 +103,70 @@ async fn the_in_process_client_passes_the_shard_client_conformance_suite() {
     let (shard, store) = shard(dir.path()).await;
     let client = LocalShardClient(Arc::new(shard));
     super::conformance::run(&client, store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_media_send_records_its_share_once_with_its_seq() {
+    use crate::media::fixtures;
+    use crate::model::{Attachment, MediaKind, Share};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let shard = Shard::new(store.clone(), Arc::new(LocalBus::new()), metrics.clone());
+    let alice = user("+15550000003");
+    store.create_user(&alice).await.unwrap();
+    let create = Command::CreateGroup {
+        user: alice.id,
+        title: "photos".into(),
+        members: vec![],
+    };
+    let Reply::Chat(chat) = shard.handle(create).await.unwrap() else {
+        panic!("a chat");
+    };
+    let media = fixtures::record(&"ab".repeat(32));
+    store.swap_media(&media, None).await.unwrap();
+    let item = |id: &str, attachment| SendItem {
+        chat,
+        client_msg_id: id.into(),
+        content: Content::media(MediaKind::Video, attachment),
+    };
+    let clip = |id: &str| item(id, fixtures::attachment());
+    let send = |items| async {
+        let command = Command::Send {
+            user: alice.id,
+            items,
+        };
+        match shard.handle(command).await {
+            Ok(Reply::Sent(answers)) => answers.into_iter().map(Result::unwrap).collect(),
+            other => panic!("sent, not {other:?}"),
+        }
+    };
+
+    // Two messages of one batch carry it: one write, with the later seq.
+    let sent: Vec<_> = send(vec![clip("c1"), clip("c2")]).await;
+    let recorded = store.media(&media.id).await.unwrap().unwrap();
+    let share = Share {
+        chat_id: chat,
+        seq: sent[1].seq,
+        by: alice.id,
+    };
+    assert_eq!(recorded.shares, vec![share]);
+    assert_eq!(recorded.version, media.version + 1, "one write");
+
+    // A retry is answered from the store and records nothing again.
+    let retry: Vec<_> = send(vec![clip("c2")]).await;
+    assert_eq!((retry[0].seq, retry[0].duplicate), (sent[1].seq, true));
+    let after = store.media(&media.id).await.unwrap().unwrap();
+    assert_eq!(after.version, recorded.version);
+
+    // A share that cannot be recorded (here: no record) leaves the message
+    // stored and sent; the failure is counted.
+    let missing = Attachment {
+        media_id: "cd".repeat(32),
+        ..fixtures::attachment()
+    };
+    let sent: Vec<_> = send(vec![item("c3", missing)]).await;
+    assert!(!sent[0].duplicate);
+    assert_eq!(store.head(chat).await.unwrap(), sent[0].seq);
+    assert_eq!(metrics.media_share_failures.get(), 1);
 }

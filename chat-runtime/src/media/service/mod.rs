@@ -1,6 +1,7 @@
 //! [`Media`]: the I/O shell of media sharing. Streams uploads into a bucket
-//! (never holding a whole file in memory), records them, authorizes and
-//! opens downloads, and runs the retention sweeper. Decisions live in the
+//! (never holding a whole file in memory), records them, authorizes sends
+//! and downloads, opens downloads, and runs the retention sweeper;
+//! [`record_share`] records a stored message's share. Decisions live in the
 //! pure modules beside it.
 
 use std::collections::BTreeMap;
@@ -204,23 +205,6 @@ impl Media {
         }
         Err(MediaError::Busy)
     }
-    /// Applies `change` to media `id` by compare-and-set, retrying on races.
-    async fn update(
-        &self,
-        id: &str,
-        change: impl Fn(&MediaRecord) -> Option<MediaRecord>,
-    ) -> Result<MediaRecord, MediaError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.store.media(id).await?.ok_or(MediaError::NotFound)?;
-            let Some(next) = change(&current) else {
-                return Ok(current);
-            };
-            if self.store.swap_media(&next, Some(current.version)).await? {
-                return Ok(next);
-            }
-        }
-        Err(MediaError::Busy)
-    }
     /// Media `id` if `user` may read it: they uploaded it or it was shared
     /// in one of their chats.
     pub async fn authorize(&self, user: UserId, id: &str) -> Result<MediaRecord, MediaError> {
@@ -244,8 +228,8 @@ impl Media {
         Ok(r)
     }
     /// The content of a message of `kind` carrying media `id`, which `user`
-    /// shares in `chat` (records the share first, so that recipients may
-    /// download it as soon as the message reaches them).
+    /// may share in `chat`. Writes nothing: the chat's shard records the
+    /// share once the message is stored ([`record_share`]).
     pub async fn attach(
         &self,
         user: UserId,
@@ -267,20 +251,7 @@ impl Media {
         if !members.iter().any(|m| m.user_id == user) {
             return Err(ApiError::not_member());
         }
-        let r = self
-            .update(id, |r| record::with_share(r, chat, 0, user, now_ms()))
-            .await?;
         Ok(Content::media(kind, record::attachment(&r, caption)))
-    }
-    /// Records that message `seq` of `chat` carries media `id`.
-    pub async fn shared(&self, id: &str, chat: ChatId, seq: Seq, by: UserId) {
-        let result = self
-            .update(id, |r| record::with_share(r, chat, seq, by, now_ms()))
-            .await;
-        if let Err(e) = result {
-            // The share stays "pending": retention keeps the object.
-            tracing::warn!(media = id, %chat, seq, error = %e, "media: recording a share failed");
-        }
     }
     /// A signed link to media `r` for `user`, valid for `ttl_secs` (capped);
     /// returns its query string and expiry.
@@ -347,10 +318,47 @@ impl Media {
         if !self.bucket(&r.bucket)?.retention.after_download {
             return Ok(());
         }
-        let r = self.update(id, |r| record::with_download(r, user)).await?;
+        let r = update(&*self.store, id, |r| record::with_download(r, user)).await?;
         self.sweep_one(r, now_ms()).await?;
         Ok(())
     }
+}
+
+/// Applies `change` to media `id` by compare-and-set, retrying on races.
+async fn update(
+    store: &dyn Store,
+    id: &str,
+    change: impl Fn(&MediaRecord) -> Option<MediaRecord>,
+) -> Result<MediaRecord, MediaError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let current = store.media(id).await?.ok_or(MediaError::NotFound)?;
+        let Some(next) = change(&current) else {
+            return Ok(current);
+        };
+        if store.swap_media(&next, Some(current.version)).await? {
+            return Ok(next);
+        }
+    }
+    Err(MediaError::Busy)
+}
+
+/// Records that stored message `seq` of `chat`, sent by `by`, carries media
+/// `id`: from then on the chat's members may download it and retention
+/// keeps it until they have it. The chat's shard calls this once the message
+/// is durable and before it is published, so the bus brings no recipient
+/// the message before its media; a message recorded already writes nothing.
+pub async fn record_share(
+    store: &dyn Store,
+    id: &str,
+    chat: ChatId,
+    seq: Seq,
+    by: UserId,
+) -> Result<(), MediaError> {
+    update(store, id, |r| {
+        record::with_share(r, chat, seq, by, now_ms())
+    })
+    .await?;
+    Ok(())
 }
 
 fn body_error(e: impl Display) -> MediaError {

@@ -82,3 +82,43 @@ async fn decodes_are_bounded_and_bytes_already_stored_are_not_decoded_again() {
     assert_eq!(again.record.facts.width, Some(64));
     drop(held);
 }
+
+#[tokio::test]
+async fn attaching_checks_the_sender_and_writes_nothing() {
+    use crate::model::{Chat, ChatKind, Member, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+    let bucket = buckets::open(&crate::standalone::local_bucket(dir.path(), 1 << 20)).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let media = Media::new(store.clone(), vec![bucket], &[1; 32], metrics).unwrap();
+    let clip = crate::media::fixtures::record(&"ab".repeat(32));
+    store.swap_media(&clip, None).await.unwrap();
+    let (owner, peer) = (clip.uploaders[0], uuid::Uuid::new_v4());
+    let chat = Chat {
+        id: uuid::Uuid::new_v4(),
+        kind: ChatKind::Direct,
+        title: String::new(),
+        created_by: owner,
+        created_at: 1,
+    };
+    let members = [
+        Member::new(owner, Role::Member, 0),
+        Member::new(peer, Role::Member, 0),
+    ];
+    store.create_direct(&chat, members).await.unwrap();
+
+    let content = media
+        .attach(owner, chat.id, &clip.id, MediaKind::Video, "look".into())
+        .await
+        .unwrap();
+    assert_eq!(content.attachment().unwrap().media_id, clip.id);
+    // The peer neither uploaded it nor received it yet: not theirs to send.
+    let refused = media
+        .attach(peer, chat.id, &clip.id, MediaKind::File, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, crate::protocol::ErrorCode::NotFound);
+    // The share is the shard's to record, with the message's seq.
+    let stored = store.media(&clip.id).await.unwrap().unwrap();
+    assert_eq!(stored, clip);
+}
