@@ -92,6 +92,16 @@ impl Member {
             read_seq: 0,
         }
     }
+
+    /// Raises the watermarks to `delivered` and `read`, never lowering them
+    /// (`read` raises `delivered` too); whether anything moved.
+    pub fn raise(&mut self, delivered: Seq, read: Seq) -> bool {
+        let d = self.delivered_seq.max(delivered).max(read);
+        let r = self.read_seq.max(read);
+        let moved = (d, r) != (self.delivered_seq, self.read_seq);
+        (self.delivered_seq, self.read_seq) = (d, r);
+        moved
+    }
 }
 
 /// What a message carries.

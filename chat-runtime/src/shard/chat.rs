@@ -224,15 +224,11 @@ impl ChatState {
     ) -> Result<Option<Receipt>, ApiError> {
         let m = self.member(user)?.clone();
         let (delivered, read) = (delivered.min(self.head), read.min(self.head));
-        if delivered <= m.delivered_seq && read <= m.read_seq {
+        let mut updated = m.clone();
+        if !updated.raise(delivered, read) {
             return Ok(None);
         }
         let before = self.all_marks();
-        let updated = Member {
-            delivered_seq: m.delivered_seq.max(delivered).max(read),
-            read_seq: m.read_seq.max(read),
-            ..m.clone()
-        };
         let to = updated.delivered_seq;
         self.members.insert(user, updated);
         let all_moved = self.all_marks() != before;

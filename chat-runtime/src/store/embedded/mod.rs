@@ -261,13 +261,7 @@ impl Store for EmbeddedStore {
             let Some(mut m) = current else {
                 return Ok(None);
             };
-            let (d, r) = (
-                m.delivered_seq.max(delivered).max(read),
-                m.read_seq.max(read),
-            );
-            if (d, r) != (m.delivered_seq, m.read_seq) {
-                m.delivered_seq = d;
-                m.read_seq = r;
+            if m.raise(delivered, read) {
                 let bytes = encode(&m)?;
                 t.insert(key, bytes.as_slice()).map_err(backend)?;
             }

@@ -310,10 +310,8 @@ impl Store for ScyllaStore {
         let Some(mut m) = row.map(rows::member_value).transpose()?.flatten() else {
             return Ok(None);
         };
-        let d = m.delivered_seq.max(delivered).max(read);
-        let r = m.read_seq.max(read);
-        if (d, r) != (m.delivered_seq, m.read_seq) {
-            (m.delivered_seq, m.read_seq) = (d, r);
+        if m.raise(delivered, read) {
+            let (d, r) = (m.delivered_seq, m.read_seq);
             let values = (rows::seq_cell(d)?, rows::seq_cell(r)?, chat, user);
             self.exec(&q.update_watermarks, values).await?;
         }
