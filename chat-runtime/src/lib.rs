@@ -1,45 +1,56 @@
 //! chat-runtime: Confab's chat server.
 //!
 //! # Layout
-//! - [`model`]: users, chats, members, messages — plain data.
-//! - [`protocol`]: WebSocket protocol v1, typed frames and codes; no I/O.
-//! - [`store`]: the `Store` seam; embedded (redb) for standalone, CQL
-//!   (ScyllaDB / Cassandra) for clusters; one conformance suite.
-//! - [`bus`]: the `Bus` seam (per-user event fan-out); in-process for
-//!   standalone, NATS for clusters; one conformance suite.
-//! - [`cluster`]: cluster mode's pure cores — a shard's ring view, lease
-//!   and the fence that orders its writes (ownership of chats during
-//!   handoff; the store does not check fences yet, `docs/cluster.md` §10).
-//! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts as a
-//!   pure state machine per chat, and the shell that loads chats, stores,
-//!   publishes and queues pushes; the `ShardClient` seam.
-//! - [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
-//!   failed sign-ins; [`client`]: client addresses and per-key caps;
-//!   [`audit`]: the audit trail.
-//! - [`presence`]: online / last seen, visible to contacts only.
-//! - [`media`]: photos, videos, voice notes and files in object-storage
-//!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
-//! - [`push`]: push notifications for members with no live session — jobs,
-//!   retry policy, providers (FCM, APNs, webhook) and the notifier.
-//! - [`backoff`]: jittered waits between retries.
-//! - [`node`]: what a gateway needs to serve a request: seams + policies.
+//! Like the operator: pure cores with their tests beside them, seams (traits
+//! with one conformance suite each) and their adapters, one HTTP edge, and
+//! the processes that wire them together.
+//!
+//! **Core** — the decisions; talks to the seams' traits only:
+//! - [`model`]: users, chats, members, messages — plain data;
+//!   [`protocol`]: WebSocket protocol v1, typed frames and codes;
+//!   [`text`]: display names and titles, cleaned.
 //! - [`ops`]: one module per operation family (send, receipts, membership,
 //!   history, devices) — the one path from a WebSocket frame or a REST body
 //!   to the shard or store, shared by both edges.
-//! - [`session`]: one device's WebSocket session (hello, resume, live),
-//!   socket-free: a pure state machine (`session::state`) and the shell that
-//!   performs its actions.
-//! - [`gateway`]: the HTTP edge — one axum router for REST, media, the
-//!   WebSocket upgrade, the embedded web client and the probes, served by
-//!   hyper (optionally over TLS).
-//! - [`standalone`]: everything in one process.
-//! - [`cluster`]: the pure cores of cluster mode (shard ownership);
-//!   [`roles`]: the `gateway` and `shard` processes around them.
+//! - [`shard`]: sequencing — per-chat seqs, dedup, membership, receipts and
+//!   push audiences as a pure state machine per chat (`shard::chat`), and
+//!   the sequencer that loads chats, stores, publishes and queues pushes.
+//! - [`session`]: one device's session (hello, resume, live) as a pure
+//!   state machine (`session::state`) and the shell that performs its
+//!   actions.
+//! - [`cluster`]: a shard's ring view, lease and the fence that orders its
+//!   writes (ownership of chats during handoff, `docs/cluster.md`).
+//! - [`presence`]: online / last seen, visible to contacts only;
+//!   [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
+//!   failed sign-ins; [`client`]: client addresses and per-key caps;
+//!   [`audit`]: the audit trail; [`backoff`]: jittered retry waits.
+//! - [`node`]: what serving a request needs — the seams and the policies;
+//!   [`error`]: the API's error; [`metrics`]: what every process exports.
 //!
-//! The core (`session`, `shard` but for its NATS client `shard::remote`,
-//! `presence`, `node`, `ops`) imports neither the HTTP framework nor any network client; it talks
-//! to the `Store`, `Bus` and `ShardClient` traits. `docs/message-path.md`
-//! follows one message through these modules.
+//! **Seams and adapters** — each seam's module holds its trait, its
+//! conformance suite (feature `testkit`) and its adapters:
+//! - [`store`]: `Store`; `store::embedded` (redb) for standalone,
+//!   `store::scylla` (CQL: ScyllaDB / Cassandra) for clusters.
+//! - [`bus`]: `Bus` (per-user fan-out), `Sessions` (who is online where),
+//!   `PushQueue`; in-process for standalone, NATS for clusters.
+//! - `ShardClient` (in [`shard`]): in-process for standalone, NATS
+//!   request/reply to the ring's owner (`shard::remote`) for clusters.
+//! - [`media`]: photos, videos, voice notes and files in object-storage
+//!   buckets (the `Blobs` seam): uploads, previews, downloads, retention.
+//! - [`push`]: push providers (FCM, APNs, webhook), their retry policy and
+//!   the notifier that drains the push queue.
+//!
+//! **Edge** — [`gateway`]: one axum router for REST, media, the WebSocket
+//! upgrade, the embedded web client and the probes, served by hyper
+//! (optionally over TLS).
+//!
+//! **Processes** — [`standalone`]: everything in one process on one machine;
+//! [`roles`]: a cluster's `gateway`, `shard` and `notifier` processes and
+//! their control API.
+//!
+//! The core imports neither the HTTP framework nor any network client: only
+//! the adapters above do.
+//! `docs/message-path.md` follows one message through these modules.
 
 pub mod audit;
 pub mod auth;

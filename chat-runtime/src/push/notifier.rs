@@ -157,11 +157,8 @@ impl Notifier {
         job: &PushJob,
         device_id: &str,
     ) -> Result<Result<Device, Skip>, StoreError> {
-        let members = self.store.members(job.chat).await?;
-        let read = members
-            .iter()
-            .find(|m| m.user_id == job.user)
-            .map_or(0, |m| m.read_seq);
+        let member = self.store.member(job.chat, job.user).await?;
+        let read = member.map_or(0, |m| m.read_seq);
         if read >= job.seq {
             return Ok(Err(Skip::Read));
         }

@@ -202,8 +202,7 @@ impl Session {
 
     /// The user's membership of `chat`, if they are a member.
     async fn membership(&self, chat: ChatId) -> Option<Member> {
-        let members = self.node.store.members(chat).await.unwrap_or_default();
-        members.into_iter().find(|m| m.user_id == self.user)
+        self.node.store.member(chat, self.user).await.ok().flatten()
     }
 
     /// The live phase: frames in, events out, heartbeats, shutdown.

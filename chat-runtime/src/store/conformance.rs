@@ -132,6 +132,11 @@ async fn direct_chats(store: &dyn Store) {
     assert_eq!(store.direct_chat(b, a).await.unwrap(), Some(chat.id));
     assert_eq!(store.chat(other.id).await.unwrap(), None);
     assert_eq!(store.members(chat.id).await.unwrap().len(), 2);
+    let member = store.member(chat.id, b).await.unwrap();
+    assert_eq!(member.map(|m| m.user_id), Some(b));
+    let stranger = Uuid::new_v4();
+    assert_eq!(store.member(chat.id, stranger).await.unwrap(), None);
+    assert_eq!(store.member(Uuid::new_v4(), b).await.unwrap(), None);
     assert_eq!(store.user_chats(b).await.unwrap(), vec![chat.id]);
 }
 

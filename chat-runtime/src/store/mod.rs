@@ -80,6 +80,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(ChatId, bool), StoreError>;
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>, StoreError>;
     async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError>;
+    /// `user`'s membership of `chat`, if they belong to it: the one way
+    /// every layer asks.
+    async fn member(&self, chat: ChatId, user: UserId) -> Result<Option<Member>, StoreError> {
+        let members = self.members(chat).await?;
+        Ok(members.into_iter().find(|m| m.user_id == user))
+    }
     /// Ids of the chats `user` belongs to.
     async fn user_chats(&self, user: UserId) -> Result<Vec<ChatId>, StoreError>;
 

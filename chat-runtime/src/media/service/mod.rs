@@ -213,8 +213,7 @@ impl Media {
         if !r.uploaders.contains(&user) {
             let mine = self.store.user_chats(user).await?;
             for s in r.shares.iter().filter(|s| mine.contains(&s.chat_id)) {
-                let members = self.store.members(s.chat_id).await?;
-                if let Some(m) = members.iter().find(|m| m.user_id == user) {
+                if let Some(m) = self.store.member(s.chat_id, user).await? {
                     chats.push((s.chat_id, m.joined_seq));
                 }
             }
@@ -247,8 +246,7 @@ impl Media {
             }
             .into());
         }
-        let members = self.store.members(chat).await?;
-        if !members.iter().any(|m| m.user_id == user) {
+        if self.store.member(chat, user).await?.is_none() {
             return Err(ApiError::not_member());
         }
         Ok(Content::media(kind, record::attachment(&r, caption)))

@@ -176,6 +176,13 @@ impl Store for EmbeddedStore {
         self.read(|txn| get_json(&txn.open_table(CHATS).map_err(backend)?, id.as_u128()))
     }
 
+    async fn member(&self, chat: ChatId, user: UserId) -> Result<Option<Member>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(MEMBERS).map_err(backend)?;
+            get_json(&t, (chat.as_u128(), user.as_u128()))
+        })
+    }
+
     async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError> {
         self.read(|txn| {
             let t = txn.open_table(MEMBERS).map_err(backend)?;

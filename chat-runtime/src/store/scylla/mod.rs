@@ -252,6 +252,14 @@ impl Store for ScyllaStore {
         Ok(out)
     }
 
+    /// One row, not the whole member list.
+    async fn member(&self, chat: ChatId, user: UserId) -> Result<Option<Member>, StoreError> {
+        let row: Option<rows::MemberRow> = self
+            .first(&self.queries.select_member, (chat, user))
+            .await?;
+        Ok(row.map(rows::member_value).transpose()?.flatten())
+    }
+
     async fn user_chats(&self, user: UserId) -> Result<Vec<ChatId>, StoreError> {
         let rows: Vec<(ChatId,)> = self.all(&self.queries.select_user_chats, (user,)).await?;
         Ok(rows.into_iter().map(|(c,)| c).collect())
@@ -306,8 +314,7 @@ impl Store for ScyllaStore {
         read: Seq,
     ) -> Result<Option<Member>, StoreError> {
         let q = &self.queries;
-        let row: Option<rows::MemberRow> = self.first(&q.select_member, (chat, user)).await?;
-        let Some(mut m) = row.map(rows::member_value).transpose()?.flatten() else {
+        let Some(mut m) = self.member(chat, user).await? else {
             return Ok(None);
         };
         if m.raise(delivered, read) {
