@@ -7,8 +7,12 @@
 //!
 //! Scenarios:
 //! - `direct`: P pairs of users; each sender sends at a share of the target
-//!   rate; receivers acknowledge `delivered` every 16 messages.
+//!   rate; receivers acknowledge `delivered` every 16 messages. Several
+//!   rates (`--rate 1000,5000` or `--ladder`) run one after another.
 //! - `group`: G groups of M members (M ≤ 100); one sender per group.
+//! - With `--compare`, `direct` and `group` run the same load through a raw
+//!   WebSocket relay built into the bench ([`relay`]) right after each
+//!   server run: every figure beside its ceiling ([`load`]).
 //! - `idle`: N authenticated, idle connections from several 127.0.0.x
 //!   source addresses; reports server RSS per connection.
 //! - `store`: embedded store append throughput at several concurrencies
@@ -22,22 +26,22 @@
 //!   server's peak RSS per case ([`abuse`]).
 
 mod abuse;
+mod load;
 mod media;
 mod push;
+mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use futures::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::net::TcpSocket;
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -59,11 +63,18 @@ enum Scenario {
     Direct {
         #[arg(long, default_value_t = 200)]
         pairs: usize,
-        /// Target messages per second in total.
-        #[arg(long, default_value_t = 30_000)]
-        rate: u64,
+        /// Target messages per second in total; several (comma-separated)
+        /// run one after another.
+        #[arg(long, value_delimiter = ',', default_value = "30000")]
+        rate: Vec<u64>,
+        /// The standard ladder of rates: 1k, 2k, 5k, 10k, 20k, 30k msgs/s.
+        #[arg(long, conflicts_with = "rate")]
+        ladder: bool,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Each rate also through the built-in relay (the ceiling).
+        #[arg(long)]
+        compare: bool,
     },
     /// Group fan-out.
     Group {
@@ -76,6 +87,9 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// The same fan-out also through the built-in relay (the ceiling).
+        #[arg(long)]
+        compare: bool,
     },
     /// Idle authenticated connections.
     Idle {
@@ -288,6 +302,8 @@ impl Target {
             socket.bind(SocketAddr::new(ip, 0))?;
         }
         let stream = socket.connect(self.addr).await?;
+        // Small frames go out at once, as from any chat client.
+        stream.set_nodelay(true)?;
         let (mut ws, _) =
             tokio_tungstenite::client_async(format!("ws://{}/v1/ws", self.addr), stream).await?;
         ws.send(Message::text(
@@ -304,283 +320,6 @@ impl Target {
         }
         bail!("closed before synced")
     }
-}
-
-fn now_us(t0: Instant) -> u64 {
-    t0.elapsed().as_micros() as u64
-}
-
-/// Shared latency recorder.
-struct Stats {
-    t0: Instant,
-    /// Server and bench CPU seconds when the measured phase began.
-    cpu_start: std::sync::Mutex<(f64, f64)>,
-    delivered: AtomicU64,
-    /// Receivers whose connection the server closed (slow consumers).
-    cut_off: AtomicU64,
-    deliver: Mutex<Histogram<u64>>,
-    ack: Mutex<Histogram<u64>>,
-}
-
-impl Stats {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            t0: Instant::now(),
-            cpu_start: std::sync::Mutex::new((0.0, 0.0)),
-            delivered: AtomicU64::new(0),
-            cut_off: AtomicU64::new(0),
-            deliver: Mutex::new(Histogram::new(3).expect("histogram")),
-            ack: Mutex::new(Histogram::new(3).expect("histogram")),
-        })
-    }
-}
-
-impl Stats {
-    /// Marks the start of the measured phase (after set-up and registration).
-    fn start_measuring(&self, target: &Target) {
-        let server = target.pid.and_then(cpu_secs).unwrap_or(0.0);
-        let bench = cpu_secs(std::process::id()).unwrap_or(0.0);
-        *self.cpu_start.lock().expect("cpu lock") = (server, bench);
-    }
-}
-
-fn pct(h: &Histogram<u64>, q: f64) -> String {
-    format!("{:.2} ms", h.value_at_quantile(q) as f64 / 1000.0)
-}
-
-/// Receives message events, records send→deliver latency (send time is in
-/// the body), acknowledges `delivered` every 16 messages.
-/// When receivers stop: set once the senders are done (plus a grace period),
-/// so slow set-up never shortens the measured window.
-type Deadline = Arc<std::sync::OnceLock<Instant>>;
-
-async fn receiver(mut ws: Ws, stats: Arc<Stats>, deadline: Deadline) {
-    let mut local = Histogram::<u64>::new(3).expect("histogram");
-    let mut count = 0u64;
-    while deadline.get().is_none_or(|d| Instant::now() < *d) {
-        let msg = match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
-            Err(_) => continue, // quiet: look at the deadline again
-            Ok(Some(Ok(msg))) => msg,
-            // Closed by the server (a slow consumer at overload) or broken.
-            Ok(None | Some(Err(_))) => {
-                stats.cut_off.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-        };
-        let Message::Text(t) = msg else { continue };
-        if !t.starts_with("{\"type\":\"message\"") {
-            continue;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(&t) else {
-            continue;
-        };
-        let m = &v["message"];
-        if let Some(sent) = m["body"].as_str().and_then(|b| b.parse::<u64>().ok()) {
-            let _ = local.record(now_us(stats.t0).saturating_sub(sent));
-            count += 1;
-            if count.is_multiple_of(16) {
-                let ack = json!({"type":"delivered","chat_id":m["chat_id"],"seq":m["seq"]});
-                let _ = ws.send(Message::text(ack.to_string())).await;
-            }
-        }
-    }
-    stats.delivered.fetch_add(count, Ordering::Relaxed);
-    let _ = stats.deliver.lock().await.add(&local);
-}
-
-/// Sends to `chat` at `rate` msgs/s until `until`; records send→ack latency.
-/// Writing and reading run apart, so a server that pushes back on one never
-/// stalls the other.
-async fn sender(ws: Ws, chat: String, rate: f64, stats: Arc<Stats>, until: Instant) -> u64 {
-    let (mut sink, mut stream) = ws.split();
-    let pending = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let reader = {
-        let (pending, stats) = (pending.clone(), stats.clone());
-        tokio::spawn(async move {
-            let mut local = Histogram::<u64>::new(3).expect("histogram");
-            let mut acked = 0u64;
-            let stop = until + Duration::from_secs(2);
-            while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(stop.into(), stream.next()).await
-            {
-                let Message::Text(t) = msg else { continue };
-                if t.starts_with("{\"type\":\"sent\"")
-                    && let Ok(v) = serde_json::from_str::<Value>(&t)
-                    && let Some(id) = v["client_msg_id"].as_str()
-                    && let Some(sent) = pending.lock().expect("pending").remove(id)
-                {
-                    let _ = local.record(now_us(stats.t0).saturating_sub(sent));
-                    acked += 1;
-                }
-            }
-            let _ = stats.ack.lock().await.add(&local);
-            acked
-        })
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut n = 0u64;
-    while Instant::now() < until {
-        tick.tick().await;
-        let sent = now_us(stats.t0);
-        let id = format!("b{n}");
-        n += 1;
-        pending.lock().expect("pending").insert(id.clone(), sent);
-        let f = json!({"type":"send","chat_id":chat,"client_msg_id":id,"body":sent.to_string()});
-        if sink.send(Message::text(f.to_string())).await.is_err() {
-            break;
-        }
-    }
-    reader.await.unwrap_or(0)
-}
-
-async fn report(name: &str, target: &Target, stats: &Stats, sent: u64, secs: f64) {
-    let delivered = stats.delivered.load(Ordering::Relaxed);
-    let d = stats.deliver.lock().await;
-    let a = stats.ack.lock().await;
-    println!("scenario            {name}");
-    println!(
-        "acked sends         {sent} ({:.0} msgs/s)",
-        sent as f64 / secs
-    );
-    println!(
-        "deliveries          {delivered} ({:.0} /s)",
-        delivered as f64 / secs
-    );
-    let cut_off = stats.cut_off.load(Ordering::Relaxed);
-    if cut_off > 0 {
-        println!("receivers cut off   {cut_off} (closed by the server: overload)");
-    }
-    println!(
-        "send→ack    p50 {} p99 {} p999 {}",
-        pct(&a, 0.5),
-        pct(&a, 0.99),
-        pct(&a, 0.999)
-    );
-    println!(
-        "send→deliver p50 {} p99 {} p999 {}",
-        pct(&d, 0.5),
-        pct(&d, 0.99),
-        pct(&d, 0.999)
-    );
-    if let Some(rss) = target.pid.and_then(rss_kib) {
-        println!("server RSS          {:.1} MiB", rss as f64 / 1024.0);
-    }
-    let (server0, bench0) = *stats.cpu_start.lock().expect("cpu lock");
-    if let Some(cpu) = target.pid.and_then(cpu_secs) {
-        println!(
-            "server CPU          {:.1} s while measuring ({:.0}% of one core)",
-            cpu - server0,
-            (cpu - server0) / secs * 100.0
-        );
-    }
-    if let Some(cpu) = cpu_secs(std::process::id()) {
-        println!("bench CPU           {:.1} s while measuring", cpu - bench0);
-    }
-}
-
-async fn direct(target: &Target, pairs: usize, rate: u64, seconds: u64) -> Result<()> {
-    let users = target.users(pairs * 2).await?;
-    let stats = Stats::new();
-    let deadline = Deadline::default();
-    let (mut receivers, mut senders) = (Vec::new(), Vec::new());
-    for pair in users.chunks(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        let direct = target
-            .post("/v1/direct", Some(&a.token), json!({"phone": b.phone}))
-            .await?;
-        let chat = direct["chat_id"].as_str().unwrap_or_default().to_owned();
-        let ws = target.connect(&b.token, None).await?;
-        receivers.push(tokio::spawn(receiver(ws, stats.clone(), deadline.clone())));
-        let ws = target.connect(&a.token, None).await?;
-        senders.push((ws, chat));
-    }
-    let load = Load {
-        stats,
-        deadline,
-        receivers,
-        senders,
-    };
-    let per = rate as f64 / pairs as f64;
-    load.run(target, "direct (1:1)", per, seconds).await
-}
-
-/// Connected receivers and senders, ready to measure.
-struct Load {
-    stats: Arc<Stats>,
-    deadline: Deadline,
-    receivers: Vec<tokio::task::JoinHandle<()>>,
-    senders: Vec<(Ws, String)>,
-}
-
-impl Load {
-    /// Sends at `per` msgs/s per sender for `seconds`, lets receivers drain
-    /// for a second, then prints the figures.
-    async fn run(self, target: &Target, name: &str, per: f64, seconds: u64) -> Result<()> {
-        let Load {
-            stats,
-            deadline,
-            receivers,
-            senders,
-        } = self;
-        stats.start_measuring(target);
-        let send_until = Instant::now() + Duration::from_secs(seconds);
-        let tasks: Vec<_> = senders
-            .into_iter()
-            .map(|(ws, chat)| tokio::spawn(sender(ws, chat, per, stats.clone(), send_until)))
-            .collect();
-        let mut sent = 0;
-        for t in tasks {
-            sent += t.await?;
-        }
-        let _ = deadline.set(Instant::now() + Duration::from_secs(1));
-        for r in receivers {
-            r.await?;
-        }
-        report(name, target, &stats, sent, seconds as f64).await;
-        Ok(())
-    }
-}
-
-async fn group(
-    target: &Target,
-    groups: usize,
-    members: usize,
-    rate: u64,
-    seconds: u64,
-) -> Result<()> {
-    let users = target.users(members).await?;
-    let ids: Vec<_> = users[1..].iter().map(|u| u.id.clone()).collect();
-    let stats = Stats::new();
-    let deadline = Deadline::default();
-    let mut chats = Vec::new();
-    for g in 0..groups {
-        let v = target
-            .post(
-                "/v1/groups",
-                Some(&users[0].token),
-                json!({"title": format!("bench {g}"), "members": ids}),
-            )
-            .await?;
-        chats.push(v["chat_id"].as_str().unwrap_or_default().to_owned());
-    }
-    let mut receivers = Vec::new();
-    for u in &users {
-        let ws = target.connect(&u.token, None).await?;
-        receivers.push(tokio::spawn(receiver(ws, stats.clone(), deadline.clone())));
-    }
-    let mut senders = Vec::new();
-    for chat in chats {
-        senders.push((target.connect(&users[0].token, None).await?, chat));
-    }
-    let load = Load {
-        stats,
-        deadline,
-        receivers,
-        senders,
-    };
-    let name = format!("group ({groups} × {members} members)");
-    load.run(target, &name, rate as f64 / groups as f64, seconds)
-        .await
 }
 
 async fn idle(target: &Target, connections: usize, sources: u8) -> Result<()> {
@@ -686,18 +425,24 @@ async fn main() -> Result<()> {
         Scenario::Direct {
             pairs,
             rate,
+            ladder,
             seconds,
-        } => direct(&target, pairs, rate, seconds).await,
+            compare,
+        } => {
+            let rates = if ladder { load::LADDER.to_vec() } else { rate };
+            load::direct(&target, pairs, &rates, seconds, compare).await
+        }
         Scenario::Group {
             groups,
             members,
             rate,
             seconds,
+            compare,
         } => {
             if members > 100 {
                 bail!("groups hold at most 100 members");
             }
-            group(&target, groups, members, rate, seconds).await
+            load::group(&target, groups, members, rate, seconds, compare).await
         }
         Scenario::Idle {
             connections,
