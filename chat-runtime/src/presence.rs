@@ -143,6 +143,7 @@ impl Presence {
             chat: None,
             seq: 0,
             frame: Bytes::from(protocol::encode(&frame)),
+            origin: None,
         };
         let _ = self.bus.publish_many(&contacts, envelope).await;
     }

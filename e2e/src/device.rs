@@ -195,6 +195,11 @@ impl Device {
                     self.slowest_ack = self.slowest_ack.max(at.elapsed());
                 }
                 self.acked.insert(client_msg_id.clone(), (*chat_id, *seq));
+                // The sending connection holds its message from `sent` (it is
+                // not sent back). Its resume watermark still moves only with
+                // `message` frames: a lower seq may not have arrived yet.
+                self.received
+                    .insert((*chat_id, *seq), client_msg_id.clone());
                 if *duplicate {
                     self.duplicates.insert(client_msg_id.clone());
                 }

@@ -15,6 +15,7 @@ fn event(seq: u64) -> Envelope {
         chat: Some(Uuid::nil()),
         seq,
         frame: Bytes::from(format!("{{\"seq\":{seq}}}")),
+        origin: Some(seq),
     }
 }
 

@@ -39,7 +39,13 @@ pub struct Envelope {
     pub seq: Seq,
     /// The encoded server frame, sent to the device as it is.
     pub frame: Bytes,
+    /// The session a message was sent from: it has its `sent` and does not
+    /// get the message back (the sender's other devices do).
+    pub origin: Option<Origin>,
 }
+
+/// A live session's tag, unique among the sessions of the cluster (random).
+pub type Origin = u64;
 
 /// Failures of the bus.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,8 @@
 //! # Wire format
 //! Subject `<prefix>.<user uuid>` (default prefix [`DEFAULT_PREFIX`]); the
 //! payload is the encoded frame as it is; headers [`CHAT_HEADER`] (the chat's
-//! uuid, absent for events of no chat) and [`SEQ_HEADER`] (decimal).
+//! uuid, absent for events of no chat), [`SEQ_HEADER`] (decimal) and
+//! [`ORIGIN_HEADER`] (the sending session's tag, decimal; absent when none).
 //!
 //! # Delivery
 //! Core NATS is at-most-once, like the in-process bus: the store is the
@@ -35,6 +36,8 @@ pub const DEFAULT_PREFIX: &str = "confab.user";
 pub const CHAT_HEADER: &str = "Confab-Chat";
 /// Header carrying the event's seq.
 pub const SEQ_HEADER: &str = "Confab-Seq";
+/// Header carrying the tag of the session a message was sent from.
+pub const ORIGIN_HEADER: &str = "Confab-Origin";
 
 /// The NATS bus. Cheap to clone (the client is a handle).
 #[derive(Clone, Debug)]
@@ -83,6 +86,9 @@ fn headers(event: &Envelope) -> HeaderMap {
         h.insert(CHAT_HEADER, chat.as_hyphenated().to_string());
     }
     h.insert(SEQ_HEADER, event.seq.to_string());
+    if let Some(origin) = event.origin {
+        h.insert(ORIGIN_HEADER, origin.to_string());
+    }
     h
 }
 
@@ -94,10 +100,15 @@ fn decode(msg: Message) -> Option<Envelope> {
         Some(v) => Some(ChatId::from_str(v.as_str()).ok()?),
         None => None,
     };
+    let origin = match h.get(ORIGIN_HEADER) {
+        Some(v) => Some(v.as_str().parse().ok()?),
+        None => None,
+    };
     Some(Envelope {
         chat,
         seq,
         frame: msg.payload,
+        origin,
     })
 }
 
@@ -171,12 +182,19 @@ mod tests {
             chat: Some(chat),
             seq: 42,
             frame: Bytes::from_static(b"{}"),
+            origin: Some(9),
         };
         let h = headers(&e);
         assert_eq!(h.get(SEQ_HEADER).unwrap().as_str(), "42");
         assert_eq!(h.get(CHAT_HEADER).unwrap().as_str(), chat.to_string());
-        let none = headers(&Envelope { chat: None, ..e });
+        assert_eq!(h.get(ORIGIN_HEADER).unwrap().as_str(), "9");
+        let none = headers(&Envelope {
+            chat: None,
+            origin: None,
+            ..e
+        });
         assert!(none.get(CHAT_HEADER).is_none());
+        assert!(none.get(ORIGIN_HEADER).is_none());
     }
 
     fn message(headers: Option<HeaderMap>) -> Message {
@@ -193,11 +211,12 @@ mod tests {
 
     #[test]
     fn decodes_what_it_encodes_and_ignores_strangers() {
-        for chat in [Some(Uuid::new_v4()), None] {
+        for (chat, origin) in [(Some(Uuid::new_v4()), Some(u64::MAX)), (None, None)] {
             let e = Envelope {
                 chat,
                 seq: 7,
                 frame: Bytes::from_static(b"frame"),
+                origin,
             };
             assert_eq!(decode(message(Some(headers(&e)))), Some(e));
         }

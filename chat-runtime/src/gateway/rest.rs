@@ -229,7 +229,8 @@ async fn send_message(
 ) -> Result<ServerFrame, ApiError> {
     let outgoing = b.outgoing(chat);
     outgoing.check()?;
-    let sent = node.send(user, std::slice::from_ref(&outgoing)).await;
+    // No session sent it: every device of the sender hears it.
+    let sent = node.send(user, std::slice::from_ref(&outgoing), None).await;
     let sent = sent.into_iter().next().expect("one answer per send")?;
     Ok(outgoing.sent(sent))
 }

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::model::{ChatId, Content, MediaId, UserId};
 use crate::node::Node;
@@ -49,10 +50,17 @@ impl Outgoing {
 }
 
 impl Node {
-    /// Sends `outgoing` (checked) for `user`: media is attached (the upload
-    /// checked against the sender's rights), then every item that is ready
-    /// goes to the shards in one batch. One answer per item, in order.
-    pub async fn send(&self, user: UserId, outgoing: &[Outgoing]) -> Vec<Result<Sent, ApiError>> {
+    /// Sends `outgoing` (checked) for `user`, from session `origin` if any
+    /// (which then hears `sent`, not its own message back): media is
+    /// attached (the upload checked against the sender's rights), then every
+    /// item that is ready goes to the shards in one batch. One answer per
+    /// item, in order.
+    pub async fn send(
+        &self,
+        user: UserId,
+        outgoing: &[Outgoing],
+        origin: Option<Origin>,
+    ) -> Vec<Result<Sent, ApiError>> {
         let started = Instant::now();
         let mut answers = Vec::with_capacity(outgoing.len());
         let mut ready = Vec::with_capacity(outgoing.len());
@@ -63,7 +71,7 @@ impl Node {
             }
         }
         let (indexes, items): (Vec<usize>, Vec<SendItem>) = ready.into_iter().unzip();
-        let sent = self.shards.send(user, items).await;
+        let sent = self.shards.send(user, items, origin).await;
         for (i, answer) in indexes.into_iter().zip(sent) {
             if answer.is_ok() {
                 let latency = started.elapsed().as_secs_f64();

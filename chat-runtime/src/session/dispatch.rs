@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{Gone, Outbound, error_frame, out};
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::model::UserId;
 use crate::node::Node;
@@ -24,6 +25,7 @@ const BATCH: usize = 64;
 pub(super) async fn worker(
     node: Arc<Node>,
     user: UserId,
+    origin: Origin,
     mut queue: mpsc::Receiver<ClientFrame>,
     outbound: mpsc::Sender<Outbound>,
 ) {
@@ -60,7 +62,7 @@ pub(super) async fn worker(
                 (frame, _) => frame,
             };
             // Answers go out in the order their frames came in.
-            if send_batch(&node, user, &mut sends, &outbound)
+            if send_batch(&node, user, origin, &mut sends, &outbound)
                 .await
                 .is_err()
             {
@@ -78,7 +80,7 @@ pub(super) async fn worker(
                 return;
             }
         }
-        if send_batch(&node, user, &mut sends, &outbound)
+        if send_batch(&node, user, origin, &mut sends, &outbound)
             .await
             .is_err()
         {
@@ -102,13 +104,14 @@ fn refused(
 async fn send_batch(
     node: &Node,
     user: UserId,
+    origin: Origin,
     sends: &mut Vec<Outgoing>,
     outbound: &mpsc::Sender<Outbound>,
 ) -> Result<(), Gone> {
     if sends.is_empty() {
         return Ok(());
     }
-    let answers = node.send(user, sends).await;
+    let answers = node.send(user, sends, Some(origin)).await;
     for (o, answer) in sends.drain(..).zip(answers) {
         let frame = match answer {
             Ok(sent) => o.sent(sent),

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::bus::Envelope;
+use crate::bus::{Envelope, Origin};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::model::{ChatId, Member, UserId};
@@ -92,12 +92,14 @@ pub async fn run(
         return;
     }
     let heartbeat = Duration::from_millis(node.limits.heartbeat_ms);
+    // Tags this session's sends, so their messages are not sent back to it.
+    let origin: Origin = rand::random();
     let mut session = Session {
         node: node.clone(),
         user,
         outbound: outbound.clone(),
         commands: None,
-        state: SessionState::new(opened.watermarks, heartbeat),
+        state: SessionState::new(opened.watermarks, heartbeat, origin),
     };
     node.presence.connected(user).await;
     let mut events = opened.subscription.events;
@@ -107,7 +109,7 @@ pub async fn run(
             // Commands are read only once the device is caught up.
             let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
             session.commands = Some(commands);
-            let work = dispatch::worker(node.clone(), user, queue, outbound.clone());
+            let work = dispatch::worker(node.clone(), user, origin, queue, outbound.clone());
             worker = Some(tokio::spawn(work));
             session.live(&mut inbound, &mut events).await
         }

@@ -9,7 +9,9 @@
 //!   (its high mark). A live event at or below it is a duplicate and skipped;
 //!   one above it + 1 reveals a gap, filled from the store before the event
 //!   is forwarded, so the device sees every chat in seq order. A chat's first
-//!   live event sets the mark (nothing before it is filled).
+//!   live event sets the mark (nothing before it is filled). A message this
+//!   session sent moves the mark but is not forwarded: the device has its
+//!   `sent` (its other devices get the message).
 //! - Only members are filled in, and never from before they joined (their
 //!   join seq), whatever the device's mark says. A non-member's event still
 //!   passes (a removal's own event reaches the removed device).
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Inbound, error_frame};
-use crate::bus::Envelope;
+use crate::bus::{Envelope, Origin};
 use crate::error::ApiError;
 use crate::model::{ChatId, Member, Message, Seq};
 use crate::protocol::{self, ClientFrame, CloseCode, Correlation, ErrorCode, ServerFrame};
@@ -118,6 +120,8 @@ pub struct SessionState {
     bad_frames: u32,
     /// The fill under way, if the session waits for the store.
     job: Option<Job>,
+    /// This session's tag, on the messages it sends.
+    origin: Origin,
 }
 
 /// Filling one or more chats from the store, then finishing.
@@ -137,25 +141,28 @@ struct Job {
 
 #[derive(Debug)]
 enum Then {
-    /// The live event whose gap was filled: forward it.
+    /// The live event whose gap was filled: forward it (`None`: this
+    /// session's own message, only its seq is taken).
     Forward {
         chat: ChatId,
         seq: Seq,
-        frame: Bytes,
+        frame: Option<Bytes>,
     },
     /// A catch-up: send `synced` with these marks.
     Synced(BTreeMap<ChatId, Seq>),
 }
 
 impl SessionState {
-    /// A session whose device holds `watermarks` (from its hello).
-    pub fn new(watermarks: BTreeMap<ChatId, Seq>, heartbeat: Duration) -> Self {
+    /// A session tagged `origin` whose device holds `watermarks` (from its
+    /// hello).
+    pub fn new(watermarks: BTreeMap<ChatId, Seq>, heartbeat: Duration, origin: Origin) -> Self {
         Self {
             highs: watermarks.into_iter().collect(),
             heartbeat,
             heard: None,
             bad_frames: 0,
             job: None,
+            origin,
         }
     }
 
@@ -241,12 +248,13 @@ impl SessionState {
         if seq <= high {
             return vec![];
         }
+        let own = envelope.origin == Some(self.origin);
+        let frame = (!own).then_some(envelope.frame);
         if seq > high + 1 {
-            let frame = envelope.frame;
             return self.start(vec![chat], seq - 1, Then::Forward { chat, seq, frame });
         }
         self.highs.insert(chat, seq);
-        vec![Action::Forward(envelope.frame)]
+        frame.map(Action::Forward).into_iter().collect()
     }
 
     fn start(&mut self, chats: Vec<ChatId>, until: Seq, then: Then) -> Vec<Action> {
@@ -273,13 +281,13 @@ impl SessionState {
         let Some(job) = self.job.take() else {
             return actions;
         };
-        actions.push(match job.then {
+        match job.then {
             Then::Forward { chat, seq, frame } => {
                 self.highs.insert(chat, seq);
-                Action::Forward(frame)
+                actions.extend(frame.map(Action::Forward));
             }
-            Then::Synced(chats) => Action::Reply(ServerFrame::Synced { chats }),
-        });
+            Then::Synced(chats) => actions.push(Action::Reply(ServerFrame::Synced { chats })),
+        }
         actions
     }
 

@@ -7,6 +7,8 @@ use super::*;
 use crate::model::{Content, Role};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The tag of the session under test.
+const ME: Origin = 7;
 
 fn chat(n: u128) -> ChatId {
     ChatId::from_u128(n)
@@ -22,6 +24,17 @@ fn live(chat: ChatId, seq: Seq) -> Event {
         chat: Some(chat),
         seq,
         frame: frame(seq),
+        origin: Some(ME + 1),
+    })
+}
+
+/// A live message this session sent.
+fn own(chat: ChatId, seq: Seq) -> Event {
+    Event::Bus(Envelope {
+        chat: Some(chat),
+        seq,
+        frame: frame(seq),
+        origin: Some(ME),
     })
 }
 
@@ -78,7 +91,7 @@ fn read(chat: ChatId, after: Seq, limit: usize) -> Vec<Action> {
 
 /// A session whose device holds `marks`.
 fn session(marks: &[(ChatId, Seq)]) -> SessionState {
-    SessionState::new(marks.iter().copied().collect(), HEARTBEAT)
+    SessionState::new(marks.iter().copied().collect(), HEARTBEAT, ME)
 }
 
 /// A session whose device holds `mark` of a chat, given that chat's live
@@ -135,6 +148,7 @@ fn events_without_a_seq_always_pass() {
         chat,
         seq: 0,
         frame: frame(0),
+        origin: None,
     };
     assert_eq!(s.on_event(Event::Bus(typing(Some(a)))), vec![forward(0)]);
     assert_eq!(s.on_event(Event::Bus(typing(Some(a)))), vec![forward(0)]);
@@ -403,4 +417,26 @@ fn the_session_ends_with_the_right_code() {
     let restart = vec![Action::Close(CloseCode::ServerRestart)];
     assert_eq!(s.on_event(Event::Shutdown), restart);
     assert_eq!(s.on_event(Event::SocketEnded), vec![Action::End]);
+}
+
+#[test]
+fn the_sessions_own_message_moves_its_mark_but_is_not_sent_back() {
+    let a = chat(1);
+    let mut s = session(&[(a, 3)]);
+    assert_eq!(s.on_event(own(a, 4)), vec![]);
+    // The next message follows on without a fill, and the own one stays a
+    // duplicate.
+    assert_eq!(s.on_event(live(a, 5)), vec![forward(5)]);
+    assert_eq!(s.on_event(own(a, 4)), vec![]);
+}
+
+#[test]
+fn a_gap_before_the_sessions_own_message_is_filled_and_the_message_held_back() {
+    let a = chat(1);
+    let mut s = session(&[(a, 3)]);
+    assert_eq!(s.on_event(own(a, 6)), lookup(a));
+    assert_eq!(s.on_event(member(1, 0)), read(a, 3, 2));
+    // The fill delivers 4 and 5; 6 is the device's own: nothing more.
+    assert_eq!(s.on_event(page(a, 4..=5)), delivered(a, 4..=5));
+    assert_eq!(s.on_event(live(a, 7)), vec![forward(7)]);
 }

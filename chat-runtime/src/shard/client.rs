@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Command, Reply, SendItem, Sent, Shard};
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::model::{ChatId, Seq, UserId};
 use crate::protocol::ErrorCode;
@@ -48,14 +49,24 @@ pub(super) fn per_item(n: usize, reply: Result<Reply, ApiError>) -> Vec<Result<S
 }
 
 impl dyn ShardClient {
-    /// Sends a device's consecutive messages; one answer per item, in order
-    /// (a failed call fails every item).
-    pub async fn send(&self, user: UserId, items: Vec<SendItem>) -> Vec<Result<Sent, ApiError>> {
+    /// Sends a device's consecutive messages, from session `origin` if any;
+    /// one answer per item, in order (a failed call fails every item).
+    pub async fn send(
+        &self,
+        user: UserId,
+        items: Vec<SendItem>,
+        origin: Option<Origin>,
+    ) -> Vec<Result<Sent, ApiError>> {
         let n = items.len();
         if n == 0 {
             return Vec::new();
         }
-        per_item(n, self.call(Command::Send { user, items }).await)
+        let command = Command::Send {
+            user,
+            items,
+            origin,
+        };
+        per_item(n, self.call(command).await)
     }
     /// Raises `user`'s delivered and read watermarks in `chat`.
     pub async fn watermark(

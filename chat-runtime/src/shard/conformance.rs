@@ -65,7 +65,7 @@ async fn direct_chats_and_sends(client: &dyn ShardClient, store: &dyn Store) {
         text(chat, "m2"),
         text(chat, "m1"),
     ];
-    let answers = client.send(ann, items).await;
+    let answers = client.send(ann, items, None).await;
     assert_eq!(answers.len(), 4);
     let first = answers[0].clone().unwrap();
     assert!(!first.duplicate);
@@ -78,11 +78,11 @@ async fn direct_chats_and_sends(client: &dyn ShardClient, store: &dyn Store) {
     );
     assert_eq!(again.seq, first.seq);
     // A retry of the whole batch stores nothing new.
-    let retried = client.send(ann, vec![text(chat, "m2")]).await;
+    let retried = client.send(ann, vec![text(chat, "m2")], None).await;
     assert_eq!(retried[0].clone().unwrap().seq, first.seq + 1);
-    assert!(client.send(ann, Vec::new()).await.is_empty());
+    assert!(client.send(ann, Vec::new(), None).await.is_empty());
 
-    let stranger = client.send(eve, vec![text(chat, "x")]).await;
+    let stranger = client.send(eve, vec![text(chat, "x")], None).await;
     assert_eq!(stranger[0].clone().unwrap_err().code, ErrorCode::NotMember);
     client
         .watermark(bob, chat, first.seq + 1, first.seq)
@@ -147,7 +147,7 @@ async fn groups_and_membership(client: &dyn ShardClient, store: &dyn Store) {
         ErrorCode::Forbidden
     );
     client.remove_member(admin, group, dan).await.unwrap();
-    let removed = client.send(dan, vec![text(group, "after")]).await;
+    let removed = client.send(dan, vec![text(group, "after")], None).await;
     assert_eq!(removed[0].clone().unwrap_err().code, ErrorCode::NotMember);
     let current = client.invite(admin, group, false).await.unwrap();
     assert_eq!(
@@ -157,8 +157,10 @@ async fn groups_and_membership(client: &dyn ShardClient, store: &dyn Store) {
     );
 
     client.leave(cat, group).await.unwrap();
-    let left = client.send(cat, vec![text(group, "after")]).await;
+    let left = client.send(cat, vec![text(group, "after")], None).await;
     assert_eq!(left[0].clone().unwrap_err().code, ErrorCode::NotMember);
-    let sent = client.send(bob, vec![text(group, "still here")]).await;
+    let sent = client
+        .send(bob, vec![text(group, "still here")], None)
+        .await;
     assert!(sent[0].is_ok(), "{sent:?}");
 }

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{LocalShardClient, ShardClient};
 pub use sequencer::{Minter, Shard};
 
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::model::{ChatId, Content, Seq, UserId};
 
@@ -48,6 +49,9 @@ pub enum Command {
     Send {
         user: UserId,
         items: Vec<SendItem>,
+        /// The session they came from: it is not sent its own messages back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     /// Raise the user's delivered and/or read watermark.
     Watermark {

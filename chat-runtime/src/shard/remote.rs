@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Command, Reply, SendItem, Sent, Shard, ShardClient, batch, client};
 use crate::backoff;
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::protocol::ErrorCode;
 
@@ -149,14 +150,14 @@ impl NatsShardClient {
 
     /// A batch of sends may span chats of several shards: one batch per
     /// owner, answered in the original order.
-    async fn send(&self, user: uuid::Uuid, items: Vec<SendItem>) -> Reply {
+    async fn send(&self, user: uuid::Uuid, items: Vec<SendItem>, origin: Option<Origin>) -> Reply {
         let ring = self.ring();
         let n = items.len();
         let calls = batch::split(items, |item| ring.owner(item.chat))
             .into_iter()
             .map(|(_, list)| async move {
                 let (indexes, items): (Vec<usize>, Vec<SendItem>) = list.into_iter().unzip();
-                let answers = self.send_one_shard(user, items).await;
+                let answers = self.send_one_shard(user, items, origin).await;
                 indexes.into_iter().zip(answers).collect::<Vec<_>>()
             });
         let answers = futures::future::join_all(calls).await;
@@ -168,9 +169,15 @@ impl NatsShardClient {
         &self,
         user: uuid::Uuid,
         items: Vec<SendItem>,
+        origin: Option<Origin>,
     ) -> Vec<Result<Sent, ApiError>> {
         let n = items.len();
-        client::per_item(n, self.call_one(&Command::Send { user, items }).await)
+        let command = Command::Send {
+            user,
+            items,
+            origin,
+        };
+        client::per_item(n, self.call_one(&command).await)
     }
 }
 
@@ -178,7 +185,11 @@ impl NatsShardClient {
 impl ShardClient for NatsShardClient {
     async fn call(&self, command: Command) -> Result<Reply, ApiError> {
         match command {
-            Command::Send { user, items } => Ok(self.send(user, items).await),
+            Command::Send {
+                user,
+                items,
+                origin,
+            } => Ok(self.send(user, items, origin).await),
             other => self.call_one(&other).await,
         }
     }
@@ -240,6 +251,7 @@ mod tests {
                 client_msg_id: "c-1".into(),
                 content: Content::Text { body: "hi".into() },
             }],
+            origin: Some(7),
         };
         let json = serde_json::to_string(&command).unwrap();
         assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);

@@ -23,7 +23,7 @@ use super::{Command, Reply};
 use crate::audit;
 use crate::bus::queue::PushQueue;
 use crate::bus::sessions::Sessions;
-use crate::bus::{Bus, BusError, Envelope};
+use crate::bus::{Bus, BusError, Envelope, Origin};
 use crate::error::ApiError;
 use crate::media;
 use crate::metrics::Metrics;
@@ -59,6 +59,7 @@ fn envelope(chat: ChatId, frame: &ServerFrame) -> Envelope {
         chat: Some(chat),
         seq,
         frame: Bytes::from(protocol::encode(frame)),
+        origin: None,
     }
 }
 
@@ -112,7 +113,11 @@ impl Shard {
     /// Applies one command.
     pub async fn handle(&self, command: Command) -> Result<Reply, ApiError> {
         match command {
-            Command::Send { user, items } => Ok(Reply::Sent(self.send_many(user, items).await)),
+            Command::Send {
+                user,
+                items,
+                origin,
+            } => Ok(Reply::Sent(self.send_many(user, items, origin).await)),
             Command::Watermark {
                 user,
                 chat,
@@ -172,12 +177,14 @@ impl Shard {
 
     /// Stores `msgs` (the chat's next seqs, in order) with `change` in one
     /// write, records the media they carry as shared, then fans each out in
-    /// seq order and queues their pushes.
+    /// seq order (tagged with the session they came from, if any) and queues
+    /// their pushes.
     async fn append(
         &self,
         st: &mut ChatState,
         msgs: Vec<Message>,
         change: Option<MemberChange>,
+        origin: Option<Origin>,
     ) -> Result<(), ApiError> {
         match self.store.append_all(&msgs, change.clone()).await {
             Ok(()) => {}
@@ -199,7 +206,10 @@ impl Shard {
         };
         for message in fanout.messages {
             self.metrics.messages.inc();
-            let envelope = envelope(st.id(), &ServerFrame::Message { message });
+            let envelope = Envelope {
+                origin,
+                ..envelope(st.id(), &ServerFrame::Message { message })
+            };
             // The bus is at-most-once; a session that misses this reads it back.
             if let Err(e) = self.bus.publish_many(&fanout.audience, envelope).await {
                 tracing::warn!(error = %e, chat = %st.id(), "fan-out failed");

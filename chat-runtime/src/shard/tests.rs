@@ -32,6 +32,7 @@ fn send(user: Uuid, chat: Uuid, id: &str) -> Command {
             client_msg_id: id.into(),
             content: Content::Text { body: "hi".into() },
         }],
+        origin: None,
     }
 }
 
@@ -135,6 +136,7 @@ async fn a_media_send_records_its_share_once_with_its_seq() {
         let command = Command::Send {
             user: alice.id,
             items,
+            origin: None,
         };
         match shard.handle(command).await {
             Ok(Reply::Sent(answers)) => answers.into_iter().map(Result::unwrap).collect(),

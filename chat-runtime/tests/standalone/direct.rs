@@ -193,3 +193,35 @@ async fn non_member_is_denied_everywhere() {
     assert!(page["messages"].as_array().unwrap().is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_message() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000011", "Alice").await;
+    let bob = server.user("+15550000012", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut phone = server.connect(&alice).await;
+    let mut laptop = server.connect(&alice).await;
+    let mut b = server.connect(&bob).await;
+
+    assert_eq!(phone.say(chat, "m-1", "from my phone").await, 1);
+    for device in [&mut laptop, &mut b] {
+        assert_eq!(device.messages_until(chat, 1).await, vec![1]);
+    }
+    // Bob answers: the phone gets seq 2 next, never its own seq 1 (and no
+    // gap is filled with it).
+    assert_eq!(b.say(chat, "m-2", "hi").await, 2);
+    assert_eq!(phone.messages_until(chat, 2).await, vec![2]);
+    // A send over REST came from no session: every device hears it.
+    let (status, _) = server
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&alice.token),
+            json!({"client_msg_id": "m-3", "body": "from the api"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(phone.messages_until(chat, 3).await, vec![3]);
+    assert_eq!(laptop.messages_until(chat, 3).await, vec![2, 3]);
+    server.stop().await;
+}

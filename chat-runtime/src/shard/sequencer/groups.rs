@@ -128,7 +128,7 @@ impl Shard {
         if let Some((user, banned)) = change.ban {
             self.store.set_banned(st.id(), user, banned).await?;
         }
-        self.append(st, vec![change.message], Some(change.member))
+        self.append(st, vec![change.message], Some(change.member), None)
             .await
     }
 

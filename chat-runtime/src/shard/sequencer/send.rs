@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::Shard;
+use crate::bus::Origin;
 use crate::error::ApiError;
 use crate::model::{ChatId, UserId, now_ms};
 use crate::shard::chat::Earlier;
@@ -19,12 +20,13 @@ impl Shard {
         &self,
         user: UserId,
         items: Vec<SendItem>,
+        origin: Option<Origin>,
     ) -> Vec<Result<Sent, ApiError>> {
         let n = items.len();
         let parts = futures::future::join_all(
             batch::split(items, |item| item.chat)
                 .into_iter()
-                .map(|(chat, items)| self.send_to_chat(user, chat, items)),
+                .map(|(chat, items)| self.send_to_chat(user, chat, items, origin)),
         )
         .await;
         batch::join(n, parts.into_iter().flatten())
@@ -37,9 +39,10 @@ impl Shard {
         user: UserId,
         chat: ChatId,
         items: Vec<(usize, SendItem)>,
+        origin: Option<Origin>,
     ) -> Vec<(usize, Result<Sent, ApiError>)> {
         let indexes: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
-        match self.sequence(user, chat, items).await {
+        match self.sequence(user, chat, items, origin).await {
             Ok(answers) => answers,
             Err(e) => indexes.into_iter().map(|i| (i, Err(e.clone()))).collect(),
         }
@@ -50,6 +53,7 @@ impl Shard {
         user: UserId,
         chat: ChatId,
         items: Vec<(usize, SendItem)>,
+        origin: Option<Origin>,
     ) -> Result<Vec<(usize, Result<Sent, ApiError>)>, ApiError> {
         let mut st = self.lock(chat).await?;
         st.member(user)?;
@@ -59,7 +63,8 @@ impl Shard {
         let stored = if batch.messages.is_empty() {
             Ok(())
         } else {
-            self.append(&mut st, batch.messages, batch.change).await
+            self.append(&mut st, batch.messages, batch.change, origin)
+                .await
         };
         Ok(batch.replies.after(stored))
     }
