@@ -31,6 +31,9 @@ pub struct Claims {
     pub iat: i64,
 }
 
+/// Lifetime of login tokens unless configured otherwise: a week.
+pub const DEFAULT_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
+
 /// Issues and checks tokens.
 pub struct TokenKeys {
     encoding: EncodingKey,

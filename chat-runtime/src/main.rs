@@ -26,7 +26,7 @@ enum Role {
         #[arg(long, env = "CONFAB_DATA_DIR", default_value = "confab-data")]
         data_dir: PathBuf,
         /// Lifetime of login tokens, in seconds.
-        #[arg(long, env = "CONFAB_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
+        #[arg(long, env = "CONFAB_TOKEN_TTL", default_value_t = chat_runtime::auth::DEFAULT_TOKEN_TTL_SECS)]
         token_ttl: i64,
         /// Most open WebSocket sessions.
         #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]

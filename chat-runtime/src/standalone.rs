@@ -51,7 +51,7 @@ impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
-            token_ttl_secs: 7 * 24 * 3600,
+            token_ttl_secs: crate::auth::DEFAULT_TOKEN_TTL_SECS,
             limits: Limits::default(),
             media: Vec::new(),
             sweep_every: Duration::from_secs(300),

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{connect, control};
-use crate::auth::TokenKeys;
+use crate::auth::{DEFAULT_TOKEN_TTL_SECS, TokenKeys};
 use crate::bus::nats::NatsBus;
 use crate::gateway;
 use crate::gateway::tls::{self, TlsFiles};
@@ -23,8 +23,6 @@ use crate::node::{Limits, Node, Seams};
 use crate::push::DevicePolicy;
 use crate::shard::remote::NatsShardClient;
 
-/// Lifetime of login tokens issued by gateways.
-const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 /// On SIGTERM, sessions leave spread over this long (well inside the pod's
 /// 30 s grace period) before the server stops.
 const SHUTDOWN_SPREAD: Duration = Duration::from_secs(10);
@@ -92,7 +90,7 @@ pub async fn run(
     let node = Arc::new(
         Node::new(
             seams,
-            TokenKeys::new(&key, TOKEN_TTL_SECS),
+            TokenKeys::new(&key, DEFAULT_TOKEN_TTL_SECS),
             metrics,
             args.limits,
             stop_rx,
