@@ -18,8 +18,9 @@
 //! - [`session`]: one device's session (hello, resume, live) as a pure
 //!   state machine (`session::state`) and the shell that performs its
 //!   actions.
-//! - [`cluster`]: a shard's ring view, lease and the fence that orders its
-//!   writes (ownership of chats during handoff, `docs/cluster.md`).
+//! - [`cluster`]: a shard's ring view, lease and fence (ownership of chats
+//!   during handoff; the store does not check fences yet,
+//!   `docs/cluster.md` §10).
 //! - [`presence`]: online / last seen, visible to contacts only;
 //!   [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
 //!   failed sign-ins; [`client`]: client addresses and per-key caps;
