@@ -178,14 +178,14 @@ impl Shard {
     /// Stores `msgs` (the chat's next seqs, in order) with `change` in one
     /// write, records the media they carry as shared, then fans each out in
     /// seq order (tagged with the session they came from, if any) and queues
-    /// their pushes.
+    /// their pushes. Returns the media whose share could not be recorded.
     async fn append(
         &self,
         st: &mut ChatState,
         msgs: Vec<Message>,
         change: Option<MemberChange>,
         origin: Option<Origin>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<String>, ApiError> {
         match self.store.append_all(&msgs, change.clone()).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -198,7 +198,7 @@ impl Shard {
             }
             Err(e) => return Err(e.into()),
         }
-        self.record_shares(&msgs).await;
+        let unshared = self.record_shares(&msgs).await;
         let fanout = st.stored(msgs, change);
         let jobs = match &self.push {
             Some(push) => fanout.push_jobs(|u| push.online(u)),
@@ -218,16 +218,18 @@ impl Shard {
         if let Some(push) = &self.push {
             push.queue(jobs);
         }
-        Ok(())
+        Ok(unshared)
     }
 
     /// Records the share of each media `msgs` carry, with the seq of the last
     /// message carrying it: one write per media, by the shard that stored
     /// them, before they are published (recipients may then download it
     /// and retention keeps it for them). A failed write leaves the messages
-    /// stored and answered: it is logged and counted.
-    async fn record_shares(&self, msgs: &[Message]) {
+    /// stored; it is logged and counted, and the media returned: their sends
+    /// are answered `unavailable`, and the retry records the share.
+    async fn record_shares(&self, msgs: &[Message]) -> Vec<String> {
         let mut recorded: Vec<&str> = Vec::new();
+        let mut failed = Vec::new();
         for m in msgs.iter().rev() {
             let Some(a) = m.content.attachment() else {
                 continue;
@@ -243,8 +245,10 @@ impl Shard {
                     media = %a.media_id, chat = %m.chat_id, seq = m.seq, error = %e,
                     "media: recording a share failed"
                 );
+                failed.push(a.media_id.clone());
             }
         }
+        failed
     }
 
     /// Publishes `event` of `chat`.

@@ -132,16 +132,20 @@ async fn a_media_send_records_its_share_once_with_its_seq() {
         content: Content::media(MediaKind::Video, attachment),
     };
     let clip = |id: &str| item(id, fixtures::attachment());
-    let send = |items| async {
+    let answer = |items| async {
         let command = Command::Send {
             user: alice.id,
             items,
             origin: None,
         };
         match shard.handle(command).await {
-            Ok(Reply::Sent(answers)) => answers.into_iter().map(Result::unwrap).collect(),
+            Ok(Reply::Sent(answers)) => answers,
             other => panic!("sent, not {other:?}"),
         }
+    };
+    let send = |items| async {
+        let answers: Vec<_> = answer(items).await;
+        answers.into_iter().map(Result::unwrap).collect()
     };
 
     // Two messages of one batch carry it: one write, with the later seq.
@@ -161,14 +165,22 @@ async fn a_media_send_records_its_share_once_with_its_seq() {
     let after = store.media(&media.id).await.unwrap().unwrap();
     assert_eq!(after.version, recorded.version);
 
-    // A share that cannot be recorded (here: no record) leaves the message
-    // stored and sent; the failure is counted.
+    // A share that cannot be recorded (here: no record yet) leaves the
+    // message stored, answered `unavailable` and counted; the retry, once
+    // it can, records it and is answered with the stored seq.
+    let late = fixtures::record(&"cd".repeat(32));
     let missing = Attachment {
-        media_id: "cd".repeat(32),
+        media_id: late.id.clone(),
         ..fixtures::attachment()
     };
-    let sent: Vec<_> = send(vec![item("c3", missing)]).await;
-    assert!(!sent[0].duplicate);
-    assert_eq!(store.head(chat).await.unwrap(), sent[0].seq);
+    let refused = answer(vec![item("c3", missing.clone())]).await;
+    let code = refused[0].as_ref().map(|_| ()).unwrap_err().code;
+    assert_eq!(code, ErrorCode::Unavailable);
+    let head = store.head(chat).await.unwrap();
     assert_eq!(metrics.media_share_failures.get(), 1);
+    store.swap_media(&late, None).await.unwrap();
+    let retry: Vec<_> = send(vec![item("c3", missing)]).await;
+    assert_eq!((retry[0].seq, retry[0].duplicate), (head, true));
+    let shared = store.media(&late.id).await.unwrap().unwrap().shares;
+    assert_eq!(shared.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![head]);
 }

@@ -128,8 +128,10 @@ impl Shard {
         if let Some((user, banned)) = change.ban {
             self.store.set_banned(st.id(), user, banned).await?;
         }
+        // A membership message carries no media: nothing to share.
         self.append(st, vec![change.message], Some(change.member), None)
             .await
+            .map(drop)
     }
 
     /// Promotes a member when the group has no admin (see

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use super::Shard;
 use crate::bus::Origin;
 use crate::error::ApiError;
+use crate::media;
 use crate::model::{ChatId, UserId, now_ms};
+use crate::protocol::ErrorCode;
 use crate::shard::chat::Earlier;
 use crate::shard::{SendItem, Sent, batch};
 
@@ -59,14 +61,43 @@ impl Shard {
         st.member(user)?;
         let now = now_ms();
         let earlier = self.earlier(chat, user, &items).await;
+        let media: HashMap<usize, String> = items
+            .iter()
+            .filter_map(|(i, item)| Some((*i, item.content.attachment()?.media_id.clone())))
+            .collect();
         let batch = st.send(user, items, &earlier, now)?;
-        let stored = if batch.messages.is_empty() {
-            Ok(())
+        let unshared = if batch.messages.is_empty() {
+            Ok(Vec::new())
         } else {
             self.append(&mut st, batch.messages, batch.change, origin)
                 .await
         };
-        Ok(batch.replies.after(stored))
+        let (stored, unshared) = match unshared {
+            Ok(unshared) => (Ok(()), unshared),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        let mut answers = batch.replies.after(stored);
+        for (i, answer) in &mut answers {
+            let (Ok(sent), Some(media)) = (&*answer, media.get(i)) else {
+                continue;
+            };
+            // A retry records a share an earlier attempt could not (a
+            // no-op read when it is there).
+            let shared = if sent.duplicate {
+                media::record_share(&*self.store, media, chat, sent.seq, user)
+                    .await
+                    .is_ok()
+            } else {
+                !unshared.contains(media)
+            };
+            if !shared {
+                *answer = Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "stored, but its media could not be shared yet: send it again",
+                ));
+            }
+        }
+        Ok(answers)
     }
 
     /// What the store holds for each `client_msg_id` of `items`, asked once
