@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use self::tables::*;
 use self::writer::Writer;
@@ -440,16 +440,6 @@ impl Store for EmbeddedStore {
         })
         .await
     }
-}
-
-/// Number of stored messages; used by benchmarks and tests.
-pub fn message_count(store: &EmbeddedStore) -> Result<u64, StoreError> {
-    store.read(|txn| {
-        txn.open_table(MESSAGES)
-            .map_err(backend)?
-            .len()
-            .map_err(backend)
-    })
 }
 
 #[cfg(test)]
