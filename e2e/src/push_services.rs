@@ -74,10 +74,9 @@ fn reply(status: u16, body: &Value) -> Response {
     (code, json, body.to_string()).into_response()
 }
 
-/// A JSON request body; `Value::Null` when it is not JSON (then refused as
-/// the real services would refuse a malformed request).
-fn json_body(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+/// The 400 the real services answer a body that is not JSON.
+fn not_json() -> Response {
+    reply(400, &json!({"error": "the body is not JSON"}))
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
@@ -88,7 +87,8 @@ fn header(h: &HeaderMap, name: &str) -> String {
 }
 
 /// `POST /token`: the OAuth JWT-bearer grant.
-fn token(state: &Shared, form: &HashMap<String, String>) -> Response {
+async fn token(With(state): With<Shared>, body: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let mut st = state.lock().expect("state");
     let grant_type = form.get("grant_type").map(String::as_str);
     let assertion = form.get("assertion").cloned().unwrap_or_default();
@@ -116,9 +116,17 @@ fn token(state: &Shared, form: &HashMap<String, String>) -> Response {
 }
 
 /// `POST /v1/projects/{project}/messages:send`.
-fn fcm_send(state: &Shared, project: &str, h: &HeaderMap, body: Value) -> Response {
+async fn fcm_send(
+    Path(project): Path<String>,
+    With(state): With<Shared>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return not_json();
+    };
     let mut st = state.lock().expect("state");
-    let bearer = header(h, "authorization");
+    let bearer = header(&h, "authorization");
     let valid = (1..=st.tokens_issued).any(|n| bearer == format!("Bearer at-{n}"));
     if !valid || project != PROJECT {
         st.refused
@@ -137,9 +145,17 @@ fn fcm_send(state: &Shared, project: &str, h: &HeaderMap, body: Value) -> Respon
 }
 
 /// `POST /3/device/{token}`.
-fn apns_send(state: &Shared, device: String, h: &HeaderMap, payload: Value) -> Response {
+async fn apns_send(
+    Path(device): Path<String>,
+    With(state): With<Shared>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return not_json();
+    };
     let mut st = state.lock().expect("state");
-    let jwt = header(h, "authorization");
+    let jwt = header(&h, "authorization");
     let jwt = jwt.strip_prefix("bearer ").unwrap_or_default();
     let mut v = Validation::new(Algorithm::ES256);
     v.required_spec_claims.clear();
@@ -163,7 +179,7 @@ fn apns_send(state: &Shared, device: String, h: &HeaderMap, payload: Value) -> R
         "apns-collapse-id",
     ]
     .into_iter()
-    .map(|n| (n.to_owned(), header(h, n)))
+    .map(|n| (n.to_owned(), header(&h, n)))
     .collect();
     st.apns.push(ApnsRequest {
         device,
@@ -207,36 +223,9 @@ impl PushServices {
         )?;
 
         let routes = Router::new()
-            .route(
-                "/token",
-                post(|With(st): With<Shared>, body: Bytes| async move {
-                    let form: HashMap<String, String> =
-                        url::form_urlencoded::parse(&body).into_owned().collect();
-                    token(&st, &form)
-                }),
-            )
-            .route(
-                "/v1/projects/{project}/messages:send",
-                post(
-                    |Path(project): Path<String>,
-                     With(st): With<Shared>,
-                     h: HeaderMap,
-                     body: Bytes| async move {
-                        fcm_send(&st, &project, &h, json_body(&body))
-                    },
-                ),
-            )
-            .route(
-                "/3/device/{device}",
-                post(
-                    |Path(device): Path<String>,
-                     With(st): With<Shared>,
-                     h: HeaderMap,
-                     body: Bytes| async move {
-                        apns_send(&st, device, &h, json_body(&body))
-                    },
-                ),
-            )
+            .route("/token", post(token))
+            .route("/v1/projects/{project}/messages:send", post(fcm_send))
+            .route("/3/device/{device}", post(apns_send))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, routes).await;

@@ -70,7 +70,7 @@ impl IntoResponse for Failure {
 }
 
 /// `body` as a JSON response with `status`.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).expect("views serialize");
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
@@ -103,22 +103,14 @@ pub fn not_found(message: &'static str) -> Failure {
 
 /// The client a request is counted under (see [`ClientAddr`]); the server
 /// puts it on every request it accepts.
-pub fn client(parts: &Parts) -> ClientAddr {
-    parts
-        .extensions
-        .get::<ClientAddr>()
-        .copied()
-        .unwrap_or(ClientAddr::UNKNOWN)
-}
-
-/// The client a request came from.
 pub struct Peer(pub ClientAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
-        Ok(Self(client(parts)))
+        let client = parts.extensions.get::<ClientAddr>().copied();
+        Ok(Self(client.unwrap_or(ClientAddr::UNKNOWN)))
     }
 }
 

@@ -146,12 +146,9 @@ impl Node {
     /// The user's membership of a chat: `not_found` for a missing chat,
     /// `not_member` for someone else's.
     pub async fn member(&self, user: UserId, chat: ChatId) -> Result<Member, ApiError> {
-        if self.store.chat(chat).await?.is_none() {
-            return Err(ApiError::not_found("chat"));
-        }
-        self.store
-            .member(chat, user)
-            .await?
-            .ok_or_else(ApiError::not_member)
+        let (meta, member) =
+            futures::try_join!(self.store.chat(chat), self.store.member(chat, user))?;
+        meta.ok_or_else(|| ApiError::not_found("chat"))?;
+        member.ok_or_else(ApiError::not_member)
     }
 }
