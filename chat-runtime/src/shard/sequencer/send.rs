@@ -66,27 +66,38 @@ impl Shard {
             .filter_map(|(i, item)| Some((*i, item.content.attachment()?.media_id.clone())))
             .collect();
         let batch = st.send(user, items, &earlier, now)?;
-        let unshared = if batch.messages.is_empty() {
+        let stored = if batch.messages.is_empty() {
             Ok(Vec::new())
         } else {
             self.append(&mut st, batch.messages, batch.change, origin)
                 .await
         };
-        let (stored, unshared) = match unshared {
-            Ok(unshared) => (Ok(()), unshared),
-            Err(e) => (Err(e), Vec::new()),
-        };
-        let mut answers = batch.replies.after(stored);
-        for (i, answer) in &mut answers {
+        let unshared = stored.as_ref().cloned().unwrap_or_default();
+        let mut answers = batch.replies.after(stored.map(drop));
+        self.shares_held(chat, user, &media, &unshared, &mut answers)
+            .await;
+        Ok(answers)
+    }
+
+    /// Fails (`unavailable`) each sent item whose media is not recorded as
+    /// shared: its client retries, and the retry, answered as a duplicate,
+    /// records the share an earlier attempt could not (a read, and nothing
+    /// more, when it is there).
+    async fn shares_held(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        media: &HashMap<usize, String>,
+        unshared: &[String],
+        answers: &mut [(usize, Result<Sent, ApiError>)],
+    ) {
+        for (i, answer) in answers {
             let (Ok(sent), Some(media)) = (&*answer, media.get(i)) else {
                 continue;
             };
-            // A retry records a share an earlier attempt could not (a
-            // no-op read when it is there).
             let shared = if sent.duplicate {
-                media::record_share(&*self.store, media, chat, sent.seq, user)
-                    .await
-                    .is_ok()
+                let recorded = media::record_share(&*self.store, media, chat, sent.seq, user);
+                recorded.await.is_ok()
             } else {
                 !unshared.contains(media)
             };
@@ -97,7 +108,6 @@ impl Shard {
                 ));
             }
         }
-        Ok(answers)
     }
 
     /// What the store holds for each `client_msg_id` of `items`, asked once
