@@ -30,7 +30,7 @@
 //!
 //! **Seams and adapters** — each seam's module holds its trait, its
 //! conformance suite (feature `testkit`) and its adapters:
-//! - [`store`]: `Store`; `store::embedded` (redb) for standalone,
+//! - [`store`]: `Store`; `store::embedded` (fjall) for standalone,
 //!   `store::scylla` (CQL: ScyllaDB / Cassandra) for clusters.
 //! - [`bus`]: `Bus` (per-user fan-out), `Sessions` (who is online where),
 //!   `PushQueue`; in-process for standalone, NATS for clusters.

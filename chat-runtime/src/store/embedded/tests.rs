@@ -35,7 +35,7 @@ async fn dedup_entries_expire_after_their_ttl() {
     // batch); run one pass here so the test does not wait for it.
     let before = now - ttl;
     store
-        .write(move |txn| expire_dedup(txn, before, usize::MAX))
+        .write(move |tx, ks| expire_dedup(tx, ks, before, usize::MAX))
         .await
         .unwrap();
     assert_eq!(store.dedup(chat, sender, "old").await.unwrap(), None);

@@ -1,14 +1,15 @@
 //! The embedded store's single writer thread: it takes every write queued
 //! while the previous commit ran and commits them in one transaction (a
-//! group commit), answering each caller once that commit is durable, and
-//! expires old dedup entries between commits.
+//! group commit: one journal append and one `fdatasync`), answering each
+//! caller once that commit is durable, and expires old dedup entries
+//! between commits.
 
 use std::sync::Arc;
 
-use redb::{Database, WriteTransaction};
+use fjall::{PersistMode, SingleWriterTxDatabase, SingleWriterWriteTx as Tx};
 use tokio::sync::{mpsc, oneshot};
 
-use super::tables::expire_dedup;
+use super::tables::{Keyspaces, expire_dedup};
 use crate::store::{StoreError, backend};
 
 /// Most jobs folded into one commit; bounds the latency of a commit.
@@ -36,7 +37,7 @@ fn shared(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Shared {
 struct CommitFailed(#[source] Shared);
 /// A write applied inside the shared transaction. `poisoned` is true when the
 /// job failed after it may have written, which aborts the whole batch.
-type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completer, bool) + Send>;
+type Job = Box<dyn FnOnce(&mut Tx, &Keyspaces) -> (Completer, bool) + Send>;
 
 /// The writer thread is gone (the store is closing).
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +64,14 @@ impl Writer {
     /// Starts the thread that writes to `db`, expiring dedup entries older
     /// than `dedup_ttl`.
     pub(super) fn start(
-        db: Arc<Database>,
+        db: SingleWriterTxDatabase,
+        keyspaces: Keyspaces,
         dedup_ttl: std::time::Duration,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&db, queue, dedup_ttl))
+            .spawn(move || writer_loop(&db, &keyspaces, queue, dedup_ttl))
             .map_err(backend)?;
         Ok(Self {
             jobs: Some(jobs),
@@ -80,11 +82,11 @@ impl Writer {
     /// Runs `f` in the next group commit and resolves once it is durable.
     pub(super) async fn write<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Tx, &Keyspaces) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |txn| {
-            let result = f(txn);
+        let job: Job = Box::new(move |txn, keyspaces| {
+            let result = f(txn, keyspaces);
             let poisoned = matches!(result, Err(StoreError::Backend(_)));
             let complete: Completer = Box::new(move |commit_error| {
                 let out = match commit_error {
@@ -105,14 +107,18 @@ impl Writer {
     }
 }
 
+/// A write transaction whose commit is durable (journal written and
+/// `fdatasync`ed) when `commit` returns.
+fn durable(db: &SingleWriterTxDatabase) -> Tx<'_> {
+    db.write_tx().durability(Some(PersistMode::SyncData))
+}
+
 /// Expires dedup entries older than `ttl` in a transaction of its own.
-fn expire_now(db: &Database, ttl: std::time::Duration) {
+fn expire_now(db: &SingleWriterTxDatabase, keyspaces: &Keyspaces, ttl: std::time::Duration) {
     let before = crate::model::now_ms() - ttl.as_millis() as i64;
-    let result = db.begin_write().map_err(backend).and_then(|txn| {
-        let n = expire_dedup(&txn, before, EXPIRE_BATCH)?;
-        txn.commit().map_err(backend)?;
-        Ok(n)
-    });
+    let mut txn = durable(db);
+    let result = expire_dedup(&mut txn, keyspaces, before, EXPIRE_BATCH)
+        .and_then(|n| txn.commit().map(|()| n).map_err(backend));
     match result {
         Ok(0) => {}
         Ok(n) => tracing::debug!(expired = n, "store: dedup entries expired"),
@@ -120,43 +126,36 @@ fn expire_now(db: &Database, ttl: std::time::Duration) {
     }
 }
 
-fn writer_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, dedup_ttl: std::time::Duration) {
+fn writer_loop(
+    db: &SingleWriterTxDatabase,
+    keyspaces: &Keyspaces,
+    mut jobs: mpsc::Receiver<Job>,
+    dedup_ttl: std::time::Duration,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut next_expiry = std::time::Instant::now();
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let outcome = db.begin_write().map_err(shared).map(|txn| {
-            let mut completers = Vec::with_capacity(batch.len());
-            let mut poisoned = false;
-            for job in batch.drain(..) {
-                let (c, p) = job(&txn);
-                poisoned |= p;
-                completers.push(c);
-            }
-            let committed = if poisoned {
-                let _ = txn.abort();
-                Err(shared("batch aborted after a storage error"))
-            } else {
-                txn.commit().map_err(shared)
-            };
-            (completers, committed)
-        });
-        match outcome {
-            Ok((completers, committed)) => {
-                let err = committed.err();
-                for c in completers {
-                    c(err.as_ref());
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store: cannot begin write transaction");
-                for job in batch.drain(..) {
-                    drop(job);
-                }
-            }
+        let mut txn = durable(db);
+        let mut completers = Vec::with_capacity(batch.len());
+        let mut poisoned = false;
+        for job in batch.drain(..) {
+            let (c, p) = job(&mut txn, keyspaces);
+            poisoned |= p;
+            completers.push(c);
+        }
+        let committed = if poisoned {
+            txn.rollback();
+            Err(shared("batch aborted after a storage error"))
+        } else {
+            txn.commit().map_err(shared)
+        };
+        let err = committed.err();
+        for c in completers {
+            c(err.as_ref());
         }
         // Callers are answered; now the housekeeping, when it is due.
         if std::time::Instant::now() >= next_expiry {
-            expire_now(db, dedup_ttl);
+            expire_now(db, keyspaces, dedup_ttl);
             next_expiry = std::time::Instant::now() + EXPIRE_EVERY;
         }
     }
