@@ -4,7 +4,9 @@
 //!
 //! 1. `INSERT … IF NOT EXISTS` (the message insert's fencing) against the
 //!    same insert without the condition, at several concurrencies.
-//! 2. Whole `Store::append`s (LWT + logged batch), one sequential writer per chat.
+//! 2. Whole appends (conditional batch + logged batch), one sequential
+//!    writer per chat, one message per call and eight (a device's queued
+//!    sends, stored together).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,8 +61,14 @@ fn message(chat: Uuid, seq: u64, sender: Uuid, content: Content) -> Message {
     }
 }
 
-/// Appends `per_chat` messages to each of `chats` new groups, chats in parallel.
-async fn appends(store: &Arc<ScyllaStore>, chats: usize, per_chat: u64) -> Result<f64> {
+/// Appends `per_chat` messages to each of `chats` new groups, chats in
+/// parallel, `per_call` messages per `Store::append_all`.
+async fn appends(
+    store: &Arc<ScyllaStore>,
+    chats: usize,
+    per_chat: u64,
+    per_call: u64,
+) -> Result<f64> {
     let start = Instant::now();
     let results = stream::iter(0..chats)
         .map(|_| {
@@ -82,13 +90,18 @@ async fn appends(store: &Arc<ScyllaStore>, chats: usize, per_chat: u64) -> Resul
                 store
                     .create_chat(&chat, &[Member::new(admin, Role::Admin, 1)], &first)
                     .await?;
-                for seq in 2..=per_chat + 1 {
-                    let body = Content::Text {
-                        body: format!("m{seq}"),
-                    };
-                    store
-                        .append(&message(chat.id, seq, admin, body), None)
-                        .await?;
+                let seqs: Vec<u64> = (2..=per_chat + 1).collect();
+                for call in seqs.chunks(per_call as usize) {
+                    let msgs: Vec<_> = call
+                        .iter()
+                        .map(|&seq| {
+                            let body = Content::Text {
+                                body: format!("m{seq}"),
+                            };
+                            message(chat.id, seq, admin, body)
+                        })
+                        .collect();
+                    store.append_all(&msgs, None).await?;
                 }
                 anyhow::Ok(())
             }
@@ -122,9 +135,14 @@ async fn measure(session: Arc<Session>, store: Arc<ScyllaStore>, ks: &str) -> Re
             p / l
         );
     }
-    for (chats, per_chat) in [(1usize, 300u64), (16, 150)] {
-        let r = appends(&store, chats, per_chat).await?;
-        println!("Store::append, {chats:2} chats × {per_chat} in sequence: {r:.0}/s");
+    for (chats, per_chat) in [(1usize, 320u64), (16, 160)] {
+        for per_call in [1, 8] {
+            let r = appends(&store, chats, per_chat, per_call).await?;
+            println!(
+                "Store::append_all, {chats:2} chats × {per_chat} in sequence, \
+                 {per_call} per call: {r:.0} msgs/s"
+            );
+        }
     }
     Ok(())
 }

@@ -31,7 +31,7 @@ use chat_runtime::shard::{self, Command, Shard};
 use chat_runtime::store::scylla::{
     self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore, latest_version,
 };
-use chat_runtime::store::{self as store_api, Store};
+use chat_runtime::store::{self as store_api, Store, StoreError};
 use confab_api::config::NatsConfig;
 use confab_api::ring::{Ring, ShardId};
 use confab_e2e::nats_cluster::NatsCluster;
@@ -400,16 +400,19 @@ fn text(chat: &Chat, seq: Seq, sender: Uuid) -> Message {
     }
 }
 
-/// Appends seqs 2..=last to a chat, `concurrency` at a time; returns the rate.
-async fn fill(store: &Arc<ScyllaStore>, chat: &Chat, last: Seq, concurrency: usize) -> f64 {
-    let start = Instant::now();
-    stream::iter(2..=last)
+/// Appends `seqs` to a chat, `concurrency` at a time.
+async fn fill(
+    store: &Arc<ScyllaStore>,
+    chat: &Chat,
+    seqs: std::ops::RangeInclusive<Seq>,
+    concurrency: usize,
+) {
+    stream::iter(seqs)
         .for_each_concurrent(concurrency, |seq| {
             let (store, msg) = (store.clone(), text(chat, seq, chat.created_by));
             async move { store.append(&msg, None).await.expect("append") }
         })
         .await;
-    (last - 1) as f64 / start.elapsed().as_secs_f64()
 }
 
 async fn new_group(store: &ScyllaStore) -> Result<Chat> {
@@ -437,10 +440,27 @@ fn seqs(page: &[Message]) -> Vec<Seq> {
 async fn history_pages_across_buckets() -> Result<()> {
     with_store(|store, _, _| async move {
         let chat = new_group(&store).await?;
-        let last = BUCKET + 60; // two partitions: 1..BUCKET-1 and BUCKET..
-        fill(&store, &chat, last, 32).await;
+        let (b, last) = (BUCKET, BUCKET + 60); // two partitions: 1..b-1 and b..
+        fill(&store, &chat, 2..=b - 3, 32).await;
+        // One append across the boundary: each partition's part is claimed
+        // in one conditional batch, and a clash in the second leaves the
+        // first stored whole.
+        let across = |seqs: std::ops::RangeInclusive<Seq>| -> Vec<Message> {
+            seqs.map(|seq| text(&chat, seq, chat.created_by)).collect()
+        };
+        store.append_all(&across(b - 2..=b + 1), None).await?;
+        assert_eq!(store.head(chat.id).await?, b + 1);
+        assert_eq!(
+            store
+                .dedup(chat.id, chat.created_by, &format!("c{}", b + 1))
+                .await?,
+            Some(b + 1)
+        );
+        let clash = store.append_all(&across(b + 1..=b + 2), None).await;
+        assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+        assert_eq!(store.head(chat.id).await?, b + 1);
+        fill(&store, &chat, b + 2..=last, 32).await;
         assert_eq!(store.head(chat.id).await?, last);
-        let b = BUCKET;
         let page = store.messages_before(chat.id, None, 100).await?;
         assert_eq!(seqs(&page), (last - 99..=last).rev().collect::<Vec<_>>());
         let page = store.messages_before(chat.id, Some(b + 10), 30).await?;

@@ -8,7 +8,9 @@
 //! the walks below rely on that and never scan past an empty bucket.
 //!
 //! # Append = one LWT + one logged batch
-//! 1. `INSERT … IF NOT EXISTS` of the message row. **This LWT is needed for
+//! 1. `INSERT … IF NOT EXISTS` of the message row (of every message of the
+//!    append, in one conditional batch on their partition: a device's
+//!    queued sends to one chat cost one LWT together, not one each). **This LWT is needed for
 //!    correctness**: it is the store's `Conflict(Seq)` check, and it fences
 //!    a zombie sequencer (one whose lease has lapsed but which still writes):
 //!    its append of a seq the new owner already wrote fails instead of
@@ -181,23 +183,48 @@ impl ScyllaStore {
         Ok(())
     }
 
-    /// Step 1 and 2 of an append (see the module docs).
-    pub(super) async fn append_message(
+    /// Steps 1 and 2 of an append (see the module docs) for consecutive
+    /// messages of one chat, `change` going with the last: one conditional
+    /// batch claims every seq of a partition at once (all or none), then one
+    /// logged batch writes their side effects. Messages usually share one
+    /// partition; a run across a bucket boundary is written partition by
+    /// partition, so a conflict in a later one leaves an earlier one stored
+    /// whole, effects included.
+    pub(super) async fn append_messages(
         &self,
-        msg: &Message,
+        msgs: &[Message],
         change: Option<&MemberChange>,
     ) -> Result<(), StoreError> {
-        let values = Self::message_values(msg, change)?;
-        let result = self
-            .session
-            .execute_unpaged(&self.queries.claim_message, values)
-            .await
-            .map_err(|e| backend(format!("message insert (outcome unknown): {e}")))?;
-        if !rows::applied(result)?.0 {
-            return Err(StoreError::Conflict(Taken::Seq));
+        let last = msgs.last().map(|m| m.seq);
+        let change_of = |m: &Message| change.filter(|_| Some(m.seq) == last);
+        for part in msgs.chunk_by(|a, b| bucket(a.seq) == bucket(b.seq)) {
+            let mut claim = Batch::new(BatchType::Logged);
+            claim.set_consistency(Consistency::LocalQuorum);
+            let mut values: Values = Vec::new();
+            for m in part {
+                let v = Self::message_values(m, change_of(m))?;
+                push(
+                    &mut claim,
+                    &mut values,
+                    &self.queries.claim_message,
+                    Box::new(v),
+                );
+            }
+            let result = self
+                .session
+                .batch(&claim, values)
+                .await
+                .map_err(|e| backend(format!("message insert (outcome unknown): {e}")))?;
+            if !rows::applied(result)?.0 {
+                return Err(StoreError::Conflict(Taken::Seq));
+            }
+            self.logged_batch(|b, v| {
+                part.iter()
+                    .try_for_each(|m| self.push_effects(b, v, m, change_of(m)))
+            })
+            .await?;
         }
-        self.logged_batch(|b, v| self.push_effects(b, v, msg, change))
-            .await
+        Ok(())
     }
 
     /// Newest seq in one bucket.

@@ -266,7 +266,17 @@ impl Store for ScyllaStore {
     }
 
     async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError> {
-        self.append_message(msg, change.as_ref()).await
+        self.append_messages(std::slice::from_ref(msg), change.as_ref())
+            .await
+    }
+
+    /// One conditional batch per partition: all of them, or a conflict.
+    async fn append_all(
+        &self,
+        msgs: &[Message],
+        change: Option<MemberChange>,
+    ) -> Result<(), StoreError> {
+        self.append_messages(msgs, change.as_ref()).await
     }
 
     async fn dedup(
