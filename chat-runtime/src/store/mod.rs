@@ -92,23 +92,19 @@ pub trait Store: Send + Sync + 'static {
     /// Appends `msg` (with its seq already assigned) and, atomically with it,
     /// an optional membership change and the sender's dedup entry.
     /// `Conflict(Taken::Seq)` when the chat already holds that seq.
-    async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError>;
-    /// Appends consecutive messages of one chat, in order, with one optional
-    /// membership change. Stores that can make it one atomic write do; this
-    /// default appends one by one (on failure a prefix may be stored — the
-    /// sequencer then reloads the chat's head, and retried sends dedup).
+    async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError> {
+        self.append_all(std::slice::from_ref(msg), change).await
+    }
+    /// Appends consecutive messages of one chat, in order, the membership
+    /// change going with the last: all or none (a seq already stored is a
+    /// `Conflict` and writes nothing). The CQL store keeps that promise per
+    /// partition: a run across partitions may store a prefix on a conflict —
+    /// the sequencer then reloads the chat's head, and retried sends dedup.
     async fn append_all(
         &self,
         msgs: &[Message],
         change: Option<MemberChange>,
-    ) -> Result<(), StoreError> {
-        let last = msgs.len().saturating_sub(1);
-        for (i, msg) in msgs.iter().enumerate() {
-            let change = if i == last { change.clone() } else { None };
-            self.append(msg, change).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
     /// The seq stored for a sender's `client_msg_id` in a chat, if any.
     async fn dedup(
         &self,

@@ -191,10 +191,6 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError> {
-        self.append_all(std::slice::from_ref(msg), change).await
-    }
-
     /// One job, so the messages land in one group commit, all or none.
     async fn append_all(
         &self,

@@ -265,11 +265,6 @@ impl Store for ScyllaStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    async fn append(&self, msg: &Message, change: Option<MemberChange>) -> Result<(), StoreError> {
-        self.append_messages(std::slice::from_ref(msg), change.as_ref())
-            .await
-    }
-
     /// One conditional batch per partition: all of them, or a conflict.
     async fn append_all(
         &self,
