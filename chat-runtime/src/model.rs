@@ -2,6 +2,7 @@
 //!
 //! Plain data with serde derives; no I/O and no behaviour beyond small helpers.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -37,7 +38,7 @@ pub struct User {
 }
 
 /// Whether a chat is between two users or a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChatKind {
     Direct,
@@ -57,7 +58,7 @@ pub struct Chat {
 }
 
 /// A member's role in a chat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -105,7 +106,7 @@ impl Member {
 }
 
 /// What a message carries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Content {
     /// Plain text.
@@ -152,7 +153,7 @@ impl Content {
 pub type MediaId = String;
 
 /// What an upload is, decided by sniffing its bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     Image,
@@ -163,7 +164,7 @@ pub enum MediaKind {
 
 /// What the server measured of uploaded bytes; messages carry it, so
 /// receivers can trust it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MediaFacts {
     /// Sniffed from the bytes, never taken from the uploader's header.
     pub content_type: String,
@@ -184,7 +185,7 @@ pub struct MediaFacts {
 }
 
 /// The media a message carries: its upload's facts and the sender's caption.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Attachment {
     pub media_id: MediaId,
     #[serde(flatten)]
@@ -242,7 +243,7 @@ pub struct MediaRecord {
 }
 
 /// Membership changes recorded as system messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemEvent {
     Created,
@@ -255,7 +256,7 @@ pub enum SystemEvent {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     pub chat_id: ChatId,
     pub seq: Seq,
@@ -269,7 +270,7 @@ pub struct Message {
 }
 
 /// The push service a device is reached through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     /// Firebase Cloud Messaging (Android, web); the token is an FCM
@@ -299,7 +300,7 @@ impl Platform {
 }
 
 /// A device registered for push notifications.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Device {
     /// Chosen by the client; stable across app restarts.
     pub device_id: String,

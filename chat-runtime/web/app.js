@@ -1,37 +1,28 @@
-// Confab web client: the reference client of protocol v1 (docs/protocol.md).
-// Plain JavaScript, no dependencies. One tab = one device.
-"use strict";
+// Confab web client: the reference client of protocol v1 (docs/protocol.md),
+// built on the TypeScript SDK (@confab/client, its compiled modules in
+// ./sdk/): the SDK speaks the protocol — resume, reconnect, the send queue,
+// dedupe, receipts — and this file draws the app. Plain ES modules, no build
+// step. One browser profile = one device (its watermarks live in IndexedDB).
+import { ConfabClient, IndexedDbStore, Rest } from "./sdk/index.js";
+import { attachmentNode, forgetMedia, isMedia, mediaPreview, uploadLine, wireMedia } from "./media.js";
 
-const $ = (id) => document.getElementById(id);
-const state = {
+export const $ = (id) => document.getElementById(id);
+export const state = {
   token: localStorage.getItem("confab.token"),
   me: localStorage.getItem("confab.user"),
-  ws: null,
-  backoff: 500,
+  client: null,          // the SDK's live session
   chats: new Map(),      // chat_id -> chat view (from the server) + messages Map(seq -> message)
-  highs: {},             // chat_id -> highest seq this tab holds (resume watermarks)
   open: null,            // open chat id
-  pending: new Map(),    // client_msg_id -> {chat_id, body, sent_at}
+  pending: new Map(),    // client_msg_id -> {chat_id, body, seq once sent, failed}
   early: [],             // messages that arrived before their chat was listed
   names: new Map(),      // user_id -> display name, kept after members leave
-  requests: new Map(),   // req_id -> callback
   presence: new Map(),   // user_id -> {online, last_seen}
   typing: new Map(),     // chat_id -> {user_id, until}
   lastTypingSent: 0,
   loadingOlder: false,
 };
-
-// ---------- REST ----------
-async function rest(method, path, body) {
-  const headers = { "content-type": "application/json" };
-  if (state.token) headers.authorization = "Bearer " + state.token;
-  const resp = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const text = await resp.text();
-  const data = text ? JSON.parse(text) : null;
-  // Carry the server's stable error code (docs/protocol.md) for callers that switch on it.
-  if (!resp.ok) throw Object.assign(new Error((data && data.message) || resp.statusText), { code: data && data.code, status: resp.status });
-  return data;
-}
+// REST on the page's own origin: paths (and signed media links) stay relative.
+export const api = new Rest({ url: "", token: state.token || undefined });
 
 function formData(form) { return Object.fromEntries(new FormData(form).entries()); }
 
@@ -43,91 +34,66 @@ $("register-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = formData(e.target);
   try {
-    await rest("POST", "/v1/register", f);
+    await api.register({ phone: f.phone, display_name: f.display_name, password: f.password });
     await login({ phone: f.phone, password: f.password });
   } catch (err) { $("auth-error").textContent = err.message; }
 });
 async function login(f) {
-  const s = await rest("POST", "/v1/login", { phone: f.phone, password: f.password });
+  const s = await api.login(f.phone, f.password);
   state.token = s.token; state.me = s.user_id;
   localStorage.setItem("confab.token", s.token);
   localStorage.setItem("confab.user", s.user_id);
   start();
 }
 $("logout").addEventListener("click", async () => {
-  try { await rest("POST", "/v1/logout"); } catch (_) { /* already invalid */ }
+  try { await api.logout(); } catch (_) { /* already invalid */ }
   signOut();
 });
 function signOut() {
   localStorage.removeItem("confab.token"); localStorage.removeItem("confab.user");
-  state.token = null; state.me = null;
-  if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
-  state.chats.clear(); state.highs = {}; state.open = null;
+  const client = state.client;
+  state.client = null; // first: its closing is no news to this page
+  if (client) client.close();
+  if (state.me) watermarks(state.me).clear().catch(() => {});
+  state.token = null; state.me = null; api.token = undefined;
+  state.chats.clear(); state.open = null; state.synced = false;
   forgetMedia();
   show();
 }
 
-// ---------- WebSocket ----------
-function send(frame) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) { state.ws.send(JSON.stringify(frame)); return true; }
-  return false;
-}
-function request(frame) {
-  return new Promise((resolve, reject) => {
-    const req_id = crypto.randomUUID();
-    state.requests.set(req_id, { resolve, reject });
-    if (!send({ ...frame, req_id })) { state.requests.delete(req_id); reject(new Error("offline")); }
-  });
-}
+// ---------- the live session (the SDK) ----------
+// Each user's watermarks in a database of their own, so a second account
+// in the same browser resumes from its own position.
+function watermarks(user) { return new IndexedDbStore({ name: "confab-" + user }); }
 
 function connect() {
-  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/ws";
-  const ws = new WebSocket(url);
-  state.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: state.token, watermarks: state.highs }));
-  ws.onmessage = (ev) => onFrame(JSON.parse(ev.data));
-  ws.onclose = (ev) => {
-    state.ws = null; state.synced = false;
-    for (const [, r] of state.requests) r.reject(new Error("offline"));
-    state.requests.clear();
-    const terminal = ev.code === 1000 || ev.code === 1009 || (ev.code >= 4100 && ev.code < 4200);
-    if (terminal && ev.code !== 1000) { signOut(); $("auth-error").textContent = "Please log in again."; return; }
-    $("offline").hidden = false;
-    setTimeout(connect, state.backoff + Math.random() * 250);
-    state.backoff = Math.min(state.backoff * 2, 30000);
-  };
+  const client = new ConfabClient({ url: location.origin, token: state.token, storage: watermarks(state.me) });
+  state.client = client;
+  client.on("state", ({ state: s, closeCode, error }) => {
+    if (s === "open") $("offline").hidden = true;
+    else if (s === "connecting" && closeCode !== undefined) { state.synced = false; $("offline").hidden = false; }
+    else if (s === "closed" && error && error.code !== "closed" && state.client === client) {
+      signOut(); $("auth-error").textContent = "Please log in again.";
+    } else if (s === "closed" && error && state.client === client) {
+      // A terminal close that is not about the token (1000, 1009, 4102): a
+      // user action brings the app back; until then it says it is offline.
+      $("offline").hidden = false;
+    }
+  });
+  client.on("synced", () => { state.synced = true; refreshChats(); });
+  client.on("message", onMessage);
+  client.on("sent", onSent);
+  client.on("receipt", onReceipt);
+  client.on("typing", (f) => {
+    state.typing.set(f.chat_id, { user_id: f.user_id, until: Date.now() + 3000 });
+    renderHeader(); setTimeout(renderHeader, 3100);
+  });
+  client.on("presence", onPresence);
+  client.connect().catch(() => { /* told through "state" */ });
 }
-setInterval(() => send({ type: "ping" }), 20000);
-
-function onFrame(f) {
-  switch (f.type) {
-    case "welcome":
-      state.backoff = 500; $("offline").hidden = true; break;
-    case "synced":
-      state.synced = true; refreshChats(); break;
-    case "message": onMessage(f.message); break;
-    case "sent": onSent(f); break;
-    case "receipt": onReceipt(f); break;
-    case "typing":
-      state.typing.set(f.chat_id, { user_id: f.user_id, until: Date.now() + 3000 });
-      renderHeader(); setTimeout(renderHeader, 3100); break;
-    case "presence":
-      if (f.req_id) settle(f); 
-      state.presence.set(f.user_id, { online: f.online, last_seen: f.last_seen });
-      renderHeader(); break;
-    case "error":
-      if (f.req_id) { settle(f); break; }
-      if (f.client_msg_id) { const p = state.pending.get(f.client_msg_id); if (p) { p.failed = f.message; renderMessages(); } }
-      break;
-    default:
-      if (f.req_id) settle(f);
-  }
-}
-function settle(f) {
-  const r = state.requests.get(f.req_id);
-  if (!r) return;
-  state.requests.delete(f.req_id);
-  if (f.type === "error") r.reject(Object.assign(new Error(f.message), { code: f.code })); else r.resolve(f);
+function onPresence(f) {
+  state.presence.set(f.user_id, { online: f.online, last_seen: f.last_seen });
+  renderHeader();
 }
 
 // ---------- chats ----------
@@ -136,13 +102,11 @@ function chatEntry(view) {
   const entry = { ...view, messages: old ? old.messages : new Map(), oldest: old ? old.oldest : null, complete: old ? old.complete : false };
   state.chats.set(view.chat_id, entry);
   for (const m of view.members) state.names.set(m.user_id, m.display_name);
-  if (state.highs[view.chat_id] === undefined) state.highs[view.chat_id] = view.last_seq;
   return entry;
 }
 async function refreshChats() {
   try {
-    const r = await request({ type: "chats" });
-    for (const v of r.chats) chatEntry(v);
+    for (const v of await state.client.chats()) chatEntry(v);
     const early = state.early; state.early = [];
     for (const m of early) if (state.chats.has(m.chat_id)) onMessage(m);
     renderList();
@@ -154,25 +118,22 @@ async function refreshChats() {
 // message is what makes the two contacts (before it the server says 404).
 function askPresence(c) {
   if (c.kind !== "direct" || !peer(c) || state.presence.has(peer(c).user_id)) return;
-  request({ type: "presence", user_id: peer(c).user_id }).catch(() => {});
+  state.client.presence(peer(c).user_id).then(onPresence, () => {});
 }
 function onMessage(m) {
   const c = state.chats.get(m.chat_id);
   if (!c) {
     // A chat this tab has not listed yet (resume backlog, or a new chat):
     // hold the message until the chat list arrives.
-    send({ type: "delivered", chat_id: m.chat_id, seq: m.seq });
     state.early.push(m);
-    if (state.ws && state.early.length === 1 && state.synced) refreshChats();
+    if (state.early.length === 1 && state.synced) refreshChats();
     return;
   }
   c.messages.set(m.seq, m);
-  if (m.seq > (state.highs[m.chat_id] || 0)) state.highs[m.chat_id] = m.seq;
   if (m.seq > c.last_seq) { c.last_seq = m.seq; c.last_message = m; }
   if (m.client_msg_id && m.sender === state.me) state.pending.delete(m.client_msg_id);
   if (m.kind === "system") refreshMembers(m.chat_id);
   askPresence(c);
-  send({ type: "delivered", chat_id: m.chat_id, seq: m.seq });
   if (state.open === m.chat_id && document.visibilityState === "visible") markRead(c);
   else if (m.sender !== state.me) c.unread = Math.max(0, c.last_seq - c.read_seq);
   renderList();
@@ -208,7 +169,7 @@ function onReceipt(f) {
 }
 async function refreshMembers(chatId) {
   try {
-    const view = await rest("GET", "/v1/chats/" + chatId);
+    const view = await api.chat(chatId);
     chatEntry(view); renderList();
     if (state.open === chatId) { renderHeader(); renderMembers(); }
   } catch (err) {
@@ -217,7 +178,7 @@ async function refreshMembers(chatId) {
   }
 }
 function markRead(c) {
-  if (c.last_seq > c.read_seq) { send({ type: "read", chat_id: c.chat_id, seq: c.last_seq }); c.read_seq = c.last_seq; }
+  if (c.last_seq > c.read_seq) { state.client.markRead(c.chat_id, c.last_seq); c.read_seq = c.last_seq; }
   c.unread = 0;
 }
 
@@ -263,7 +224,7 @@ function renderList() {
     list.append(li);
   }
 }
-function el(tag, cls, text) { const e = document.createElement(tag); e.className = cls; e.textContent = text; return e; }
+export function el(tag, cls, text) { const e = document.createElement(tag); e.className = cls; e.textContent = text; return e; }
 
 function tickStatus(c, seq) {
   const others = c.members.filter((m) => m.user_id !== state.me);
@@ -272,7 +233,7 @@ function tickStatus(c, seq) {
   return "sent";
 }
 
-function renderMessages(stickToBottom) {
+export function renderMessages(stickToBottom) {
   const c = state.chats.get(state.open);
   const box = $("messages");
   if (!c) { box.replaceChildren(); return; }
@@ -341,14 +302,14 @@ function renderMembers() {
     if (admin && m.user_id !== state.me) {
       const b = document.createElement("button"); b.type = "button"; b.textContent = "Remove";
       b.setAttribute("aria-label", "Remove " + m.display_name);
-      b.onclick = () => rest("DELETE", "/v1/groups/" + c.chat_id + "/members/" + m.user_id).then(() => refreshMembers(c.chat_id)).catch((e) => { $("chat-error").textContent = e.message; });
+      b.onclick = () => api.removeMember(c.chat_id, m.user_id).then(() => refreshMembers(c.chat_id)).catch((e) => { $("chat-error").textContent = e.message; });
       li.append(b);
     }
     ul.append(li);
   }
   $("add-member").hidden = !admin;
   $("invite-box").hidden = !admin;
-  if (admin) showInvite(c.chat_id, "invite");
+  if (admin) showInvite(c.chat_id, false);
 }
 // An invite link carries the group id and the group's invite code; only
 // admins see the code, and a new one makes the old link stop working.
@@ -357,13 +318,13 @@ function parseInvite(text) {
   const m = /([0-9a-f-]{36})\/([A-Za-z0-9_-]{22})/.exec(text);
   return m && { chat_id: m[1], invite: m[2] };
 }
-async function showInvite(chat_id, type) {
+async function showInvite(chat_id, reset) {
   try {
-    const r = await request({ type, chat_id });
-    if (state.open === chat_id) $("group-invite").textContent = inviteLink(chat_id, r.invite);
+    const invite = await state.client.invite(chat_id, reset);
+    if (state.open === chat_id) $("group-invite").textContent = inviteLink(chat_id, invite);
   } catch (err) { $("chat-error").textContent = err.message; }
 }
-$("reset-invite").addEventListener("click", () => showInvite(state.open, "reset_invite"));
+$("reset-invite").addEventListener("click", () => showInvite(state.open, true));
 
 // ---------- opening a chat, history ----------
 async function openChat(id) {
@@ -373,7 +334,7 @@ async function openChat(id) {
   let c = state.chats.get(id);
   if (!c) {
     $("messages").replaceChildren(); $("chat-title").textContent = ""; $("chat-status").textContent = "";
-    try { c = chatEntry(await rest("GET", "/v1/chats/" + id)); }
+    try { c = chatEntry(await api.chat(id)); }
     catch (err) { $("chat-error").textContent = err.message; $("composer").hidden = true; return; }
   }
   $("composer").hidden = false;
@@ -388,10 +349,10 @@ async function loadOlder(c) {
   if (state.loadingOlder || c.complete) return;
   state.loadingOlder = true;
   try {
-    const frame = { type: "history", chat_id: c.chat_id, limit: 30 };
+    const page = { limit: 30 };
     const oldest = Math.min(...[...c.messages.keys()], Infinity);
-    if (oldest !== Infinity) frame.before = oldest;
-    const r = await request(frame);
+    if (oldest !== Infinity) page.before = oldest;
+    const r = await state.client.history(c.chat_id, page);
     for (const m of r.messages) c.messages.set(m.seq, m);
     if (r.next_before == null) c.complete = true;
   } catch (err) {
@@ -424,27 +385,30 @@ $("composer").addEventListener("submit", (e) => {
   state.pending.set(id, { chat_id: state.open, body: text });
   $("text").value = "";
   renderMessages(true);
-  sendFrame({ type: "send", chat_id: state.open, client_msg_id: id, body: text });
+  sendMessage(state.open, id, text);
 });
-// Sends a `send` frame now, or once connected: retries reuse the
-// client_msg_id, so the server stores the message once (idempotent).
-function sendFrame(frame) {
-  if (send(frame)) return;
-  const retry = setInterval(() => { if (send(frame)) clearInterval(retry); }, 500);
+// Sends through the SDK's queue: sent once connected, retried with the same
+// client_msg_id until stored (the server stores it once). A refusal shows on
+// the pending message.
+export function sendMessage(chatId, id, content) {
+  state.client.send(chatId, content, id).catch((err) => {
+    const p = state.pending.get(id);
+    if (p) { p.failed = err.message; renderMessages(); }
+  });
 }
 $("text").addEventListener("input", () => {
   if (state.open && Date.now() - state.lastTypingSent > 2000) {
-    state.lastTypingSent = Date.now(); send({ type: "typing", chat_id: state.open });
+    state.lastTypingSent = Date.now(); state.client.typing(state.open);
   }
 });
 
 // ---------- creating chats and groups ----------
-async function lookup(phone) { return (await request({ type: "lookup", phone: phone.trim() })).user_id; }
+async function lookup(phone) { return (await state.client.lookup(phone.trim())).user_id; }
 $("new-direct").addEventListener("submit", async (e) => {
   e.preventDefault(); $("side-error").textContent = "";
   try {
-    const r = await request({ type: "open_direct", phone: $("direct-phone").value.trim() });
-    chatEntry(r.chat); e.target.reset(); location.hash = "chat=" + r.chat.chat_id;
+    const chat = await state.client.openDirect($("direct-phone").value.trim());
+    chatEntry(chat); e.target.reset(); location.hash = "chat=" + chat.chat_id;
   } catch (err) { $("side-error").textContent = err.message; }
 });
 $("new-group").addEventListener("submit", async (e) => {
@@ -453,8 +417,8 @@ $("new-group").addEventListener("submit", async (e) => {
     const phones = $("group-phones").value.split(",").map((p) => p.trim()).filter(Boolean);
     const members = [];
     for (const p of phones) members.push(await lookup(p));
-    const r = await request({ type: "create_group", title: $("group-title").value.trim(), members });
-    chatEntry(r.chat); e.target.reset(); location.hash = "chat=" + r.chat.chat_id;
+    const chat = await state.client.createGroup($("group-title").value.trim(), members);
+    chatEntry(chat); e.target.reset(); location.hash = "chat=" + chat.chat_id;
   } catch (err) { $("side-error").textContent = err.message; }
 });
 $("join-group").addEventListener("submit", async (e) => {
@@ -462,8 +426,8 @@ $("join-group").addEventListener("submit", async (e) => {
   try {
     const invite = parseInvite($("join-invite").value);
     if (!invite) throw new Error("paste a whole invite link");
-    const r = await request({ type: "join", ...invite });
-    chatEntry(r.chat); e.target.reset(); location.hash = "chat=" + r.chat.chat_id;
+    const chat = await state.client.join(invite.chat_id, invite.invite);
+    chatEntry(chat); e.target.reset(); location.hash = "chat=" + chat.chat_id;
   } catch (err) { $("side-error").textContent = err.message; }
 });
 $("members-toggle").addEventListener("click", () => { $("members").hidden = !$("members").hidden; renderMembers(); });
@@ -471,13 +435,12 @@ $("add-member").addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
     const user_id = await lookup($("add-phone").value);
-    const r = await request({ type: "add_member", chat_id: state.open, user_id });
-    chatEntry(r.chat); e.target.reset(); renderMembers(); renderHeader();
+    chatEntry(await state.client.addMember(state.open, user_id)); e.target.reset(); renderMembers(); renderHeader();
   } catch (err) { $("chat-error").textContent = err.message; }
 });
 $("leave").addEventListener("click", async () => {
   try {
-    await request({ type: "leave", chat_id: state.open });
+    await state.client.leave(state.open);
     state.chats.delete(state.open); location.hash = "";
   } catch (err) { $("chat-error").textContent = err.message; }
 });

@@ -1,10 +1,11 @@
 // Confab web client: media messages — photos, videos, audio and files.
-// Uploads go to POST /v1/media; <img>, <video>, <audio> and download links
-// use signed links (POST /v1/media/{id}/link), because those elements cannot
-// send an Authorization header. Loaded before app.js: nothing here runs at
-// load time, and app.js's `state`, `$`, `el`, `rest` and rendering functions
+// Uploads go through the SDK (POST /v1/media, with progress); <img>,
+// <video>, <audio> and download links use signed links (POST
+// /v1/media/{id}/link), because those elements cannot send an Authorization
+// header. app.js and this module import each other: nothing here runs at
+// load time, and app.js's `state`, `$`, `el`, `api` and rendering functions
 // are only used once the app is running.
-"use strict";
+import { $, api, el, renderMessages, sendMessage, state } from "./app.js";
 
 const MEDIA_KINDS = ["image", "video", "audio", "file"];
 const LINK_TTL_SECS = 3600;
@@ -20,7 +21,7 @@ const media = {
   nodes: new Map(), // "chat_id:seq" -> rendered attachment, reused across re-renders so playback and loaded images survive
 };
 
-function isMedia(m) { return MEDIA_KINDS.includes(m.kind); }
+export function isMedia(m) { return MEDIA_KINDS.includes(m.kind); }
 
 /** The message kind for a picked file, from its type. */
 function kindOf(file) {
@@ -36,7 +37,7 @@ function humanSize(bytes) {
 }
 
 /** The chat list's line for a media message. */
-function mediaPreview(m) {
+export function mediaPreview(m) {
   switch (m.kind) {
     case "image": return "📷 Photo";
     case "video": return "🎥 Video";
@@ -45,28 +46,14 @@ function mediaPreview(m) {
   }
 }
 
-function forgetMedia() { media.links.clear(); media.nodes.clear(); }
+export function forgetMedia() { media.links.clear(); media.nodes.clear(); }
 
 // ---------- uploading and sending ----------
-/** Uploads `file`; resolves to the server's upload view. XMLHttpRequest
- *  rather than fetch because only it reports upload progress (0..1). */
+/** Uploads `file`; resolves to the server's upload view, reporting
+ *  progress (0..1). The server sniffs the bytes; the declared type only
+ *  says which kind is meant. */
 function upload(file, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/v1/media" + (file.name ? "?name=" + encodeURIComponent(file.name) : ""));
-    xhr.setRequestHeader("authorization", "Bearer " + state.token);
-    // The server sniffs the bytes; the declared type only says which kind is meant.
-    xhr.setRequestHeader("content-type", file.type || "application/octet-stream");
-    xhr.responseType = "json";
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
-    xhr.onload = () => {
-      if (xhr.status === 201) { resolve(xhr.response); return; }
-      const data = xhr.response || {};
-      reject(Object.assign(new Error(data.message || xhr.statusText), { code: data.code, status: xhr.status }));
-    };
-    xhr.onerror = () => reject(Object.assign(new Error("the connection failed"), { code: "network" }));
-    xhr.send(file);
-  });
+  return api.upload(file, { name: file.name, contentType: file.type || "application/octet-stream", onProgress });
 }
 
 /** What to tell the user when uploading `file` failed. */
@@ -107,7 +94,7 @@ async function sendFile(chatId, file, caption) {
     return;
   }
   renderMessages();
-  sendFrame({ type: "send", chat_id: chatId, client_msg_id: id, kind: p.upload.kind, media_id: p.upload.media_id, body: caption });
+  sendMessage(chatId, id, { kind: p.upload.kind, media_id: p.upload.media_id, caption });
 }
 
 /** Moves a pending upload's progress bar without re-rendering the chat. */
@@ -117,7 +104,7 @@ function showProgress(id, fraction) {
 }
 
 /** The line a pending media message shows: the file and its upload progress. */
-function uploadLine(p) {
+export function uploadLine(p) {
   const line = el("span", "upload", "📎 " + p.file + " ");
   if (!p.upload && !p.failed) {
     const bar = document.createElement("progress");
@@ -136,7 +123,7 @@ function mediaLink(id) {
   if (cached && cached.expires - Date.now() > LINK_RENEW_MS) return cached.promise;
   // Expiry on this tab's clock (the server's expires_at is on its own).
   const expires = Date.now() + LINK_TTL_SECS * 1000;
-  const promise = rest("POST", `/v1/media/${id}/link?ttl=${LINK_TTL_SECS}`).then((l) => ({ url: l.url, expires }));
+  const promise = api.mediaLink(id, LINK_TTL_SECS).then((l) => ({ url: l.url, expires }));
   const entry = { promise, expires };
   media.links.set(id, entry);
   promise.catch(() => { if (media.links.get(id) === entry) media.links.delete(id); });
@@ -152,7 +139,7 @@ function thumbnailUrl(url) {
 
 // ---------- rendering ----------
 /** The attachment of media message `m`, built once per message. */
-function attachmentNode(m) {
+export function attachmentNode(m) {
   const key = m.chat_id + ":" + m.seq;
   let node = media.nodes.get(key);
   if (!node) { node = buildAttachment(m); media.nodes.set(key, node); }
@@ -275,7 +262,7 @@ function placeholderColour(hash) {
 }
 
 /** Wires the attach button, drag-and-drop onto the open chat and the viewer. */
-function wireMedia() {
+export function wireMedia() {
   const input = $("attach-input");
   $("attach").addEventListener("click", () => input.click());
   input.addEventListener("change", () => { sendFiles(input.files); input.value = ""; });

@@ -29,8 +29,10 @@ cleanup() {
   for s in "${started[@]}"; do "$here/$s.sh" stop || true; done
   if [ $rc -ne 0 ]; then log "FAILED (exit $rc); service logs are under $CONFAB_RUN"; fi
   phase "done"
-  # One closing line for the whole suite, summed over every test binary.
+  # One closing line for the whole suite, summed over every test binary
+  # (and the SDK's node test runner).
   awk '/^test result:/ { p += $4; f += $6; i += $8 }
+       /^# pass / { p += $3 } /^# fail / { f += $3 } /^# skipped / { i += $3 }
        END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$results"
   exit $rc
 }
@@ -49,6 +51,9 @@ phase "CRD drift"
 
 phase "unit and integration tests (no external services)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
+
+phase "TypeScript SDK: generated types and the web client's copy current, tests against standalone"
+"$here/sdk.sh" test 2>&1 | tee -a "$results"
 
 phase "the README's run command, verbatim"
 "$here/readme-run.sh"

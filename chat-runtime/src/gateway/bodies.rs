@@ -5,6 +5,7 @@
 //! Owns only shapes and stateless checks; what needs the store stays in
 //! [`crate::node::Node`].
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -16,8 +17,9 @@ use crate::protocol::SendKind;
 use crate::push::DevicePolicy;
 
 /// `POST /v1/register`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RegisterBody")]
 pub(super) struct Register {
     pub phone: String,
     pub display_name: String,
@@ -25,15 +27,16 @@ pub(super) struct Register {
 }
 
 /// `POST /v1/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "LoginBody")]
 pub(super) struct Login {
     pub phone: String,
     pub password: String,
 }
 
 /// `POST /v1/chats/{chat}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SendBody {
     pub client_msg_id: String,
@@ -59,8 +62,9 @@ impl SendBody {
 }
 
 /// `POST /v1/chats/{chat}/receipts`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ReceiptsBody")]
 pub(super) struct Watermark {
     #[serde(default)]
     pub delivered: Option<Seq>,
@@ -69,15 +73,17 @@ pub(super) struct Watermark {
 }
 
 /// `POST /v1/direct`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DirectBody")]
 pub(super) struct Direct {
     pub phone: String,
 }
 
 /// `POST /v1/groups`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "GroupBody")]
 pub(super) struct Group {
     pub title: String,
     #[serde(default)]
@@ -85,15 +91,17 @@ pub(super) struct Group {
 }
 
 /// `POST /v1/groups/{chat}/join`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "JoinBody")]
 pub(super) struct Join {
     pub invite: String,
 }
 
 /// `POST /v1/groups/{chat}/members`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AddMemberBody")]
 pub(super) struct AddMember {
     pub user_id: Uuid,
 }
@@ -106,7 +114,7 @@ pub(super) struct Page {
 }
 
 /// `PUT /v1/devices/{device_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub(super) struct DeviceBody {
     pub platform: Platform,
     pub token: String,

@@ -38,8 +38,9 @@ impl<E: Into<ApiError>> From<E> for Failure {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// What every refused REST or media request answers.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ErrorBody<'a> {
     code: ErrorCode,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]

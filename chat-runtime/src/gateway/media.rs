@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::http::{Answer, Authed, Failure, Path, Query, bearer, created, ok};
@@ -47,8 +48,9 @@ struct MediaQuery {
 }
 
 /// What `POST /v1/media` answers.
-#[derive(Serialize)]
-struct UploadView<'a> {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Upload")]
+pub(super) struct UploadView<'a> {
     media_id: &'a str,
     kind: MediaKind,
     #[serde(flatten)]
@@ -57,8 +59,10 @@ struct UploadView<'a> {
     duplicate: bool,
 }
 
-#[derive(Serialize)]
-struct LinkView {
+/// What `POST /v1/media/{id}/link` answers.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "MediaLink")]
+pub(super) struct LinkView {
     /// Path and query of the link, relative to this server.
     url: String,
     expires_at: i64,

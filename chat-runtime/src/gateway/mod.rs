@@ -2,6 +2,7 @@
 //! [`bodies`]: what its requests carry; [`http`]: errors and extractors),
 //! media streamed both ways ([`media`]), the WebSocket upgrade ([`ws`]), the
 //! web client ([`web`]) and the operational endpoints (`confab-probes`).
+//! [`schema`] describes every frame and body as JSON Schema.
 //! [`server`] accepts connections (optionally [`tls`]) and serves the router
 //! with hyper. A thin shell over [`crate::node::Node`] and [`crate::ops`].
 
@@ -9,6 +10,7 @@ pub mod bodies;
 mod http;
 mod media;
 mod rest;
+pub mod schema;
 pub mod server;
 pub mod tls;
 mod web;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
+use schemars::JsonSchema;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -17,35 +18,60 @@ use super::bodies::{
 };
 use super::http::{Answer, Authed, Json, Path, Peer, Query, created, done, ok};
 use crate::error::ApiError;
-use crate::model::Device;
+use crate::model::{Device, User};
 use crate::node::Node;
 use crate::protocol::ServerFrame;
 
 type Shared = State<Arc<Node>>;
 
-#[derive(Serialize)]
-struct Session {
+/// `POST /v1/login`'s answer.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Session {
     token: String,
     user_id: Uuid,
     expires_at: i64,
 }
 
 /// A group's invite code, as its admins see it.
-#[derive(Serialize)]
-struct Invite {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Invite {
     chat_id: Uuid,
     invite: String,
 }
 
-#[derive(Serialize)]
-struct Devices {
+/// `GET /v1/devices`'s answer.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Devices {
     devices: Vec<Device>,
 }
 
-#[derive(Serialize)]
-struct HistoryPage {
+/// `GET /v1/chats/{chat}/messages`'s answer: newest first.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct HistoryPage {
     messages: Vec<crate::model::Message>,
+    /// Pass as `before` for the next (older) page; null at the start of the chat.
     next_before: Option<crate::model::Seq>,
+}
+
+/// A user as `POST /v1/register` and `GET /v1/users` show them.
+// A type of its own, so no secret of the stored `User` can reach an answer.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct UserView {
+    id: Uuid,
+    phone: String,
+    display_name: String,
+    created_at: i64,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            phone: u.phone,
+            display_name: u.display_name,
+            created_at: u.created_at,
+        }
+    }
 }
 
 /// Every REST route.
@@ -79,7 +105,7 @@ async fn register(State(node): Shared, Peer(from): Peer, Json(b): Json<Register>
     let view = node
         .register(from, &b.phone, &b.display_name, &b.password)
         .await?;
-    created(&view)
+    created(&UserView::from(view))
 }
 
 async fn login(State(node): Shared, Peer(from): Peer, Json(b): Json<Login>) -> Answer {
@@ -97,7 +123,7 @@ async fn logout(State(node): Shared, Authed(c): Authed) -> Answer {
 }
 
 async fn lookup(State(node): Shared, Authed(_): Authed, Query(q): Query<PhoneQuery>) -> Answer {
-    ok(&node.lookup(&q.phone).await?)
+    ok(&UserView::from(node.lookup(&q.phone).await?))
 }
 
 async fn presence(State(node): Shared, Authed(c): Authed, Path(user): Path<Uuid>) -> Answer {

@@ -1,12 +1,16 @@
 //! The web client, embedded in the binary and served at `/`.
 //!
 //! The files live in `chat-runtime/web/`; they use only the public REST and
-//! WebSocket API, so the page doubles as the reference client.
+//! WebSocket API, through the TypeScript SDK (`sdk/typescript`), whose
+//! compiled modules are checked in under `web/sdk/` and served at `/sdk/`:
+//! the page doubles as the SDK's reference client, and serving it needs no
+//! build step.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, header};
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -16,6 +20,26 @@ const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const MEDIA_JS: &str = include_str!("../../web/media.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+
+/// The SDK's compiled ES modules, as `e2e/scripts/sdk.sh` copies them from
+/// its build (and checks they are current).
+const SDK: [(&str, &str); 13] = [
+    ("backoff.js", include_str!("../../web/sdk/backoff.js")),
+    ("client.js", include_str!("../../web/sdk/client.js")),
+    ("cursor.js", include_str!("../../web/sdk/cursor.js")),
+    ("emitter.js", include_str!("../../web/sdk/emitter.js")),
+    ("errors.js", include_str!("../../web/sdk/errors.js")),
+    ("index.js", include_str!("../../web/sdk/index.js")),
+    ("indexeddb.js", include_str!("../../web/sdk/indexeddb.js")),
+    ("outbox.js", include_str!("../../web/sdk/outbox.js")),
+    ("protocol.js", include_str!("../../web/sdk/protocol.js")),
+    ("requests.js", include_str!("../../web/sdk/requests.js")),
+    ("rest.js", include_str!("../../web/sdk/rest.js")),
+    ("storage.js", include_str!("../../web/sdk/storage.js")),
+    ("upload.js", include_str!("../../web/sdk/upload.js")),
+];
+
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// The page's policy: its own scripts only, WebSocket and fetches only to
 /// the origin the page came from (`host`, as the browser sent it), never
@@ -49,9 +73,16 @@ fn asset(body: &'static str, content_type: &'static str, headers: &HeaderMap) ->
         .into_response()
 }
 
+/// One of the SDK's modules, by file name.
+async fn sdk(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match SDK.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => asset(body, JS, &headers),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// The page and its assets.
 pub fn routes() -> Router<Arc<Node>> {
-    const JS: &str = "text/javascript; charset=utf-8";
     Router::new()
         .route(
             "/",
@@ -65,6 +96,7 @@ pub fn routes() -> Router<Arc<Node>> {
             "/media.js",
             get(|h: HeaderMap| async move { asset(MEDIA_JS, JS, &h) }),
         )
+        .route("/sdk/{file}", get(sdk))
         .route(
             "/app.css",
             get(|h: HeaderMap| async move { asset(APP_CSS, "text/css; charset=utf-8", &h) }),
@@ -73,7 +105,19 @@ pub fn routes() -> Router<Arc<Node>> {
 
 #[cfg(test)]
 mod tests {
-    use super::policy;
+    use super::{SDK, policy};
+
+    #[test]
+    fn every_checked_in_sdk_module_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/sdk");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        let served: Vec<&str> = SDK.iter().map(|(name, _)| *name).collect();
+        assert_eq!(files, served, "web/sdk/ and the SDK table differ");
+    }
 
     #[test]
     fn the_page_may_open_sockets_only_to_its_own_origin() {

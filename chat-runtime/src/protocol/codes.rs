@@ -1,6 +1,7 @@
 //! Stable client-facing codes: error codes carried in `error` frames and HTTP
 //! bodies, and WebSocket close codes that say "reconnect" or "terminal".
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Why a request failed. The string form is stable and documented in
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
     Hash,
     Serialize,
     Deserialize,
+    JsonSchema,
     strum::IntoStaticStr,
     strum::EnumIter,
 )]

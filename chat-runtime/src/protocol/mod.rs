@@ -10,6 +10,7 @@ pub mod codes;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use codes::{CloseCode, ErrorCode};
@@ -25,7 +26,7 @@ pub const MAX_PAGE: u32 = 200;
 
 /// Kinds of message a client may send. Media kinds carry the `media_id` of
 /// an upload (`POST /v1/media`) and an optional caption in `body`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SendKind {
     #[default]
@@ -81,7 +82,7 @@ pub fn check_send(
 }
 
 /// Frames a device sends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// First frame of every connection: authenticates and resumes.
@@ -201,7 +202,7 @@ const CLIENT_TYPES: &[&str] = &[
 ];
 
 /// A chat as listed by `chats` (getAll) and returned by chat operations.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatView {
     pub chat_id: ChatId,
     pub kind: ChatKind,
@@ -218,7 +219,7 @@ pub struct ChatView {
 }
 
 /// A member as shown to other members.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MemberView {
     pub user_id: UserId,
     pub display_name: String,
@@ -242,7 +243,7 @@ impl MemberView {
 }
 
 /// Frames the server sends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Welcome {

@@ -197,7 +197,8 @@ impl DevicePolicy {
 }
 
 /// What a provider delivers to a device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "PushNotification")]
 pub struct Notification {
     /// The sender's name; in groups "name @ group".
     pub title: String,
