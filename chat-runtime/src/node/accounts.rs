@@ -48,10 +48,7 @@ impl Node {
             )),
             other => other.map_err(ApiError::from),
         }?;
-        Ok(User {
-            password_hash: String::new(),
-            ..user
-        })
+        Ok(user)
     }
     /// Checks credentials and issues a token.
     pub async fn login(

@@ -16,15 +16,8 @@ impl Node {
     }
     /// The user registered under `phone` (without secrets).
     pub async fn lookup(&self, phone: &str) -> Result<User, ApiError> {
-        let user = self
-            .store
-            .user_by_phone(phone)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        Ok(User {
-            password_hash: String::new(),
-            ..user
-        })
+        let user = self.store.user_by_phone(phone).await?;
+        user.ok_or_else(|| ApiError::not_found("user"))
     }
     /// A new group titled `title` (cleaned: 1 to 128 bytes of visible text) with `user`
     /// as its admin and `members`.

@@ -73,7 +73,7 @@ pub(super) fn finish(
 ) -> Result<usize, StoreError> {
     let old = redb::Database::open(dir.join(OLD_FILE)).map_err(backend)?;
     let txn = old.begin_read().map_err(backend)?;
-    let mut copy = Copy {
+    let mut copy = Chunked {
         db,
         tx: db.write_tx(),
         rows: 0,
@@ -170,13 +170,13 @@ pub(super) fn finish(
 }
 
 /// Writes rows in commits of [`CHUNK`].
-struct Copy<'a> {
+struct Chunked<'a> {
     db: &'a SingleWriterTxDatabase,
     tx: Tx<'a>,
     rows: usize,
 }
 
-impl<'a> Copy<'a> {
+impl<'a> Chunked<'a> {
     fn put(
         &mut self,
         space: &fjall::SingleWriterTxKeyspace,

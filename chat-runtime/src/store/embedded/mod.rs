@@ -136,7 +136,7 @@ impl Store for EmbeddedStore {
             for m in &members {
                 put_member_rows(tx, ks, chat.id, m)?;
             }
-            put_message(tx, ks, &first)
+            messages::append_all(tx, ks, chat.id, &[first], None)
         })
         .await
     }

@@ -11,7 +11,7 @@ use fjall::{
 
 use super::keys::{self, Key};
 use crate::model::{ChatId, Member, Message, UserId};
-use crate::store::{StoreError, Taken, backend};
+use crate::store::{StoreError, backend};
 
 /// Every keyspace of the store. Handles are cheap to clone.
 #[derive(Clone)]
@@ -162,13 +162,13 @@ pub(super) fn expire_dedup(
     Ok(expired.len())
 }
 
-/// Writes `msg` with its dedup entry; a seq already stored is a conflict.
+/// Writes `msg` with its dedup entry (the caller has checked its seq is free).
 pub(super) fn put_message(tx: &mut Tx, ks: &Keyspaces, msg: &Message) -> Result<(), StoreError> {
-    let key = keys::message(msg.chat_id, msg.seq);
-    if get(tx, &ks.messages, &key)?.is_some() {
-        return Err(StoreError::Conflict(Taken::Seq));
-    }
-    tx.insert(&ks.messages, key, encode(msg)?);
+    tx.insert(
+        &ks.messages,
+        keys::message(msg.chat_id, msg.seq),
+        encode(msg)?,
+    );
     if !msg.client_msg_id.is_empty() {
         let dedup = keys::dedup(msg.chat_id, msg.sender, &msg.client_msg_id);
         tx.insert(&ks.dedup_age, keys::dedup_age(msg.sent_at, &dedup), []);
