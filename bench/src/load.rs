@@ -235,11 +235,8 @@ pub async fn direct(
     let users = target.users(pairs * 2).await?;
     let mut chats = Vec::with_capacity(pairs);
     for pair in users.chunks(2) {
-        let body = json!({"phone": pair[1].phone});
-        let direct = target
-            .post("/v1/direct", Some(&pair[0].token), body)
-            .await?;
-        chats.push(direct["chat_id"].as_str().unwrap_or_default().to_owned());
+        let direct = target.rest(&pair[0]).direct(&pair[1].phone).await?;
+        chats.push(direct.chat_id.to_string());
     }
     let relay = if compare {
         Some(Relay::start().await?)
@@ -396,14 +393,15 @@ pub async fn group(
     compare: bool,
 ) -> Result<()> {
     let users: Vec<User> = target.users(members).await?;
-    let ids: Vec<_> = users[1..].iter().map(|u| u.id.clone()).collect();
+    let ids: Vec<uuid::Uuid> = users[1..]
+        .iter()
+        .map(|u| u.id.parse())
+        .collect::<Result<_, _>>()?;
     let mut chats = Vec::new();
     for g in 0..groups {
-        let body = json!({"title": format!("bench {g}"), "members": ids});
-        let v = target
-            .post("/v1/groups", Some(&users[0].token), body)
-            .await?;
-        chats.push(v["chat_id"].as_str().unwrap_or_default().to_owned());
+        let title = format!("bench {g}");
+        let group = target.rest(&users[0]).group(&title, &ids).await?;
+        chats.push(group.chat_id.to_string());
     }
     let mut load = Load::new();
     for u in &users {

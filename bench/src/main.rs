@@ -38,11 +38,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use chat_runtime::protocol::ServerFrame;
 use clap::{Parser, Subcommand};
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
 #[command(about = "Load generator and benchmark for chat-runtime")]
@@ -125,7 +123,10 @@ enum Scenario {
     },
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A WebSocket of the bench: to the server (opened by `confab-client`) or
+/// to the relay; the measured loops read and write its messages directly,
+/// the same code for both.
+type Ws = confab_client::Socket;
 
 struct User {
     id: String,
@@ -247,39 +248,21 @@ async fn start_target(url: Option<String>, pid: Option<u32>, extra: &[String]) -
 }
 
 impl Target {
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
-        let mut req = self
-            .http
-            .post(format!("http://{}{path}", self.addr))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{path}: {status} {v}");
-        }
-        Ok(v)
-    }
-
     /// Registers and logs in a user.
     async fn user(&self, phone: String) -> Result<User> {
-        let body = json!({"phone": phone, "display_name": "bench", "password": "bench-pass"});
-        self.post("/v1/register", None, body).await?;
-        let v = self
-            .post(
-                "/v1/login",
-                None,
-                json!({"phone": phone, "password": "bench-pass"}),
-            )
-            .await?;
+        let rest = confab_client::Rest::new(format!("http://{}", self.addr));
+        rest.register(&phone, "bench", "bench-pass").await?;
+        let session = rest.login(&phone, "bench-pass").await?;
         Ok(User {
-            id: v["user_id"].as_str().unwrap_or_default().into(),
-            token: v["token"].as_str().unwrap_or_default().into(),
+            id: session.user_id.to_string(),
+            token: session.token,
             phone,
         })
+    }
+
+    /// The REST API as `user`.
+    fn rest(&self, user: &User) -> confab_client::Rest {
+        confab_client::Rest::new(format!("http://{}", self.addr)).with_token(&user.token)
     }
 
     async fn users(&self, n: usize) -> Result<Vec<User>> {
@@ -296,6 +279,7 @@ impl Target {
         Ok(out)
     }
 
+    /// A session of `token`, from `source` if given, once `synced`.
     async fn connect(&self, token: &str, source: Option<std::net::IpAddr>) -> Result<Ws> {
         let socket = TcpSocket::new_v4()?;
         if let Some(ip) = source {
@@ -304,21 +288,14 @@ impl Target {
         let stream = socket.connect(self.addr).await?;
         // Small frames go out at once, as from any chat client.
         stream.set_nodelay(true)?;
-        let (mut ws, _) =
-            tokio_tungstenite::client_async(format!("ws://{}/v1/ws", self.addr), stream).await?;
-        ws.send(Message::text(
-            json!({"type":"hello","token":token}).to_string(),
-        ))
-        .await?;
-        // Wait for `synced`.
-        while let Some(msg) = ws.next().await {
-            if let Message::Text(t) = msg?
-                && t.contains("\"synced\"")
-            {
-                return Ok(ws);
+        let base = format!("http://{}", self.addr);
+        let mut conn = confab_client::Connection::over(Box::new(stream), &base).await?;
+        conn.hello(token, &Default::default()).await?;
+        loop {
+            if let ServerFrame::Synced { .. } = conn.next().await? {
+                return Ok(conn.into_inner());
             }
         }
-        bail!("closed before synced")
     }
 }
 

@@ -77,19 +77,19 @@ pub async fn run(target: &Target, recipients: usize, messages: u64) -> Result<()
         if !resp.status().is_success() {
             bail!("device registration: {}", resp.status());
         }
-        let chat = target
-            .post("/v1/direct", Some(&sender.token), json!({"phone": u.phone}))
-            .await?;
-        chats.push(chat["chat_id"].as_str().unwrap_or_default().to_owned());
+        chats.push(target.rest(&sender).direct(&u.phone).await?.chat_id);
     }
 
     let cpu0 = target.pid.and_then(cpu_secs);
     let t0 = Instant::now();
+    let rest = target.rest(&sender);
     let sends = futures::stream::iter(0..messages).map(|i| {
-        let path = format!("/v1/chats/{}/messages", chats[i as usize % chats.len()]);
-        let body = json!({"client_msg_id": format!("p{i}"), "body": format!("push {i}")});
-        let token = &sender.token;
-        async move { target.post(&path, Some(token), body).await }
+        let chat = chats[i as usize % chats.len()];
+        let rest = &rest;
+        async move {
+            rest.send(chat, &format!("p{i}"), &format!("push {i}"))
+                .await
+        }
     });
     let sent: Vec<_> = sends.buffer_unordered(64).collect().await;
     let failed = sent.iter().filter(|r| r.is_err()).count();

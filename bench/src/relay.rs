@@ -68,7 +68,8 @@ impl Relay {
         let url = format!("ws://{}/{path}", self.addr);
         let stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let io: Box<dyn confab_client::Io> = Box::new(stream);
+        let (ws, _) = tokio_tungstenite::client_async(url, io).await?;
         Ok(ws)
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! **Core** — the decisions; talks to the seams' traits only:
 //! - [`model`]: users, chats, members, messages — plain data;
-//!   [`protocol`]: WebSocket protocol v1, typed frames and codes;
+//!   [`protocol`]: WebSocket protocol v1, typed frames and codes (the
+//!   `confab-protocol` crate, shared with the Rust client);
 //!   [`text`]: display names and titles, cleaned.
 //! - [`ops`]: one module per operation family (send, receipts, membership,
 //!   history, devices) — the one path from a WebSocket frame or a REST body
@@ -67,7 +68,7 @@ pub mod model;
 pub mod node;
 pub mod ops;
 pub mod presence;
-pub mod protocol;
+pub use confab_protocol as protocol;
 pub mod push;
 pub mod roles;
 pub mod session;

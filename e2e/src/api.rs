@@ -1,8 +1,11 @@
 //! A REST client of one gateway (or standalone server), for scenarios:
-//! accounts, chats, and raw calls with a status to check.
+//! accounts, chats and sends through the Rust client's [`Rest`], and raw
+//! calls with a status to check (for what a scenario sends on purpose
+//! wrong).
 
-use anyhow::{Context, Result, ensure};
-use serde_json::{Value, json};
+use anyhow::Result;
+use confab_client::Rest;
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A registered, logged-in user.
@@ -41,47 +44,34 @@ impl Api {
         self.json(req.bearer_auth(token).json(&body)).await
     }
 
+    /// The client's REST calls, as `user` (or anonymous).
+    pub fn rest(&self, user: Option<&User>) -> Rest {
+        let rest = Rest::new(&self.url);
+        match user {
+            Some(u) => rest.with_token(&u.token),
+            None => rest,
+        }
+    }
+
     pub async fn user(&self, name: &str) -> Result<User> {
         let phone = format!("+1{:010}", Uuid::new_v4().as_u128() % 10_000_000_000);
-        let creds = json!({"phone": phone, "display_name": name, "password": "s3cret-pass"});
-        let (s, b) = self
-            .json(
-                self.http
-                    .post(format!("{}/v1/register", self.url))
-                    .json(&creds),
-            )
-            .await?;
-        ensure!(s == 201, "register: {s} {b}");
-        let login = json!({"phone": phone, "password": "s3cret-pass"});
-        let (s, b) = self
-            .json(
-                self.http
-                    .post(format!("{}/v1/login", self.url))
-                    .json(&login),
-            )
-            .await?;
-        ensure!(s == 200, "login: {s} {b}");
+        let rest = self.rest(None);
+        rest.register(&phone, name, "s3cret-pass").await?;
+        let session = rest.login(&phone, "s3cret-pass").await?;
         Ok(User {
-            id: b["user_id"].as_str().context("user_id")?.parse()?,
+            id: session.user_id,
             phone,
-            token: b["token"].as_str().context("token")?.to_owned(),
+            token: session.token,
         })
     }
 
     pub async fn direct(&self, a: &User, b: &User) -> Result<Uuid> {
-        let (s, body) = self
-            .post("/v1/direct", &a.token, json!({"phone": b.phone}))
-            .await?;
-        ensure!(s == 200, "direct: {s} {body}");
-        Ok(body["chat_id"].as_str().context("chat_id")?.parse()?)
+        Ok(self.rest(Some(a)).direct(&b.phone).await?.chat_id)
     }
 
     pub async fn group(&self, owner: &User, title: &str, members: &[&User]) -> Result<Uuid> {
         let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
-        let body = json!({"title": title, "members": ids});
-        let (s, b) = self.post("/v1/groups", &owner.token, body).await?;
-        ensure!(s == 201, "group: {s} {b}");
-        Ok(b["chat_id"].as_str().context("chat_id")?.parse()?)
+        Ok(self.rest(Some(owner)).group(title, &ids).await?.chat_id)
     }
 
     /// `GET path` with an optional token and extra headers.
@@ -115,11 +105,7 @@ impl Api {
 
     /// Sends a text message through REST; its seq.
     pub async fn say(&self, u: &User, chat: Uuid, body: &str) -> Result<u64> {
-        let msg = json!({"client_msg_id": Uuid::new_v4().to_string(), "body": body});
-        let (s, b) = self
-            .post(&format!("/v1/chats/{chat}/messages"), &u.token, msg)
-            .await?;
-        ensure!(s == 201, "send: {s} {b}");
-        b["seq"].as_u64().context("seq")
+        let id = Uuid::new_v4().to_string();
+        Ok(self.rest(Some(u)).send(chat, &id, body).await?.seq)
     }
 }

@@ -1,32 +1,34 @@
-//! A client device for scenario tests: one WebSocket session that resumes
-//! from its watermarks, remembers what it received, and re-sends what was
-//! never acknowledged (with the same `client_msg_id`, as real clients do).
+//! A client device for scenario tests, on the Rust client's pieces: its
+//! typed [`Connection`], its send queue ([`Outbox`]: re-sends what was never
+//! acknowledged, with the same `client_msg_id`, and what the server asked
+//! to retry) and its watermarks ([`Cursor`]: what `hello` resumes from).
+//! Unlike the client's own session, a scenario decides when to reconnect,
+//! and the device records what the scenario checks: every message
+//! received, every acknowledgement, refusal and close, and how long acks
+//! and resumes took.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chat_runtime::protocol::{ErrorCode, ServerFrame};
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use chat_runtime::protocol::{ClientFrame, ServerFrame};
+use confab_client::cursor::Cursor;
+use confab_client::outbox::{Outbox, Pacing};
+use confab_client::{Connection, Error};
 use uuid::Uuid;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A logged-in device.
 pub struct Device {
     pub token: String,
     /// The gateway it last connected to.
     base: String,
-    ws: Option<Ws>,
-    /// Highest seq held per chat (what `hello` resumes from).
-    pub watermarks: BTreeMap<Uuid, u64>,
+    conn: Option<Connection>,
+    /// What the next `hello` resumes from.
+    cursor: Cursor,
     /// Every (chat, seq) received, with the client_msg_id it carried.
     pub received: BTreeMap<(Uuid, u64), String>,
-    /// Sends not yet acknowledged: client_msg_id → (chat, body).
-    pub pending: BTreeMap<String, (Uuid, String)>,
+    /// Sends not yet acknowledged.
+    pub outbox: Outbox,
     /// Acknowledged sends: client_msg_id → (chat, seq).
     pub acked: BTreeMap<String, (Uuid, u64)>,
     /// Acknowledgements that said `duplicate` (a retry of a stored send).
@@ -45,9 +47,6 @@ pub struct Device {
     sent_at: BTreeMap<String, Instant>,
     /// When the connection was lost, until the next `synced`.
     lost_at: Option<Instant>,
-    /// Sends the server answered "retry" (`unavailable`, `internal`,
-    /// `rate_limited`), and when to send each again.
-    retry_at: BTreeMap<String, Instant>,
     /// How many sends were answered "retry" (a chat moving, a shard failing over).
     pub retried: usize,
 }
@@ -57,10 +56,14 @@ impl Device {
         Self {
             token: token.to_owned(),
             base: String::new(),
-            ws: None,
-            watermarks: BTreeMap::new(),
+            conn: None,
+            cursor: Cursor::default(),
             received: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            // Every pending send goes out on each connection at once.
+            outbox: Outbox::new(Pacing {
+                window: usize::MAX,
+                ..Pacing::default()
+            }),
             acked: BTreeMap::new(),
             duplicates: BTreeSet::new(),
             refused: Vec::new(),
@@ -70,7 +73,6 @@ impl Device {
             resumed_after: Vec::new(),
             sent_at: BTreeMap::new(),
             lost_at: None,
-            retry_at: BTreeMap::new(),
             retried: 0,
         }
     }
@@ -79,28 +81,17 @@ impl Device {
     /// was pending. Returns once `synced` arrived.
     pub async fn connect(&mut self, base: &str) -> Result<()> {
         self.base = base.to_owned();
-        let url = format!("{}/v1/ws", base.replace("http://", "ws://"));
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-        let hello = json!({"type": "hello", "token": self.token, "watermarks": self.watermarks});
-        ws.send(Message::text(hello.to_string())).await?;
-        self.ws = Some(ws);
+        let mut conn = Connection::open(base, None).await?;
+        conn.hello(&self.token, self.cursor.watermarks()).await?;
+        self.conn = Some(conn);
+        self.outbox.down();
         loop {
             match self.next_frame(Duration::from_secs(20)).await? {
-                Some(ServerFrame::Synced { .. }) => break,
+                Some(ServerFrame::Synced { .. }) => return Ok(()),
                 Some(_) => {}
                 None => bail!("no `synced` within 20 s of hello"),
             }
         }
-        let pending: Vec<_> = self
-            .pending
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (id, (chat, body)) in pending {
-            self.write(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
-                .await?;
-        }
-        Ok(())
     }
 
     /// Reconnects to the same gateway, retrying for up to `wait` (as a real
@@ -109,7 +100,7 @@ impl Device {
         let deadline = tokio::time::Instant::now() + wait;
         let base = self.base.clone();
         loop {
-            self.ws = None;
+            self.conn = None;
             match self.connect(&base).await {
                 Ok(()) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
@@ -122,66 +113,77 @@ impl Device {
         self.lost();
     }
 
-    async fn write(&mut self, v: Value) -> Result<()> {
-        let ws = self.ws.as_mut().context("not connected")?;
-        ws.send(Message::text(v.to_string())).await?;
-        Ok(())
+    async fn write(&mut self, frame: &ClientFrame) -> Result<()> {
+        let conn = self.conn.as_mut().context("not connected")?;
+        Ok(conn.send(frame).await?)
     }
 
-    /// Sends a text message (remembered as pending until acknowledged).
+    /// Sends a text message (pending until acknowledged).
     pub async fn send(&mut self, chat: Uuid, id: &str, body: &str) -> Result<()> {
-        self.pending.insert(id.to_owned(), (chat, body.to_owned()));
+        self.outbox.add(ClientFrame::Send {
+            chat_id: chat,
+            client_msg_id: id.to_owned(),
+            kind: Default::default(),
+            body: body.to_owned(),
+            media_id: None,
+        });
         self.sent_at
             .entry(id.to_owned())
             .or_insert_with(Instant::now);
-        self.write(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}))
-            .await
+        self.flush().await
+    }
+
+    /// Puts on the wire what the send queue says is due.
+    async fn flush(&mut self) -> Result<()> {
+        if self.conn.is_none() {
+            return Ok(());
+        }
+        for frame in self.outbox.due(Instant::now()) {
+            self.write(&frame).await?;
+        }
+        Ok(())
     }
 
     /// Reads one frame (or `None` after `wait` of silence) and records it;
     /// first re-sends what the server asked to retry and is due.
     pub async fn next_frame(&mut self, wait: Duration) -> Result<Option<ServerFrame>> {
         let deadline = Instant::now() + wait;
-        let msg = loop {
-            self.resend_due().await?;
+        let read = loop {
+            self.flush().await?;
             let until = self
-                .retry_at
-                .values()
-                .min()
-                .map_or(deadline, |d| (*d).min(deadline));
-            let ws = self.ws.as_mut().context("not connected")?;
-            match tokio::time::timeout_at(until.into(), ws.next()).await {
+                .outbox
+                .next_deadline()
+                .map_or(deadline, |d| d.min(deadline));
+            let conn = self.conn.as_mut().context("not connected")?;
+            match tokio::time::timeout_at(until.into(), conn.next()).await {
                 Err(_) if Instant::now() >= deadline => return Ok(None),
                 Err(_) => continue,
-                Ok(None) => {
-                    self.lost();
-                    bail!("connection closed")
-                }
-                Ok(Some(Err(e))) => {
-                    self.lost();
-                    return Err(e.into());
-                }
-                Ok(Some(Ok(m))) => break m,
+                Ok(read) => break read,
             }
         };
-        let frame: ServerFrame = match msg {
-            Message::Text(t) => serde_json::from_str(&t)?,
-            Message::Close(c) => {
-                self.closed_with = c.as_ref().map(|f| u16::from(f.code));
-                if let Some(code) = self.closed_with {
-                    self.closes.push((Instant::now(), code));
-                }
+        let frame = match read {
+            Ok(frame) => frame,
+            Err(Error::Closed { code, reason }) => {
+                self.closed_with = Some(code);
+                self.closes.push((Instant::now(), code));
                 self.lost();
-                bail!("closed by the server: {c:?}")
+                bail!("closed by the server: {code} {reason}")
             }
-            _ => return Ok(None),
+            Err(e) => {
+                self.lost();
+                return Err(e.into());
+            }
         };
-        match &frame {
+        self.record(&frame);
+        Ok(Some(frame))
+    }
+
+    fn record(&mut self, frame: &ServerFrame) {
+        match frame {
             ServerFrame::Message { message } => {
                 let key = (message.chat_id, message.seq);
                 self.received.insert(key, message.client_msg_id.clone());
-                let w = self.watermarks.entry(message.chat_id).or_default();
-                *w = (*w).max(message.seq);
+                self.cursor.message(message.chat_id, message.seq);
             }
             ServerFrame::Sent {
                 chat_id,
@@ -190,49 +192,49 @@ impl Device {
                 duplicate,
                 ..
             } => {
-                self.pending.remove(client_msg_id);
+                self.outbox.sent(client_msg_id);
                 if let Some(at) = self.sent_at.remove(client_msg_id) {
                     self.slowest_ack = self.slowest_ack.max(at.elapsed());
                 }
                 self.acked.insert(client_msg_id.clone(), (*chat_id, *seq));
-                // The sending connection holds its message from `sent` (it is
-                // not sent back). Its resume watermark still moves only with
-                // `message` frames: a lower seq may not have arrived yet.
+                // The sending connection holds its message from `sent` (it
+                // is not sent back).
                 self.received
                     .insert((*chat_id, *seq), client_msg_id.clone());
+                self.cursor.sent(*chat_id, *seq);
                 if *duplicate {
                     self.duplicates.insert(client_msg_id.clone());
                 }
             }
             ServerFrame::Error {
                 client_msg_id: Some(id),
-                code: ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::RateLimited,
+                code,
                 retry_after_ms,
                 ..
-            } if self.pending.contains_key(id) => {
+            } if code.retryable() => {
                 // As the protocol says: retry with backoff, same client_msg_id.
                 let after = Duration::from_millis(retry_after_ms.unwrap_or(200));
-                self.retry_at.insert(id.clone(), Instant::now() + after);
-                self.retried += 1;
+                if self.outbox.retry(id, Some(after), Instant::now()) {
+                    self.retried += 1;
+                }
             }
             ServerFrame::Error {
                 client_msg_id: Some(id),
                 code,
                 message,
                 ..
-            } => {
-                self.pending.remove(id);
+            } if self.outbox.refused(id) => {
                 self.sent_at.remove(id);
                 self.refused.push(format!("{id}: {code:?} {message}"));
             }
-            ServerFrame::Synced { .. } => {
+            ServerFrame::Synced { chats } => {
+                self.cursor.synced(chats);
                 if let Some(at) = self.lost_at.take() {
                     self.resumed_after.push(at.elapsed());
                 }
             }
             _ => {}
         }
-        Ok(Some(frame))
     }
 
     /// Reads until `done` holds or `wait` passes without progress.
@@ -273,38 +275,21 @@ impl Device {
         }
     }
 
-    /// Re-sends the retries that are due (a reconnect re-sends every pending
-    /// send anyway).
-    async fn resend_due(&mut self) -> Result<()> {
-        let now = Instant::now();
-        let due: Vec<String> = self
-            .retry_at
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            self.retry_at.remove(&id);
-            if let Some((chat, body)) = self.pending.get(&id).cloned() {
-                self.write(
-                    json!({"type": "send", "chat_id": chat, "client_msg_id": id, "body": body}),
-                )
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Marks the connection lost (the first time since the last `synced`).
     fn lost(&mut self) {
-        self.ws = None;
+        self.conn = None;
+        self.outbox.down();
         self.lost_at.get_or_insert_with(Instant::now);
     }
 
     /// Sends a `delivered` or `read` receipt for `seq` in `chat`.
     pub async fn receipt(&mut self, kind: &str, chat: Uuid, seq: u64) -> Result<()> {
-        self.write(json!({"type": kind, "chat_id": chat, "seq": seq}))
-            .await
+        let frame = match kind {
+            "delivered" => ClientFrame::Delivered { chat_id: chat, seq },
+            "read" => ClientFrame::Read { chat_id: chat, seq },
+            other => bail!("no receipt kind {other:?}"),
+        };
+        self.write(&frame).await
     }
 
     /// Seqs received in `chat`, ascending.

@@ -61,7 +61,7 @@ impl Pairs {
     ) -> Result<()> {
         let mut receivers = self.receivers;
         for (i, d) in senders.iter_mut().enumerate() {
-            d.until_resuming(wait, |d| d.pending.is_empty())
+            d.until_resuming(wait, |d| d.outbox.is_empty())
                 .await
                 .with_context(|| format!("sender {i}"))?;
             ensure!(

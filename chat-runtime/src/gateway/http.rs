@@ -19,6 +19,7 @@ use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::protocol::ErrorCode;
+use crate::protocol::rest::ErrorBody;
 
 /// Largest JSON body accepted by the REST API.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -38,15 +39,6 @@ impl<E: Into<ApiError>> From<E> for Failure {
     }
 }
 
-/// What every refused REST or media request answers.
-#[derive(Serialize, schemars::JsonSchema)]
-pub(super) struct ErrorBody<'a> {
-    code: ErrorCode,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after_ms: Option<u64>,
-}
-
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let e = self.0;
@@ -54,7 +46,7 @@ impl IntoResponse for Failure {
             StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             code: e.code,
-            message: &e.message,
+            message: e.message.clone(),
             retry_after_ms: e.retry_after_ms,
         };
         let mut response = json(status, &body);

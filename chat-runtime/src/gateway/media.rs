@@ -14,15 +14,15 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::http::{Answer, Authed, Failure, Path, Query, bearer, created, ok};
 use crate::error::ApiError;
 use crate::media::signed::LinkParams;
 use crate::media::{Download, MediaError};
-use crate::model::{MediaFacts, MediaKind, MediaRecord, UserId, now_ms};
+use crate::model::{MediaKind, MediaRecord, UserId, now_ms};
 use crate::node::Node;
+use crate::protocol::rest::{LinkView, UploadView};
 
 const PREFIX: &str = "/v1/media";
 
@@ -45,27 +45,6 @@ struct MediaQuery {
     u: Option<UserId>,
     exp: Option<i64>,
     sig: Option<String>,
-}
-
-/// What `POST /v1/media` answers.
-#[derive(Serialize, JsonSchema)]
-#[schemars(rename = "Upload")]
-pub(super) struct UploadView<'a> {
-    media_id: &'a str,
-    kind: MediaKind,
-    #[serde(flatten)]
-    facts: &'a MediaFacts,
-    /// The same bytes were stored before: nothing new was written.
-    duplicate: bool,
-}
-
-/// What `POST /v1/media/{id}/link` answers.
-#[derive(Serialize, JsonSchema)]
-#[schemars(rename = "MediaLink")]
-pub(super) struct LinkView {
-    /// Path and query of the link, relative to this server.
-    url: String,
-    expires_at: i64,
 }
 
 async fn upload(
@@ -110,9 +89,9 @@ async fn upload(
         .await?;
     let r = &up.record;
     let view = UploadView {
-        media_id: &r.id,
+        media_id: r.id.clone(),
         kind: r.kind,
-        facts: &r.facts,
+        facts: r.facts.clone(),
         duplicate: up.duplicate,
     };
     created(&view)

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
-use schemars::JsonSchema;
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::bodies::{
@@ -18,51 +16,15 @@ use super::bodies::{
 };
 use super::http::{Answer, Authed, Json, Path, Peer, Query, created, done, ok};
 use crate::error::ApiError;
-use crate::model::{Device, User};
+use crate::model::User;
 use crate::node::Node;
 use crate::protocol::ServerFrame;
+use crate::protocol::rest::{Devices, HistoryPage, Invite, Session, UserView};
 
 type Shared = State<Arc<Node>>;
 
-/// `POST /v1/login`'s answer.
-#[derive(Serialize, JsonSchema)]
-pub(super) struct Session {
-    token: String,
-    user_id: Uuid,
-    expires_at: i64,
-}
-
-/// A group's invite code, as its admins see it.
-#[derive(Serialize, JsonSchema)]
-pub(super) struct Invite {
-    chat_id: Uuid,
-    invite: String,
-}
-
-/// `GET /v1/devices`'s answer.
-#[derive(Serialize, JsonSchema)]
-pub(super) struct Devices {
-    devices: Vec<Device>,
-}
-
-/// `GET /v1/chats/{chat}/messages`'s answer: newest first.
-#[derive(Serialize, JsonSchema)]
-pub(super) struct HistoryPage {
-    messages: Vec<crate::model::Message>,
-    /// Pass as `before` for the next (older) page; null at the start of the chat.
-    next_before: Option<crate::model::Seq>,
-}
-
-/// A user as `POST /v1/register` and `GET /v1/users` show them.
-// A type of its own, so no secret of the stored `User` can reach an answer.
-#[derive(Serialize, JsonSchema)]
-pub(super) struct UserView {
-    id: Uuid,
-    phone: String,
-    display_name: String,
-    created_at: i64,
-}
-
+// Answers are the protocol crate's; a `UserView` is its own type, so no
+// secret of the stored `User` can reach one.
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {

@@ -15,10 +15,10 @@ use serde_json::{Map, Value, json};
 use super::bodies::{
     AddMember, DeviceBody, Direct, Group, Join, Login, Register, SendBody, Watermark,
 };
-use super::http::ErrorBody;
-use super::media::{LinkView, UploadView};
-use super::rest::{Devices, HistoryPage, Invite, Session, UserView};
 use crate::model::Device;
+use crate::protocol::rest::{
+    Devices, ErrorBody, HistoryPage, Invite, LinkView, Session, UploadView, UserView,
+};
 use crate::protocol::{ChatView, ClientFrame, ServerFrame};
 use crate::push::Notification;
 

@@ -116,7 +116,7 @@ async fn chats_receipts_and_media(p: &Product) -> Result<()> {
     }
 
     a.send(direct, "direct-1", "hi Bob").await?;
-    a.until(WAIT, |d| d.pending.is_empty()).await?;
+    a.until(WAIT, |d| d.outbox.is_empty()).await?;
     b.until(WAIT, |d| d.seqs(direct) == [1]).await?;
     b.receipt("delivered", direct, 1).await?;
     b.receipt("read", direct, 1).await?;
@@ -128,7 +128,7 @@ async fn chats_receipts_and_media(p: &Product) -> Result<()> {
     .context("Alice sees Bob's read receipt")?;
 
     a.send(group, "group-1", "hi team").await?;
-    a.until(WAIT, |d| d.pending.is_empty()).await?;
+    a.until(WAIT, |d| d.outbox.is_empty()).await?;
     b.until(WAIT, |d| d.seqs(group) == [1]).await?;
     c.until(WAIT, |d| d.seqs(group) == [1]).await?;
 

@@ -59,9 +59,9 @@ async fn direct_and_group_chats_across_gateways_and_a_gateway_drain() -> Result<
         a.send(direct, &format!("a-{i}"), "hi bob").await?;
         b.send(group, &format!("b-{i}"), "hi all").await?;
     }
-    a.until(WAIT, |d| d.pending.is_empty() && d.seqs(group).len() >= 41)
+    a.until(WAIT, |d| d.outbox.is_empty() && d.seqs(group).len() >= 41)
         .await?;
-    b.until(WAIT, |d| d.pending.is_empty() && d.seqs(direct).len() >= 40)
+    b.until(WAIT, |d| d.outbox.is_empty() && d.seqs(direct).len() >= 40)
         .await?;
     k.until(WAIT, |d| d.seqs(group).len() >= 41).await?;
     check(&c, &alice, direct, &[&a], &[&b]).await?;
@@ -103,9 +103,8 @@ async fn direct_and_group_chats_across_gateways_and_a_gateway_drain() -> Result<
             .await?;
     }
     // Every device holds both chats whole (its own sends come back too).
-    let whole = |d: &Device| {
-        d.pending.is_empty() && d.seqs(direct).len() >= 50 && d.seqs(group).len() >= 51
-    };
+    let whole =
+        |d: &Device| d.outbox.is_empty() && d.seqs(direct).len() >= 50 && d.seqs(group).len() >= 51;
     a.until(WAIT, whole).await?;
     b.until(WAIT, whole).await?;
     k.until(WAIT, |d| d.seqs(group).len() >= 51).await?;
@@ -136,7 +135,7 @@ async fn a_gateway_killed_under_load_loses_nothing() -> Result<()> {
         // Read what is already there, without waiting.
         while a.next_frame(Duration::from_millis(1)).await?.is_some() {}
     }
-    a.until(WAIT, |d| d.pending.is_empty()).await?;
+    a.until(WAIT, |d| d.outbox.is_empty()).await?;
     b.until(WAIT, |d| d.seqs(chat).len() >= total).await?;
     ensure!(a.acked.len() == total, "acked {} of {total}", a.acked.len());
     check(&c, &alice, chat, &[&a], &[&b]).await?;

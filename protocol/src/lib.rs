@@ -1,4 +1,7 @@
-//! WebSocket protocol v1: typed frames and their JSON encoding. No I/O.
+//! Confab's wire contract, shared by the server (`chat-runtime`) and the Rust
+//! client (`confab-client`): WebSocket protocol v1's typed frames and their
+//! JSON encoding, the error and close codes ([`codes`]) and the data the
+//! frames carry ([`model`]); the REST API's answers ([`rest`]). No I/O.
 //!
 //! Every frame is one JSON object in one WebSocket text message, tagged by
 //! `type`. [`decode`] turns bytes into a [`ClientFrame`] or a typed
@@ -7,6 +10,8 @@
 //! a test round-trips each example there.
 
 pub mod codes;
+pub mod model;
+pub mod rest;
 
 use std::collections::BTreeMap;
 

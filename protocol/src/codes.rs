@@ -91,6 +91,12 @@ impl ErrorCode {
         }
     }
 
+    /// Whether the same request may succeed later (a send: with the same
+    /// `client_msg_id`): the server was busy or failing, not refusing it.
+    pub fn retryable(self) -> bool {
+        matches!(self, Self::Unavailable | Self::Internal | Self::RateLimited)
+    }
+
     /// The code's stable string form.
     /// The code as clients see it (`rate_limited`), as serde writes it.
     pub fn as_str(self) -> &'static str {
