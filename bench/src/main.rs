@@ -24,8 +24,15 @@
 //!   pushes/s and send-to-push latency ([`push`]).
 //! - `abuse`: bombs and floods at the default limits; the answers and the
 //!   server's peak RSS per case ([`abuse`]).
+//! - `client`: what one session of the Rust client (`confab-client`)
+//!   sustains, sending pipelined to another ([`client`]).
+//!
+//! Accounts, chats and handshakes go through `confab-client`; the measured
+//! loops of `direct` and `group` write and read frames themselves, the same
+//! code against the server and the relay.
 
 mod abuse;
+mod client;
 mod load;
 mod media;
 mod push;
@@ -114,6 +121,14 @@ enum Scenario {
     },
     /// Floods and bombs at the server's default limits: answers and RSS.
     Abuse,
+    /// One Rust client session sending pipelined to another.
+    Client {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Sends on the wire at once.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+    },
     /// Push notifications to offline recipients' webhook devices.
     Push {
         #[arg(long, default_value_t = 200)]
@@ -431,6 +446,7 @@ async fn main() -> Result<()> {
             messages,
         } => push::run(&target, recipients, messages).await,
         Scenario::Abuse => abuse::run(&target).await,
+        Scenario::Client { messages, window } => client::run(&target, messages, window).await,
         Scenario::Store { .. } => unreachable!("handled above"),
     }
 }
