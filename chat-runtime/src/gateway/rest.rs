@@ -20,7 +20,6 @@ use super::http::{Answer, Authed, Json, Path, Peer, Query, created, done, ok};
 use crate::error::ApiError;
 use crate::model::{Device, User};
 use crate::node::Node;
-use crate::protocol::ServerFrame;
 
 type Shared = State<Arc<Node>>;
 
@@ -51,6 +50,17 @@ pub(super) struct HistoryPage {
     messages: Vec<crate::model::Message>,
     /// Pass as `before` for the next (older) page; null at the start of the chat.
     next_before: Option<crate::model::Seq>,
+}
+
+/// `POST /v1/chats/{chat}/messages`'s answer: what a `sent` frame says.
+#[derive(Serialize, JsonSchema)]
+pub(super) struct SentView {
+    chat_id: Uuid,
+    client_msg_id: String,
+    seq: crate::model::Seq,
+    sent_at: i64,
+    /// True when this `client_msg_id` was stored before (a retry).
+    duplicate: bool,
 }
 
 /// A user as `POST /v1/register` and `GET /v1/users` show them.
@@ -127,7 +137,7 @@ async fn lookup(State(node): Shared, Authed(_): Authed, Query(q): Query<PhoneQue
 }
 
 async fn presence(State(node): Shared, Authed(c): Authed, Path(user): Path<Uuid>) -> Answer {
-    ok(&node.presence.query(c.sub, user, None).await?)
+    ok(&node.presence.query(c.sub, user).await?)
 }
 
 async fn chats(State(node): Shared, Authed(c): Authed) -> Answer {
@@ -252,11 +262,17 @@ async fn send_message(
     user: crate::model::UserId,
     chat: Uuid,
     b: SendBody,
-) -> Result<ServerFrame, ApiError> {
+) -> Result<SentView, ApiError> {
     let outgoing = b.outgoing(chat);
     outgoing.check()?;
     // No session sent it: every device of the sender hears it.
     let sent = node.send(user, std::slice::from_ref(&outgoing), None).await;
     let sent = sent.into_iter().next().expect("one answer per send")?;
-    Ok(outgoing.sent(sent))
+    Ok(SentView {
+        chat_id: chat,
+        client_msg_id: outgoing.client_msg_id,
+        seq: sent.seq,
+        sent_at: sent.sent_at,
+        duplicate: sent.duplicate,
+    })
 }

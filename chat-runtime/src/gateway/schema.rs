@@ -17,8 +17,9 @@ use super::bodies::{
 };
 use super::http::ErrorBody;
 use super::media::{LinkView, UploadView};
-use super::rest::{Devices, HistoryPage, Invite, Session, UserView};
+use super::rest::{Devices, HistoryPage, Invite, SentView, Session, UserView};
 use crate::model::Device;
+use crate::presence::Seen;
 use crate::protocol::{ChatView, ClientFrame, ServerFrame};
 use crate::push::Notification;
 
@@ -46,6 +47,8 @@ fn outputs(g: &mut SchemaGenerator) {
     g.subschema_for::<Session>();
     g.subschema_for::<UserView>();
     g.subschema_for::<HistoryPage>();
+    g.subschema_for::<SentView>();
+    g.subschema_for::<Seen>();
     g.subschema_for::<Invite>();
     g.subschema_for::<Device>();
     g.subschema_for::<Devices>();

@@ -213,7 +213,7 @@ async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_mess
     assert_eq!(b.say(chat, "m-2", "hi").await, 2);
     assert_eq!(phone.messages_until(chat, 2).await, vec![2]);
     // A send over REST came from no session: every device hears it.
-    let (status, _) = server
+    let (status, sent) = server
         .post(
             &format!("/v1/chats/{chat}/messages"),
             Some(&alice.token),
@@ -221,6 +221,11 @@ async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_mess
         )
         .await;
     assert_eq!(status, 201);
+    // The `sent` frame's fields, without the frame's `type`.
+    let mut fields: Vec<_> = sent.as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+    let expected = ["chat_id", "client_msg_id", "duplicate", "sent_at", "seq"];
+    assert_eq!(fields, expected);
     assert_eq!(phone.messages_until(chat, 3).await, vec![3]);
     assert_eq!(laptop.messages_until(chat, 3).await, vec![2, 3]);
     server.stop().await;

@@ -25,12 +25,14 @@ export type Protocol =
   | MemberView
   | Message
   | Platform
+  | PresenceView
   | PushNotification
   | ReceiptsBody
   | RegisterBody
   | Role
   | SendBody
   | SendKind
+  | SentView
   | ServerFrame
   | Session
   | SystemEvent
@@ -506,6 +508,18 @@ export interface MediaLink {
   url: string;
 }
 /**
+ * A user's presence as a contact may see it: what `GET
+ * /v1/users/{user}/presence` answers and a `presence` frame carries.
+ */
+export interface PresenceView {
+  /**
+   * When their last session ended; absent while online (or never seen).
+   */
+  last_seen?: number | null;
+  online: boolean;
+  user_id: string;
+}
+/**
  * What a provider delivers to a device.
  */
 export interface PushNotification {
@@ -545,6 +559,19 @@ export interface SendBody {
    */
   kind?: "text" | "image" | "video" | "audio" | "file";
   media_id?: string | null;
+}
+/**
+ * `POST /v1/chats/{chat}/messages`'s answer: what a `sent` frame says.
+ */
+export interface SentView {
+  chat_id: string;
+  client_msg_id: string;
+  /**
+   * True when this `client_msg_id` was stored before (a retry).
+   */
+  duplicate: boolean;
+  sent_at: number;
+  seq: number;
 }
 /**
  * `POST /v1/login`'s answer.
