@@ -72,7 +72,8 @@ impl Api {
         let (s, body) = self
             .post("/v1/direct", &a.token, json!({"phone": b.phone}))
             .await?;
-        ensure!(s == 200, "direct: {s} {body}");
+        // 201 when this call created it, 200 when it was there.
+        ensure!(s == 200 || s == 201, "direct: {s} {body}");
         Ok(body["chat_id"].as_str().context("chat_id")?.parse()?)
     }
 

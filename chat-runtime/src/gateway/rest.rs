@@ -181,8 +181,13 @@ async fn receipts(
     ok(&node.chat_view(c.sub, chat).await?)
 }
 
+/// 201 when this call created the chat, 200 when it was there: a retry
+/// finds it.
 async fn direct(State(node): Shared, Authed(c): Authed, Json(b): Json<Direct>) -> Answer {
-    ok(&node.open_direct(c.sub, &b.phone).await?)
+    match node.open_direct(c.sub, &b.phone).await? {
+        (view, true) => created(&view),
+        (view, false) => ok(&view),
+    }
 }
 
 async fn create_group(State(node): Shared, Authed(c): Authed, Json(b): Json<Group>) -> Answer {

@@ -187,7 +187,7 @@ async fn apply(
         }
         ClientFrame::OpenDirect { req_id, phone } => ServerFrame::Chat {
             req_id,
-            chat: node.open_direct(user, &phone).await?,
+            chat: node.open_direct(user, &phone).await?.0,
         },
         ClientFrame::CreateGroup {
             req_id,

@@ -3,19 +3,20 @@
 use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
 
-use crate::harness::Server;
+use crate::harness::{Server, TestUser};
 
 #[tokio::test]
 async fn one_to_one_with_sent_delivered_read_ticks() {
     let server = Server::start().await;
     let alice = server.user("+15550000001", "Alice").await;
     let bob = server.user("+15550000002", "Bob").await;
-    let chat = server.direct(&alice, &bob).await;
-    assert_eq!(
-        server.direct(&bob, &alice).await,
-        chat,
-        "exactly one 1:1 chat per pair"
-    );
+    // The first open creates the pair's chat (201); every later one, from
+    // either side, finds it (200): exactly one 1:1 chat per pair.
+    let (status, id) = open_direct(&server, &alice, &bob).await;
+    assert_eq!(status, 201);
+    assert_eq!(open_direct(&server, &alice, &bob).await, (200, id.clone()));
+    assert_eq!(open_direct(&server, &bob, &alice).await, (200, id.clone()));
+    let chat: uuid::Uuid = id.parse().unwrap();
 
     let mut a = server.connect(&alice).await;
     let mut b = server.connect(&bob).await;
@@ -69,6 +70,13 @@ async fn one_to_one_with_sent_delivered_read_ticks() {
     assert_eq!(chats[0]["unread"], 0);
     assert_eq!(chats[0]["last_message"]["body"], "hi bob");
     server.stop().await;
+}
+
+/// `POST /v1/direct` from `from` to `to`: its status and the chat's id.
+async fn open_direct(server: &Server, from: &TestUser, to: &TestUser) -> (u16, String) {
+    let body = json!({"phone": to.phone});
+    let (status, view) = server.post("/v1/direct", Some(&from.token), body).await;
+    (status, view["chat_id"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
