@@ -63,6 +63,18 @@ export type Message1 =
   | {
       event: SystemEvent;
       kind: "system";
+      /**
+       * `created` only: everyone the group was made with, its creator
+       * first, so the message alone tells who started in it.
+       */
+      members?: string[];
+      /**
+       * `created` only: the group's title when it was made.
+       */
+      title?: string;
+      /**
+       * Whom it concerns (for `created`, the creator).
+       */
       user_id: string;
     }
   | (Attachment & {
