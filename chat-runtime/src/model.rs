@@ -209,7 +209,8 @@ pub struct MediaFacts {
     /// Whether `GET /v1/media/{id}/thumbnail` has a small JPEG preview.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thumbnail: bool,
-    /// The uploader's file name, for files.
+    /// The name it was uploaded with (`?name=`); a message carries it only
+    /// when sent as a `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

@@ -37,7 +37,7 @@ pub fn routes() -> Router<Arc<Node>> {
 
 #[derive(Deserialize, Default)]
 struct MediaQuery {
-    /// Upload: the file's name (kept for files).
+    /// Upload: the file's name (a message sent as `file` shows it).
     name: Option<String>,
     /// Link: lifetime in seconds.
     ttl: Option<i64>,

@@ -146,3 +146,52 @@ async fn media_sends_are_checked_before_anything_is_stored() {
         "nothing was stored before"
     );
 }
+
+/// A photo uploaded with a name and sent as a `file` keeps the name; sent
+/// as an `image` it shows none.
+#[tokio::test]
+async fn a_photo_sent_as_a_file_keeps_its_name() {
+    let server = Server::start().await;
+    let alice = server.user("+15550100021", "Alice").await;
+    let bob = server.user("+15550100022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let id = upload_png(&server, &alice.token, "beach.png").await;
+    let path = format!("/v1/chats/{chat}/messages");
+    for (n, kind) in ["file", "image"].into_iter().enumerate() {
+        let body = json!({"client_msg_id": format!("p-{n}"), "kind": kind, "media_id": id});
+        let (status, _) = server.post(&path, Some(&alice.token), body).await;
+        assert_eq!(status, 201, "{kind}");
+    }
+    let (_, page) = server.get(&path, &bob.token).await;
+    let names: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["kind"].clone(), m["name"].clone()))
+        .collect();
+    // Newest first.
+    assert_eq!(
+        names,
+        [
+            (json!("image"), Value::Null),
+            (json!("file"), json!("beach.png"))
+        ]
+    );
+}
+
+/// Uploads [`png`] as `name`; its media id.
+async fn upload_png(server: &Server, token: &str, name: &str) -> String {
+    let up: Value = server
+        .http
+        .post(server.url(&format!("/v1/media?name={name}")))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(png())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    up["media_id"].as_str().unwrap().to_owned()
+}

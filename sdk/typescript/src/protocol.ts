@@ -390,7 +390,8 @@ export interface Attachment {
   height?: number | null;
   media_id: string;
   /**
-   * The uploader's file name, for files.
+   * The name it was uploaded with (`?name=`); a message carries it only
+   * when sent as a `file`.
    */
   name?: string | null;
   size: number;
@@ -613,7 +614,8 @@ export interface Upload {
   kind: MediaKind;
   media_id: string;
   /**
-   * The uploader's file name, for files.
+   * The name it was uploaded with (`?name=`); a message carries it only
+   * when sent as a `file`.
    */
   name?: string | null;
   size: number;

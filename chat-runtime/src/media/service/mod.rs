@@ -249,7 +249,7 @@ impl Media {
         if self.store.member(chat, user).await?.is_none() {
             return Err(ApiError::not_member());
         }
-        Ok(Content::media(kind, record::attachment(&r, caption)))
+        Ok(Content::media(kind, record::attachment(&r, kind, caption)))
     }
     /// A signed link to media `r` for `user`, valid for `ttl_secs` (capped);
     /// returns its query string and expiry.
