@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Answer, Authed, Failure, Path, Query, bearer, created, ok};
 use crate::error::ApiError;
-use crate::media::signed::LinkParams;
+use crate::media::signed::{self, LinkParams};
 use crate::media::{Download, MediaError};
 use crate::model::{MediaFacts, MediaKind, MediaRecord, UserId, now_ms};
 use crate::node::Node;
@@ -63,7 +63,8 @@ pub(super) struct UploadView<'a> {
 #[derive(Serialize, JsonSchema)]
 #[schemars(rename = "MediaLink")]
 pub(super) struct LinkView {
-    /// Path and query of the link, relative to this server.
+    /// Relative: the link's path and query, to resolve against the base
+    /// URL of the server that issued it.
     url: String,
     expires_at: i64,
 }
@@ -125,8 +126,9 @@ async fn link(
     Query(query): Query<MediaQuery>,
 ) -> Answer {
     let user = c.sub;
+    let ttl = signed::lifetime(query.ttl)?;
     let r = node.media.authorize(user, &id).await?;
-    let (q, expires_at) = node.media.link(user, &r, query.ttl);
+    let (q, expires_at) = node.media.link(user, &r, ttl);
     let view = LinkView {
         url: format!("{PREFIX}/{id}?{q}"),
         expires_at,

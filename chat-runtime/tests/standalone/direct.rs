@@ -238,3 +238,43 @@ async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_mess
     assert_eq!(laptop.messages_until(chat, 3).await, vec![2, 3]);
     server.stop().await;
 }
+
+/// Receipts are clamped, never refused: beyond the last message counts as
+/// it, below the current mark changes nothing — over REST as on the
+/// WebSocket (both go through the chat's shard).
+#[tokio::test]
+async fn receipts_beyond_the_last_message_or_below_the_mark_are_clamped() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000021", "Alice").await;
+    let bob = server.user("+15550000022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    assert_eq!(a.say(chat, "m-1", "one").await, 1);
+    assert_eq!(a.say(chat, "m-2", "two").await, 2);
+    let path = format!("/v1/chats/{chat}/receipts");
+    let marks =
+        |view: &serde_json::Value| (view["delivered_seq"].clone(), view["read_seq"].clone());
+    let (status, view) = server
+        .post(&path, Some(&bob.token), json!({"delivered": 99, "read": 1}))
+        .await;
+    assert_eq!((status, marks(&view)), (200, (json!(2), json!(1))));
+    let (status, view) = server
+        .post(&path, Some(&bob.token), json!({"read": 1}))
+        .await;
+    assert_eq!((status, marks(&view)), (200, (json!(2), json!(1))));
+    // The WebSocket's `read` beyond the end: Alice hears it as seq 2 (after
+    // the receipts above, which read up to 1).
+    let mut b = server.connect(&bob).await;
+    b.send(json!({"type": "read", "chat_id": chat, "seq": 1000}))
+        .await;
+    let read = a
+        .until(|f| match f {
+            ServerFrame::Receipt {
+                user_id, read_seq, ..
+            } if *user_id == bob.id && *read_seq > 1 => Some(*read_seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(read, 2);
+    server.stop().await;
+}

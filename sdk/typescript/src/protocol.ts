@@ -516,7 +516,8 @@ export interface LoginBody {
 export interface MediaLink {
   expires_at: number;
   /**
-   * Path and query of the link, relative to this server.
+   * Relative: the link's path and query, to resolve against the base
+   * URL of the server that issued it.
    */
   url: string;
 }
