@@ -59,7 +59,8 @@ enum Role {
         /// Lets devices register webhook (UnifiedPush) endpoints for push.
         #[arg(long, env = "CONFAB_PUSH_WEBHOOKS")]
         push_webhooks: bool,
-        /// Also allows plain-http webhook endpoints (development only).
+        /// Development only: webhook endpoints may also be plain http and
+        /// private addresses (loopback, LAN), refused otherwise.
         #[arg(long, env = "CONFAB_PUSH_ALLOW_HTTP")]
         push_allow_http: bool,
         #[command(flatten)]

@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::bus::sessions::Sessions;
 use crate::bus::{Bus, Envelope};
@@ -19,6 +21,30 @@ use crate::error::ApiError;
 use crate::model::{ChatId, ChatKind, UserId, now_ms};
 use crate::protocol::{self, ServerFrame};
 use crate::store::Store;
+
+/// A user's presence as a contact may see it: what `GET
+/// /v1/users/{user}/presence` answers and a `presence` frame carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(rename = "PresenceView")]
+pub struct Seen {
+    pub user_id: UserId,
+    pub online: bool,
+    /// When their last session ended; absent while online (or never seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
+impl Seen {
+    /// The `presence` frame answering request `req_id`.
+    pub fn frame(self, req_id: String) -> ServerFrame {
+        ServerFrame::Presence {
+            req_id: Some(req_id),
+            user_id: self.user_id,
+            online: self.online,
+            last_seen: self.last_seen,
+        }
+    }
+}
 
 /// Who is online, and the announcements that follow changes.
 pub struct Presence {
@@ -100,13 +126,8 @@ impl Presence {
         Ok(false)
     }
 
-    /// The presence frame for `subject`, as `viewer` may see it.
-    pub async fn query(
-        &self,
-        viewer: UserId,
-        subject: UserId,
-        req_id: Option<String>,
-    ) -> Result<ServerFrame, ApiError> {
+    /// `subject`'s presence, as `viewer` may see it.
+    pub async fn query(&self, viewer: UserId, subject: UserId) -> Result<Seen, ApiError> {
         if !self.visible(viewer, subject).await? {
             // Same answer as for a user that does not exist: reveals nothing.
             return Err(ApiError::not_found("user"));
@@ -117,8 +138,7 @@ impl Presence {
         } else {
             self.store.last_seen(subject).await?
         };
-        Ok(ServerFrame::Presence {
-            req_id,
+        Ok(Seen {
             user_id: subject,
             online,
             last_seen,

@@ -198,9 +198,16 @@ function preview(c, m) {
 }
 function systemText(c, m) {
   const who = memberName(c, m.user_id), by = memberName(c, m.sender);
-  return { created: by + " created the group", joined: who + " joined", left: who + " left",
+  return { created: createdText(c, m, by), joined: who + " joined", left: who + " left",
            added: by + " added " + who, removed: by + " removed " + who,
            promoted: who + " is now an admin" }[m.event] || m.event;
+}
+
+// Ann created “Team” with Bob, Cy: the title and members the group was made with.
+function createdText(c, m, by) {
+  const others = (m.members || []).filter((id) => id !== m.sender).map((id) => memberName(c, id));
+  const title = m.title ? " \u201c" + m.title + "\u201d" : " the group";
+  return by + " created" + title + (others.length ? " with " + others.join(", ") : "");
 }
 
 // ---------- rendering ----------

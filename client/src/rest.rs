@@ -4,8 +4,7 @@
 
 use confab_protocol::ChatView;
 use confab_protocol::model::{ChatId, Seq, UserId};
-use confab_protocol::rest::{ErrorBody, HistoryPage, Session, UploadView, UserView};
-use serde::Deserialize;
+use confab_protocol::rest::{ErrorBody, HistoryPage, SentView, Session, UploadView, UserView};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -108,7 +107,7 @@ impl Rest {
     /// Sends a text message; answered once it is stored.
     pub async fn send(&self, chat: ChatId, client_msg_id: &str, body: &str) -> Result<Sent, Error> {
         let path = format!("/v1/chats/{chat}/messages");
-        let sent: SentBody = self
+        let sent: SentView = self
             .post(&path, json!({"client_msg_id": client_msg_id, "body": body}))
             .await?;
         Ok(Sent {
@@ -184,14 +183,4 @@ impl Rest {
             Err(_) => Err(Error::Unexpected(format!("{status}: {text}"))),
         }
     }
-}
-
-/// `POST /v1/chats/{chat}/messages`' answer: the `sent` frame's fields.
-#[derive(Deserialize)]
-struct SentBody {
-    chat_id: ChatId,
-    client_msg_id: String,
-    seq: Seq,
-    sent_at: i64,
-    duplicate: bool,
 }

@@ -93,7 +93,15 @@ pub enum Content {
     /// that every device sees it in order and on resume.
     System {
         event: SystemEvent,
+        /// Whom it concerns (for `created`, the creator).
         user_id: UserId,
+        /// `created` only: the group's title when it was made.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        title: String,
+        /// `created` only: everyone the group was made with, its creator
+        /// first, so the message alone tells who started in it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<UserId>,
     },
     /// A photo (with dimensions, and a placeholder and thumbnail for previews).
     Image(Attachment),
@@ -105,6 +113,28 @@ pub enum Content {
 }
 
 impl Content {
+    /// A system message of `event` concerning `user_id` (for `created`, see
+    /// [`Content::created`]).
+    pub fn system(event: SystemEvent, user_id: UserId) -> Self {
+        Self::System {
+            event,
+            user_id,
+            title: String::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// The `created` message of group `title`, made by `creator` with
+    /// `members` (the creator first).
+    pub fn created(creator: UserId, title: String, members: Vec<UserId>) -> Self {
+        Self::System {
+            event: SystemEvent::Created,
+            user_id: creator,
+            title,
+            members,
+        }
+    }
+
     /// The attachment of a media message.
     pub fn attachment(&self) -> Option<&Attachment> {
         match self {
@@ -155,7 +185,8 @@ pub struct MediaFacts {
     /// Whether `GET /v1/media/{id}/thumbnail` has a small JPEG preview.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thumbnail: bool,
-    /// The uploader's file name, for files.
+    /// The name it was uploaded with (`?name=`); a message carries it only
+    /// when sent as a `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

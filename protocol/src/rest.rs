@@ -26,6 +26,17 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// `POST /v1/chats/{chat}/messages`'s answer: what a `sent` frame says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SentView {
+    pub chat_id: Uuid,
+    pub client_msg_id: String,
+    pub seq: Seq,
+    pub sent_at: i64,
+    /// True when this `client_msg_id` was stored before (a retry).
+    pub duplicate: bool,
+}
+
 /// A user as `POST /v1/register` and `GET /v1/users` show them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserView {
@@ -72,7 +83,8 @@ pub struct UploadView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "MediaLink")]
 pub struct LinkView {
-    /// Path and query of the link, relative to this server.
+    /// Relative: the link's path and query, to resolve against the base
+    /// URL of the server that issued it.
     pub url: String,
     pub expires_at: i64,
 }

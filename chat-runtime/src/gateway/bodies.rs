@@ -115,6 +115,7 @@ pub(super) struct Page {
 
 /// `PUT /v1/devices/{device_id}`.
 #[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct DeviceBody {
     pub platform: Platform,
     pub token: String,
@@ -266,5 +267,8 @@ mod tests {
         }
         let private = br#"{"platform":"webhook","token":"https://169.254.169.254/"}"#;
         assert!(decode(Input::Device, private).is_err());
+        // Like every other body, a device refuses fields it does not know.
+        let extra = br#"{"platform":"webhook","token":"https://push.example/up/1","name":"x"}"#;
+        assert!(decode(Input::Device, extra).is_err());
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::http::{Answer, Authed, Failure, Path, Query, bearer, created, ok};
 use crate::error::ApiError;
-use crate::media::signed::LinkParams;
+use crate::media::signed::{self, LinkParams};
 use crate::media::{Download, MediaError};
 use crate::model::{MediaKind, MediaRecord, UserId, now_ms};
 use crate::node::Node;
@@ -37,7 +37,7 @@ pub fn routes() -> Router<Arc<Node>> {
 
 #[derive(Deserialize, Default)]
 struct MediaQuery {
-    /// Upload: the file's name (kept for files).
+    /// Upload: the file's name (a message sent as `file` shows it).
     name: Option<String>,
     /// Link: lifetime in seconds.
     ttl: Option<i64>,
@@ -104,8 +104,9 @@ async fn link(
     Query(query): Query<MediaQuery>,
 ) -> Answer {
     let user = c.sub;
+    let ttl = signed::lifetime(query.ttl)?;
     let r = node.media.authorize(user, &id).await?;
-    let (q, expires_at) = node.media.link(user, &r, query.ttl);
+    let (q, expires_at) = node.media.link(user, &r, ttl);
     let view = LinkView {
         url: format!("{PREFIX}/{id}?{q}"),
         expires_at,

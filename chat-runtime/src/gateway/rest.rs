@@ -18,8 +18,7 @@ use super::http::{Answer, Authed, Json, Path, Peer, Query, created, done, ok};
 use crate::error::ApiError;
 use crate::model::User;
 use crate::node::Node;
-use crate::protocol::ServerFrame;
-use crate::protocol::rest::{Devices, HistoryPage, Invite, Session, UserView};
+use crate::protocol::rest::{Devices, HistoryPage, Invite, SentView, Session, UserView};
 
 type Shared = State<Arc<Node>>;
 
@@ -89,7 +88,7 @@ async fn lookup(State(node): Shared, Authed(_): Authed, Query(q): Query<PhoneQue
 }
 
 async fn presence(State(node): Shared, Authed(c): Authed, Path(user): Path<Uuid>) -> Answer {
-    ok(&node.presence.query(c.sub, user, None).await?)
+    ok(&node.presence.query(c.sub, user).await?)
 }
 
 async fn chats(State(node): Shared, Authed(c): Authed) -> Answer {
@@ -133,8 +132,13 @@ async fn receipts(
     ok(&node.chat_view(c.sub, chat).await?)
 }
 
+/// 201 when this call created the chat, 200 when it was there: a retry
+/// finds it.
 async fn direct(State(node): Shared, Authed(c): Authed, Json(b): Json<Direct>) -> Answer {
-    ok(&node.open_direct(c.sub, &b.phone).await?)
+    match node.open_direct(c.sub, &b.phone).await? {
+        (view, true) => created(&view),
+        (view, false) => ok(&view),
+    }
 }
 
 async fn create_group(State(node): Shared, Authed(c): Authed, Json(b): Json<Group>) -> Answer {
@@ -214,11 +218,17 @@ async fn send_message(
     user: crate::model::UserId,
     chat: Uuid,
     b: SendBody,
-) -> Result<ServerFrame, ApiError> {
+) -> Result<SentView, ApiError> {
     let outgoing = b.outgoing(chat);
     outgoing.check()?;
     // No session sent it: every device of the sender hears it.
     let sent = node.send(user, std::slice::from_ref(&outgoing), None).await;
     let sent = sent.into_iter().next().expect("one answer per send")?;
-    Ok(outgoing.sent(sent))
+    Ok(SentView {
+        chat_id: chat,
+        client_msg_id: outgoing.client_msg_id,
+        seq: sent.seq,
+        sent_at: sent.sent_at,
+        duplicate: sent.duplicate,
+    })
 }

@@ -16,8 +16,9 @@ use super::bodies::{
     AddMember, DeviceBody, Direct, Group, Join, Login, Register, SendBody, Watermark,
 };
 use crate::model::Device;
+use crate::presence::Seen;
 use crate::protocol::rest::{
-    Devices, ErrorBody, HistoryPage, Invite, LinkView, Session, UploadView, UserView,
+    Devices, ErrorBody, HistoryPage, Invite, LinkView, SentView, Session, UploadView, UserView,
 };
 use crate::protocol::{ChatView, ClientFrame, ServerFrame};
 use crate::push::Notification;
@@ -46,6 +47,8 @@ fn outputs(g: &mut SchemaGenerator) {
     g.subschema_for::<Session>();
     g.subschema_for::<UserView>();
     g.subschema_for::<HistoryPage>();
+    g.subschema_for::<SentView>();
+    g.subschema_for::<Seen>();
     g.subschema_for::<Invite>();
     g.subschema_for::<Device>();
     g.subschema_for::<Devices>();

@@ -89,7 +89,7 @@ pub fn record(id: &str) -> MediaRecord {
     }
 }
 
-/// The attachment of [`record`].
+/// The attachment of [`record`], sent as a video.
 pub fn attachment() -> Attachment {
-    super::record::attachment(&record(&"ab".repeat(32)), "look".into())
+    super::record::attachment(&record(&"ab".repeat(32)), MediaKind::Video, "look".into())
 }

@@ -71,6 +71,8 @@ pub enum MediaError {
     BadLink,
     #[error("the link has expired; ask for a new one")]
     LinkExpired,
+    #[error("a link's ttl must be 1 to {} seconds (7 days)", signed::MAX_TTL_SECS)]
+    BadTtl,
     #[error("range not satisfiable for {size} bytes")]
     Range { size: u64 },
     #[error("the object is being deleted; retry")]
@@ -94,9 +96,10 @@ impl From<MediaError> for ApiError {
             MediaError::UnsupportedType { .. }
             | MediaError::Undecodable(_)
             | MediaError::NoBucket { .. } => ErrorCode::UnsupportedMediaType,
-            MediaError::Body(_) | MediaError::Empty | MediaError::KindMismatch { .. } => {
-                ErrorCode::Invalid
-            }
+            MediaError::Body(_)
+            | MediaError::Empty
+            | MediaError::KindMismatch { .. }
+            | MediaError::BadTtl => ErrorCode::Invalid,
             MediaError::NotFound => ErrorCode::NotFound,
             MediaError::Gone => ErrorCode::Gone,
             // Exactly what media that does not exist answers: whether an id

@@ -139,11 +139,18 @@ pub fn with_state(r: &MediaRecord, state: MediaState) -> MediaRecord {
     next
 }
 
-/// The attachment a message of `r` carries.
-pub fn attachment(r: &MediaRecord, caption: String) -> Attachment {
+/// The attachment a message of `kind` carrying `r` has. The name it was
+/// uploaded with goes only with a `file` (a document shows its name; a
+/// photo, video or voice note sent as such shows none, and gives away no
+/// file name).
+pub fn attachment(r: &MediaRecord, kind: MediaKind, caption: String) -> Attachment {
+    let mut facts = r.facts.clone();
+    if kind != MediaKind::File {
+        facts.name = None;
+    }
     Attachment {
         media_id: r.id.clone(),
-        facts: r.facts.clone(),
+        facts,
         caption,
     }
 }
@@ -213,6 +220,14 @@ mod tests {
     use crate::media::fixtures;
     use crate::model::Role;
     use uuid::Uuid;
+
+    #[test]
+    fn only_a_file_carries_the_name_it_was_uploaded_with() {
+        let clip = fixtures::record(&"ab".repeat(32));
+        let name = |kind| attachment(&clip, kind, String::new()).facts.name;
+        assert_eq!(name(MediaKind::File).as_deref(), Some("clip.mp4"));
+        assert_eq!(name(MediaKind::Video), None);
+    }
 
     fn upload(id: &str) -> Upload {
         let r = fixtures::record(id);

@@ -15,6 +15,16 @@ pub const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
 /// Lifetime when the client asks for none.
 pub const DEFAULT_TTL_SECS: i64 = 3600;
 
+/// The lifetime of a link asked to last `ttl` seconds (the default when
+/// none): 1 s to [`MAX_TTL_SECS`]. Anything else is refused, never trimmed,
+/// like every range a client asks for.
+pub fn lifetime(ttl: Option<i64>) -> Result<i64, MediaError> {
+    match ttl.unwrap_or(DEFAULT_TTL_SECS) {
+        ttl @ 1..=MAX_TTL_SECS => Ok(ttl),
+        _ => Err(MediaError::BadTtl),
+    }
+}
+
 /// Issues and checks links. Cheap to clone.
 #[derive(Clone)]
 pub struct Links {
@@ -86,6 +96,17 @@ mod tests {
             u: get("u").parse().unwrap(),
             exp: get("exp").parse().unwrap(),
             sig: get("sig"),
+        }
+    }
+
+    #[test]
+    fn a_lifetime_is_one_second_to_seven_days_and_an_hour_by_default() {
+        assert_eq!(lifetime(None).unwrap(), 3600);
+        for ttl in [1, 60, MAX_TTL_SECS] {
+            assert_eq!(lifetime(Some(ttl)).unwrap(), ttl);
+        }
+        for ttl in [i64::MIN, -1, 0, MAX_TTL_SECS + 1, i64::MAX] {
+            assert!(matches!(lifetime(Some(ttl)), Err(MediaError::BadTtl)));
         }
     }
 

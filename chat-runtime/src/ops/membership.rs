@@ -8,11 +8,16 @@ use crate::node::Node;
 use crate::protocol::ChatView;
 
 impl Node {
-    /// The direct chat with the user registered under `phone`, created on first use.
-    pub async fn open_direct(&self, user: UserId, phone: &str) -> Result<ChatView, ApiError> {
+    /// The direct chat with the user registered under `phone`, created on
+    /// first use; whether this call created it.
+    pub async fn open_direct(
+        &self,
+        user: UserId,
+        phone: &str,
+    ) -> Result<(ChatView, bool), ApiError> {
         let peer = self.lookup(phone).await?;
-        let chat = self.shards.open_direct(user, peer.id).await?;
-        self.chat_view(user, chat).await
+        let (chat, created) = self.shards.open_direct(user, peer.id).await?;
+        Ok((self.chat_view(user, chat).await?, created))
     }
     /// The user registered under `phone` (without secrets).
     pub async fn lookup(&self, phone: &str) -> Result<User, ApiError> {

@@ -38,10 +38,7 @@ fn previews_say_what_arrived_and_membership_changes_push_nothing() {
     assert_eq!(preview(&photo).as_deref(), Some("📷 Photo: beach"));
     let file = Content::File(attachment(Some("report.pdf"), ""));
     assert_eq!(preview(&file).as_deref(), Some("report.pdf"));
-    let joined = Content::System {
-        event: SystemEvent::Joined,
-        user_id: Uuid::new_v4(),
-    };
+    let joined = Content::system(SystemEvent::Joined, Uuid::new_v4());
     assert_eq!(preview(&joined), None);
 }
 

@@ -187,7 +187,7 @@ async fn apply(
         }
         ClientFrame::OpenDirect { req_id, phone } => ServerFrame::Chat {
             req_id,
-            chat: node.open_direct(user, &phone).await?,
+            chat: node.open_direct(user, &phone).await?.0,
         },
         ClientFrame::CreateGroup {
             req_id,
@@ -236,7 +236,7 @@ async fn apply(
             ServerFrame::Ok { req_id }
         }
         ClientFrame::Presence { req_id, user_id } => {
-            node.presence.query(user, user_id, Some(req_id)).await?
+            node.presence.query(user, user_id).await?.frame(req_id)
         }
         ClientFrame::Lookup { req_id, phone } => {
             let u = node.lookup(&phone).await?;

@@ -102,9 +102,17 @@ impl dyn ShardClient {
         };
         self.chat(command).await
     }
-    /// The direct chat of `user` and `peer`, created on first use.
-    pub async fn open_direct(&self, user: UserId, peer: UserId) -> Result<ChatId, ApiError> {
-        self.chat(Command::OpenDirect { user, peer }).await
+    /// The direct chat of `user` and `peer`, created on first use; whether
+    /// this call created it.
+    pub async fn open_direct(
+        &self,
+        user: UserId,
+        peer: UserId,
+    ) -> Result<(ChatId, bool), ApiError> {
+        match self.call(Command::OpenDirect { user, peer }).await? {
+            Reply::Direct { chat, created } => Ok((chat, created)),
+            other => Err(unexpected(other)),
+        }
     }
     /// Joins a group with its invite code.
     pub async fn join(

@@ -46,11 +46,12 @@ async fn direct_chats_and_sends(client: &dyn ShardClient, store: &dyn Store) {
     let [ann, bob, eve] = users(store, 3).await[..] else {
         unreachable!()
     };
-    let chat = client.open_direct(ann, bob).await.unwrap();
+    let (chat, created) = client.open_direct(ann, bob).await.unwrap();
+    assert!(created, "the first open creates the chat");
     assert_eq!(
         client.open_direct(bob, ann).await.unwrap(),
-        chat,
-        "one chat per pair"
+        (chat, false),
+        "one chat per pair, found"
     );
     assert_eq!(
         code(client.open_direct(ann, Uuid::new_v4()).await),

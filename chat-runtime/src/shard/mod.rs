@@ -126,6 +126,11 @@ pub enum Reply {
     /// Answers `Send`, one result per item, in order.
     Sent(Vec<Result<Sent, ApiError>>),
     Chat(ChatId),
+    /// Answers `OpenDirect`: the chat, and whether this call created it.
+    Direct {
+        chat: ChatId,
+        created: bool,
+    },
     /// A group's invite code.
     Invite(String),
     Done,

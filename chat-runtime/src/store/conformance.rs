@@ -38,7 +38,7 @@ fn system(chat: &Chat, seq: u64, event: SystemEvent, user_id: UserId) -> Message
         seq,
         sender: user_id,
         client_msg_id: String::new(),
-        content: Content::System { event, user_id },
+        content: Content::system(event, user_id),
         sent_at: now_ms(),
     }
 }

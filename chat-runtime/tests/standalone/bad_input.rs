@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use chat_runtime::auth::TokenKeys;
 use chat_runtime::node::Limits;
-use chat_runtime::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerFrame};
+use chat_runtime::protocol::{ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerFrame};
 use chat_runtime::standalone::signing_key;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Server, WAIT};
 
 async fn error_code(c: &mut Client) -> ErrorCode {
     c.until(|f| match f {
@@ -57,6 +58,86 @@ async fn malformed_unknown_invalid_and_oversize_frames() {
     a.send_raw(Message::text("x".repeat(8 * MAX_FRAME_BYTES)))
         .await;
     assert_eq!(a.closed().await, 1009);
+    server.stop().await;
+}
+
+/// A text body over 16 KiB in a frame under 64 KiB is a field out of range:
+/// `invalid` on both APIs, naming the send; `too_large` is for whole frames
+/// and bodies. One at the limit is stored.
+#[tokio::test]
+async fn an_over_long_text_body_is_invalid_on_both_apis() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000141", "Alice").await;
+    let bob = server.user("+15550000142", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let long = "x".repeat(MAX_BODY_BYTES + 1);
+    let mut a = server.connect(&alice).await;
+    a.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "long", "body": long}))
+        .await;
+    let refusal = a
+        .until(|f| match f {
+            ServerFrame::Error {
+                client_msg_id,
+                code,
+                ..
+            } => Some((client_msg_id.clone(), *code)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refusal, (Some("long".into()), ErrorCode::Invalid));
+    let path = format!("/v1/chats/{chat}/messages");
+    let (status, body) = server
+        .post(
+            &path,
+            Some(&alice.token),
+            json!({"client_msg_id": "long", "body": long}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    let full = "x".repeat(MAX_BODY_BYTES);
+    assert_eq!(a.say(chat, "full", &full).await, 1);
+    let (status, _) = server
+        .post(
+            &path,
+            Some(&alice.token),
+            json!({"client_msg_id": "full-rest", "body": full}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    server.stop().await;
+}
+
+/// WebSocket ping control frames are answered with pongs but are not the
+/// heartbeat: a device that sends nothing else is closed with 4002.
+#[tokio::test]
+async fn websocket_pings_are_answered_but_are_not_the_heartbeat() {
+    let limits = Limits {
+        heartbeat_ms: 200,
+        ..Limits::default()
+    };
+    let server = Server::start_with(limits).await;
+    let alice = server.user("+15550000151", "Alice").await;
+    let mut a = server.connect(&alice).await;
+    let mut pongs = 0;
+    let mut ping = tokio::time::interval(Duration::from_millis(50));
+    let pinging = async {
+        loop {
+            tokio::select! {
+                _ = ping.tick() => {
+                    let _ = a.ws.send(Message::Ping(vec![7].into())).await;
+                }
+                msg = a.ws.next() => match msg {
+                    Some(Ok(Message::Pong(_))) => pongs += 1,
+                    Some(Ok(Message::Close(Some(c)))) => return u16::from(c.code),
+                    Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 1006,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    };
+    let code = tokio::time::timeout(WAIT, pinging).await.expect("a close");
+    assert_eq!(code, 4002, "closed for silence");
+    assert!(pongs > 0, "pings are answered");
     server.stop().await;
 }
 

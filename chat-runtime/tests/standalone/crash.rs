@@ -1,7 +1,6 @@
 //! `kill -9` under load: every acknowledged message survives, seqs stay gapless.
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chat_runtime::protocol::ServerFrame;
@@ -10,44 +9,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::harness::{Server, TestUser};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn(dir: &std::path::Path) -> (Child, Server) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-runtime"))
-        .args(["standalone", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--rate", "100000", "--burst", "100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chat-runtime");
-    chat_runtime::install_crypto();
-    let server = Server::client_only(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        reqwest::Client::new(),
-    );
-    for _ in 0..100 {
-        if let Ok(r) = server.http.get(server.url("/healthz")).send().await
-            && r.status().is_success()
-        {
-            return (child, server);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("chat-runtime did not become healthy");
-}
+use crate::harness::{Server, TestUser, spawn};
 
 /// Sends as fast as acks come back (8 in flight) until the socket dies;
 /// returns client_msg_id → acked seq.
@@ -91,7 +53,7 @@ async fn sender(server: Server, user: TestUser, chat: Uuid) -> BTreeMap<String, 
 #[tokio::test]
 async fn kill_dash_nine_under_load_loses_no_acked_message() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, server) = spawn(dir.path()).await;
+    let (mut child, server) = spawn(dir.path(), &[]).await;
     let mut work = Vec::new();
     for i in 0..4 {
         let a = server.user(&format!("+1555900{i}001"), "A").await;
@@ -119,7 +81,7 @@ async fn kill_dash_nine_under_load_loses_no_acked_message() {
         acked.len()
     );
 
-    let (mut child, server) = spawn(dir.path()).await;
+    let (mut child, server) = spawn(dir.path(), &[]).await;
     let mut stored = BTreeMap::new();
     for (a, _, chat) in &work {
         let mut seqs = Vec::new();

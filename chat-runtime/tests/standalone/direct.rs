@@ -3,19 +3,20 @@
 use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
 
-use crate::harness::Server;
+use crate::harness::{Server, TestUser};
 
 #[tokio::test]
 async fn one_to_one_with_sent_delivered_read_ticks() {
     let server = Server::start().await;
     let alice = server.user("+15550000001", "Alice").await;
     let bob = server.user("+15550000002", "Bob").await;
-    let chat = server.direct(&alice, &bob).await;
-    assert_eq!(
-        server.direct(&bob, &alice).await,
-        chat,
-        "exactly one 1:1 chat per pair"
-    );
+    // The first open creates the pair's chat (201); every later one, from
+    // either side, finds it (200): exactly one 1:1 chat per pair.
+    let (status, id) = open_direct(&server, &alice, &bob).await;
+    assert_eq!(status, 201);
+    assert_eq!(open_direct(&server, &alice, &bob).await, (200, id.clone()));
+    assert_eq!(open_direct(&server, &bob, &alice).await, (200, id.clone()));
+    let chat: uuid::Uuid = id.parse().unwrap();
 
     let mut a = server.connect(&alice).await;
     let mut b = server.connect(&bob).await;
@@ -69,6 +70,13 @@ async fn one_to_one_with_sent_delivered_read_ticks() {
     assert_eq!(chats[0]["unread"], 0);
     assert_eq!(chats[0]["last_message"]["body"], "hi bob");
     server.stop().await;
+}
+
+/// `POST /v1/direct` from `from` to `to`: its status and the chat's id.
+async fn open_direct(server: &Server, from: &TestUser, to: &TestUser) -> (u16, String) {
+    let body = json!({"phone": to.phone});
+    let (status, view) = server.post("/v1/direct", Some(&from.token), body).await;
+    (status, view["chat_id"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
@@ -213,7 +221,7 @@ async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_mess
     assert_eq!(b.say(chat, "m-2", "hi").await, 2);
     assert_eq!(phone.messages_until(chat, 2).await, vec![2]);
     // A send over REST came from no session: every device hears it.
-    let (status, _) = server
+    let (status, sent) = server
         .post(
             &format!("/v1/chats/{chat}/messages"),
             Some(&alice.token),
@@ -221,7 +229,52 @@ async fn the_sending_device_gets_sent_and_the_senders_other_devices_get_the_mess
         )
         .await;
     assert_eq!(status, 201);
+    // The `sent` frame's fields, without the frame's `type`.
+    let mut fields: Vec<_> = sent.as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+    let expected = ["chat_id", "client_msg_id", "duplicate", "sent_at", "seq"];
+    assert_eq!(fields, expected);
     assert_eq!(phone.messages_until(chat, 3).await, vec![3]);
     assert_eq!(laptop.messages_until(chat, 3).await, vec![2, 3]);
+    server.stop().await;
+}
+
+/// Receipts are clamped, never refused: beyond the last message counts as
+/// it, below the current mark changes nothing — over REST as on the
+/// WebSocket (both go through the chat's shard).
+#[tokio::test]
+async fn receipts_beyond_the_last_message_or_below_the_mark_are_clamped() {
+    let server = Server::start().await;
+    let alice = server.user("+15550000021", "Alice").await;
+    let bob = server.user("+15550000022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    assert_eq!(a.say(chat, "m-1", "one").await, 1);
+    assert_eq!(a.say(chat, "m-2", "two").await, 2);
+    let path = format!("/v1/chats/{chat}/receipts");
+    let marks =
+        |view: &serde_json::Value| (view["delivered_seq"].clone(), view["read_seq"].clone());
+    let (status, view) = server
+        .post(&path, Some(&bob.token), json!({"delivered": 99, "read": 1}))
+        .await;
+    assert_eq!((status, marks(&view)), (200, (json!(2), json!(1))));
+    let (status, view) = server
+        .post(&path, Some(&bob.token), json!({"read": 1}))
+        .await;
+    assert_eq!((status, marks(&view)), (200, (json!(2), json!(1))));
+    // The WebSocket's `read` beyond the end: Alice hears it as seq 2 (after
+    // the receipts above, which read up to 1).
+    let mut b = server.connect(&bob).await;
+    b.send(json!({"type": "read", "chat_id": chat, "seq": 1000}))
+        .await;
+    let read = a
+        .until(|f| match f {
+            ServerFrame::Receipt {
+                user_id, read_seq, ..
+            } if *user_id == bob.id && *read_seq > 1 => Some(*read_seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(read, 2);
     server.stop().await;
 }

@@ -109,6 +109,19 @@ async fn membership_rules() {
         )
         .await;
     let chat: uuid::Uuid = group["chat_id"].as_str().unwrap().parse().unwrap();
+    // The `created` message names the title and everyone the group started
+    // with, the creator first: a client shows it without another call.
+    let created = &group["last_message"];
+    let shown = ["seq", "sender", "event", "user_id", "title", "members"].map(|k| &created[k]);
+    let expected = [
+        json!(1),
+        json!(admin.id),
+        json!("created"),
+        json!(admin.id),
+        json!("g"),
+        json!([admin.id, bob.id]),
+    ];
+    assert_eq!(shown, expected.each_ref());
     // A member who is not an admin may not add or remove.
     let (status, body) = server
         .post(

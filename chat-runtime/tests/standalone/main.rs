@@ -3,6 +3,7 @@
 
 mod abuse;
 mod bad_input;
+mod cli;
 mod crash;
 mod direct;
 mod docs;

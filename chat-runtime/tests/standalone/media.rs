@@ -146,3 +146,89 @@ async fn media_sends_are_checked_before_anything_is_stored() {
         "nothing was stored before"
     );
 }
+
+/// A photo uploaded with a name and sent as a `file` keeps the name; sent
+/// as an `image` it shows none.
+#[tokio::test]
+async fn a_photo_sent_as_a_file_keeps_its_name() {
+    let server = Server::start().await;
+    let alice = server.user("+15550100021", "Alice").await;
+    let bob = server.user("+15550100022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let id = upload_png(&server, &alice.token, "beach.png").await;
+    let path = format!("/v1/chats/{chat}/messages");
+    for (n, kind) in ["file", "image"].into_iter().enumerate() {
+        let body = json!({"client_msg_id": format!("p-{n}"), "kind": kind, "media_id": id});
+        let (status, _) = server.post(&path, Some(&alice.token), body).await;
+        assert_eq!(status, 201, "{kind}");
+    }
+    let (_, page) = server.get(&path, &bob.token).await;
+    let names: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["kind"].clone(), m["name"].clone()))
+        .collect();
+    // Newest first.
+    assert_eq!(
+        names,
+        [
+            (json!("image"), Value::Null),
+            (json!("file"), json!("beach.png"))
+        ]
+    );
+}
+
+/// A signed link lives 1 s to 7 days (anything else is refused, not
+/// trimmed), and its `url` is relative to the server that issued it.
+#[tokio::test]
+async fn a_signed_link_is_relative_and_its_ttl_is_refused_out_of_range() {
+    let server = Server::start().await;
+    let alice = server.user("+15550100031", "Alice").await;
+    let id = upload_png(&server, &alice.token, "p.png").await;
+    for ttl in ["0", "-5", "604801"] {
+        let (status, body) = server
+            .post(
+                &format!("/v1/media/{id}/link?ttl={ttl}"),
+                Some(&alice.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid")),
+            "{ttl}"
+        );
+    }
+    let (status, link) = server
+        .post(
+            &format!("/v1/media/{id}/link?ttl=604800"),
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("/v1/media/{id}?")), "{url}");
+    // Joined to the server's base URL, it works without a token.
+    let got = server.http.get(server.url(url)).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png().as_slice());
+}
+
+/// Uploads [`png`] as `name`; its media id.
+async fn upload_png(server: &Server, token: &str, name: &str) -> String {
+    let up: Value = server
+        .http
+        .post(server.url(&format!("/v1/media?name={name}")))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(png())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    up["media_id"].as_str().unwrap().to_owned()
+}

@@ -77,6 +77,10 @@ async fn last_seen_visible_to_a_contact_and_hidden_from_a_stranger() {
         .get(&format!("/v1/users/{}/presence", alice.id), &bob.token)
         .await;
     assert_eq!((status, body["online"].as_bool()), (200, Some(false)));
+    // REST answers the frame's fields, without the frame's `type`.
+    let mut fields: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+    assert_eq!(fields, ["last_seen", "online", "user_id"]);
     server.stop().await;
 }
 

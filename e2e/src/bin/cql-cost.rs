@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chat_runtime::model::{Chat, ChatKind, Content, Member, Message, Role, SystemEvent, now_ms};
+use chat_runtime::model::{Chat, ChatKind, Content, Member, Message, Role, now_ms};
 use chat_runtime::store::Store;
 use chat_runtime::store::scylla::{self as cql_store, Replication, ScyllaConfig, ScyllaStore};
 use futures::{StreamExt, stream};
@@ -82,10 +82,7 @@ async fn appends(
                     created_by: admin,
                     created_at: now_ms(),
                 };
-                let created = Content::System {
-                    event: SystemEvent::Created,
-                    user_id: admin,
-                };
+                let created = Content::created(admin, chat.title.clone(), vec![admin]);
                 let first = message(chat.id, 1, admin, created);
                 store
                     .create_chat(&chat, &[Member::new(admin, Role::Admin, 1)], &first)

@@ -21,9 +21,7 @@ use chat_runtime::bus::queue::PushQueue;
 use chat_runtime::bus::sessions::Sessions;
 use chat_runtime::bus::{self, nats::NatsBus};
 use chat_runtime::metrics::Metrics;
-use chat_runtime::model::{
-    Chat, ChatKind, Content, Member, Message, Role, Seq, SystemEvent, now_ms,
-};
+use chat_runtime::model::{Chat, ChatKind, Content, Member, Message, Role, Seq, now_ms};
 use chat_runtime::roles::lease::{self, LeaseTimes};
 use chat_runtime::roles::{connect, records};
 use chat_runtime::shard::remote::{self, Answer, Gate, NatsShardClient};
@@ -420,10 +418,7 @@ async fn new_group(store: &ScyllaStore) -> Result<Chat> {
     let chat = group(admin);
     let first = Message {
         client_msg_id: String::new(),
-        content: Content::System {
-            event: SystemEvent::Created,
-            user_id: admin,
-        },
+        content: Content::created(admin, chat.title.clone(), vec![admin]),
         ..text(&chat, 1, admin)
     };
     store

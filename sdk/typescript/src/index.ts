@@ -28,6 +28,6 @@ export { ConfabError, type Code, type LocalCode } from "./errors.js";
 export { IndexedDbStore, type IndexedDbOptions } from "./indexeddb.js";
 export type { OutboxOptions, Sent } from "./outbox.js";
 export type * from "./protocol.js";
-export { Rest, type Presence, type RestOptions } from "./rest.js";
+export { Rest, type RestOptions } from "./rest.js";
 export { MemoryStore, type WatermarkStore, type Watermarks } from "./storage.js";
 export type { UploadOptions, UploadSource } from "./upload.js";

@@ -25,12 +25,14 @@ export type Protocol =
   | MemberView
   | Message
   | Platform
+  | PresenceView
   | PushNotification
   | ReceiptsBody
   | RegisterBody
   | Role
   | SendBody
   | SendKind
+  | SentView
   | ServerFrame
   | Session
   | SystemEvent
@@ -61,6 +63,18 @@ export type Message1 =
   | {
       event: SystemEvent;
       kind: "system";
+      /**
+       * `created` only: everyone the group was made with, its creator
+       * first, so the message alone tells who started in it.
+       */
+      members?: string[];
+      /**
+       * `created` only: the group's title when it was made.
+       */
+      title?: string;
+      /**
+       * Whom it concerns (for `created`, the creator).
+       */
       user_id: string;
     }
   | (Attachment & {
@@ -376,7 +390,8 @@ export interface Attachment {
   height?: number | null;
   media_id: string;
   /**
-   * The uploader's file name, for files.
+   * The name it was uploaded with (`?name=`); a message carries it only
+   * when sent as a `file`.
    */
   name?: string | null;
   size: number;
@@ -501,9 +516,22 @@ export interface LoginBody {
 export interface MediaLink {
   expires_at: number;
   /**
-   * Path and query of the link, relative to this server.
+   * Relative: the link's path and query, to resolve against the base
+   * URL of the server that issued it.
    */
   url: string;
+}
+/**
+ * A user's presence as a contact may see it: what `GET
+ * /v1/users/{user}/presence` answers and a `presence` frame carries.
+ */
+export interface PresenceView {
+  /**
+   * When their last session ended; absent while online (or never seen).
+   */
+  last_seen?: number | null;
+  online: boolean;
+  user_id: string;
 }
 /**
  * What a provider delivers to a device.
@@ -547,6 +575,19 @@ export interface SendBody {
   media_id?: string | null;
 }
 /**
+ * `POST /v1/chats/{chat}/messages`'s answer: what a `sent` frame says.
+ */
+export interface SentView {
+  chat_id: string;
+  client_msg_id: string;
+  /**
+   * True when this `client_msg_id` was stored before (a retry).
+   */
+  duplicate: boolean;
+  sent_at: number;
+  seq: number;
+}
+/**
  * `POST /v1/login`'s answer.
  */
 export interface Session {
@@ -574,7 +615,8 @@ export interface Upload {
   kind: MediaKind;
   media_id: string;
   /**
-   * The uploader's file name, for files.
+   * The name it was uploaded with (`?name=`); a message carries it only
+   * when sent as a `file`.
    */
   name?: string | null;
   size: number;

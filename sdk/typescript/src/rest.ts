@@ -11,19 +11,15 @@ import type {
   HistoryPage,
   Invite,
   MediaLink,
+  PresenceView,
   RegisterBody,
   SendBody,
-  ServerFrame,
+  SentView,
   Session,
   Upload,
   UserView,
 } from "./protocol.js";
 import { upload, type UploadOptions, type UploadSource } from "./upload.js";
-
-/** The `sent` frame, as REST's send answers it. */
-export type Sent = Extract<ServerFrame, { type: "sent" }>;
-/** The `presence` frame, as REST's presence answers it. */
-export type Presence = Extract<ServerFrame, { type: "presence" }>;
 
 export interface RestOptions {
   /** The server's origin, e.g. `https://chat.example` (a path prefix is kept). */
@@ -82,7 +78,7 @@ export class Rest {
   }
 
   /** sendMessage: stored once per `client_msg_id`, however often it is retried. */
-  send(chatId: string, body: SendBody): Promise<Sent> {
+  send(chatId: string, body: SendBody): Promise<SentView> {
     return this.call("POST", `/v1/chats/${seg(chatId)}/messages`, body);
   }
 
@@ -132,7 +128,7 @@ export class Rest {
   }
 
   /** A contact's presence (`not_found` unless you share a chat with a message). */
-  presence(userId: string): Promise<Presence> {
+  presence(userId: string): Promise<PresenceView> {
     return this.call("GET", `/v1/users/${seg(userId)}/presence`);
   }
 

@@ -24,7 +24,7 @@ use confab_api::config::BucketConfig;
 
 use super::buckets::{self, Bucket};
 use super::record::{self, Claim, Upload};
-use super::signed::{self, LinkParams, Links};
+use super::signed::{LinkParams, Links};
 use super::sniff::{SNIFF_BYTES, Sniffed, sniff};
 use super::thumb;
 use crate::error::ApiError;
@@ -249,15 +249,12 @@ impl Media {
         if self.store.member(chat, user).await?.is_none() {
             return Err(ApiError::not_member());
         }
-        Ok(Content::media(kind, record::attachment(&r, caption)))
+        Ok(Content::media(kind, record::attachment(&r, kind, caption)))
     }
-    /// A signed link to media `r` for `user`, valid for `ttl_secs` (capped);
-    /// returns its query string and expiry.
-    pub fn link(&self, user: UserId, r: &MediaRecord, ttl_secs: Option<i64>) -> (String, i64) {
-        let ttl = ttl_secs
-            .unwrap_or(signed::DEFAULT_TTL_SECS)
-            .clamp(1, signed::MAX_TTL_SECS);
-        let exp = now_ms() / 1000 + ttl;
+    /// A signed link to media `r` for `user`, valid for `ttl_secs` (from
+    /// [`super::signed::lifetime`]); returns its query string and expiry.
+    pub fn link(&self, user: UserId, r: &MediaRecord, ttl_secs: i64) -> (String, i64) {
+        let exp = now_ms() / 1000 + ttl_secs;
         (self.links.query(&r.id, user, exp), exp)
     }
     /// Media `id` through a signed link; the user it was issued to.

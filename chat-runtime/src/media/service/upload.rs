@@ -105,7 +105,8 @@ impl Media {
                     height: preview.as_ref().map(|p| p.height),
                     blurhash: preview.as_ref().map(|p| p.blurhash.clone()),
                     thumbnail: preview.is_some(),
-                    name: name.filter(|_| sniffed.kind == MediaKind::File),
+                    // Kept for every kind: any may be sent as a file.
+                    name,
                 },
             };
             let thumb = preview.map(|p| p.jpeg);

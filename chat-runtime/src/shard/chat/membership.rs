@@ -107,7 +107,8 @@ pub fn new_group(id: ChatId, title: String, creator: UserId, ids: &[UserId], now
             }
         })
         .collect();
-    let first = system_message(id, 1, creator, SystemEvent::Created, creator, now);
+    let created = Content::created(creator, chat.title.clone(), ids.to_vec());
+    let first = system_message(id, 1, creator, created, now);
     NewGroup {
         chat,
         members,
@@ -139,20 +140,14 @@ pub fn check_pair(user: UserId, peer: UserId) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn system_message(
-    chat: ChatId,
-    seq: Seq,
-    actor: UserId,
-    event: SystemEvent,
-    user_id: UserId,
-    now: i64,
-) -> Message {
+/// The system message `content` at `seq` of `chat`, sent by `actor`.
+fn system_message(chat: ChatId, seq: Seq, actor: UserId, content: Content, now: i64) -> Message {
     Message {
         chat_id: chat,
         seq,
         sender: actor,
         client_msg_id: String::new(),
-        content: Content::System { event, user_id },
+        content,
         sent_at: now,
     }
 }
@@ -253,7 +248,8 @@ impl ChatState {
                 (MemberChange::Remove(target), ban)
             }
         };
-        let message = system_message(self.chat.id, seq, actor, change.event(), target, now);
+        let content = Content::system(change.event(), target);
+        let message = system_message(self.chat.id, seq, actor, content, now);
         Ok(Some(Change {
             message,
             member,
@@ -278,14 +274,8 @@ impl ChatState {
             role: Role::Admin,
             ..eldest.clone()
         };
-        let message = system_message(
-            self.chat.id,
-            self.head + 1,
-            user,
-            SystemEvent::Promoted,
-            user,
-            now,
-        );
+        let content = Content::system(SystemEvent::Promoted, user);
+        let message = system_message(self.chat.id, self.head + 1, user, content, now);
         Some(Change {
             message,
             member: MemberChange::Put(promoted),

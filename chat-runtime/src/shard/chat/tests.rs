@@ -276,13 +276,25 @@ fn reading_a_message_implies_holding_it() {
 #[test]
 fn a_new_group_starts_at_seq_one_with_its_creator_as_admin() {
     assert_eq!(chat_members(vec![u(2), u(1), u(2)]), [u(1), u(2)]);
-    let ids = chat_members(vec![u(2)]);
+    let ids = chat_members(vec![u(3), u(2)]);
     let g = new_group(Uuid::from_u128(100), "t".into(), u(1), &ids, NOW);
-    assert_eq!(g.first.seq, 1);
+    assert_eq!((g.first.seq, g.first.sender), (1, u(1)));
+    // The `created` message says who made the group, its title and who
+    // was in it from the start: enough to show it without the chat view.
+    let created = Content::System {
+        event: SystemEvent::Created,
+        user_id: u(1),
+        title: "t".into(),
+        members: vec![u(1), u(3), u(2)],
+    };
+    assert_eq!(g.first.content, created);
     let roles: Vec<_> = g.members.iter().map(|m| (m.role, m.joined_seq)).collect();
-    assert_eq!(roles, [(Role::Admin, 1), (Role::Member, 1)]);
+    assert_eq!(
+        roles,
+        [(Role::Admin, 1), (Role::Member, 1), (Role::Member, 1)]
+    );
     let (st, created) = ChatState::created(g);
-    assert_eq!(created.to, [u(1), u(2)]);
+    assert_eq!(created.to, [u(1), u(2), u(3)]);
     assert_eq!(st.head, 1);
 }
 
@@ -308,10 +320,7 @@ fn a_joiner_reads_from_their_join_on() {
     assert_eq!((c.message.seq, c.ban), (3, None));
     assert_eq!(
         c.message.content,
-        Content::System {
-            event: SystemEvent::Joined,
-            user_id: u(3)
-        }
+        Content::system(SystemEvent::Joined, u(3))
     );
     let MemberChange::Put(m) = &c.member else {
         panic!("a new member");
@@ -400,10 +409,7 @@ fn when_the_last_admin_leaves_the_longest_standing_member_is_promoted() {
     assert_eq!(promoted.message.seq, 4);
     assert_eq!(
         promoted.message.content,
-        Content::System {
-            event: SystemEvent::Promoted,
-            user_id: u(3)
-        }
+        Content::system(SystemEvent::Promoted, u(3))
     );
     apply(&mut st, promoted);
     assert_eq!(st.member(u(3)).unwrap().role, Role::Admin);

@@ -36,15 +36,19 @@ impl Shard {
 
     pub(super) async fn open_direct(&self, user: UserId, peer: UserId) -> Result<Reply, ApiError> {
         chat::check_pair(user, peer)?;
-        if let Some(id) = self.store.direct_chat(user, peer).await? {
-            return Ok(Reply::Chat(id));
+        if let Some(chat) = self.store.direct_chat(user, peer).await? {
+            return Ok(Reply::Direct {
+                chat,
+                created: false,
+            });
         }
         if self.store.user(peer).await?.is_none() {
             return Err(ApiError::not_found("user"));
         }
         let (chat, members) = chat::new_direct((self.mint)(), user, peer, now_ms());
-        let (id, _) = self.store.create_direct(&chat, members).await?;
-        Ok(Reply::Chat(id))
+        // A racing open of the same pair may have won: then it is found.
+        let (chat, created) = self.store.create_direct(&chat, members).await?;
+        Ok(Reply::Direct { chat, created })
     }
 
     /// Join: the user must hold the group's current invite code, and not

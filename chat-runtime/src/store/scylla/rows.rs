@@ -1,8 +1,9 @@
 //! Conversions between `crate::model` values and CQL rows and cells.
 //!
 //! Owns the column encodings (enums as snake_case text, seqs as `bigint`,
-//! a message's content spread over `kind`/`body`/`event`/`event_user`) and
-//! the reading of LWT results. No I/O.
+//! a message's content spread over `kind`/`body`/`event`/`event_user`, a
+//! `created` message's title and members as JSON in `body`) and the reading
+//! of LWT results. No I/O.
 
 use scylla::response::query_result::QueryResult;
 use scylla::value::{CqlValue, Row};
@@ -102,14 +103,35 @@ pub type ContentCells = (String, Option<String>, Option<String>, Option<UserId>)
 pub fn content_cells(content: &Content) -> Result<ContentCells, StoreError> {
     Ok(match content {
         Content::Text { body } => ("text".into(), Some(body.clone()), None, None),
-        Content::System { event, user_id } => {
-            ("system".into(), None, Some(name(event)?), Some(*user_id))
+        Content::System {
+            event,
+            user_id,
+            title,
+            members,
+        } => {
+            let group = SystemGroup {
+                title: title.clone(),
+                members: members.clone(),
+            };
+            let body = if group.title.is_empty() && group.members.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&group).map_err(backend)?)
+            };
+            ("system".into(), body, Some(name(event)?), Some(*user_id))
         }
         Content::Image(a) => media_cells(MediaKind::Image, a)?,
         Content::Video(a) => media_cells(MediaKind::Video, a)?,
         Content::Audio(a) => media_cells(MediaKind::Audio, a)?,
         Content::File(a) => media_cells(MediaKind::File, a)?,
     })
+}
+
+/// What a `created` message keeps in `body`: the group as it was made.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct SystemGroup {
+    title: String,
+    members: Vec<UserId>,
 }
 
 /// A media message keeps its attachment as JSON in `body`.
@@ -139,10 +161,20 @@ pub fn message_value(
         "text" => Content::Text {
             body: body.unwrap_or_default(),
         },
-        "system" => Content::System {
-            event: parse::<SystemEvent>(event.as_deref().unwrap_or_default())?,
-            user_id: event_user.unwrap_or_default(),
-        },
+        "system" => {
+            let group: Option<SystemGroup> = body
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(backend)?;
+            let SystemGroup { title, members } = group.unwrap_or_default();
+            Content::System {
+                event: parse::<SystemEvent>(event.as_deref().unwrap_or_default())?,
+                user_id: event_user.unwrap_or_default(),
+                title,
+                members,
+            }
+        }
         media @ ("image" | "video" | "audio" | "file") => {
             let a: Attachment =
                 serde_json::from_str(body.as_deref().unwrap_or_default()).map_err(backend)?;
@@ -216,17 +248,15 @@ mod tests {
         for (content, change) in [
             (Content::Text { body: "hi".into() }, None),
             (
-                Content::System {
-                    event: SystemEvent::Added,
-                    user_id: member.user_id,
-                },
+                Content::created(member.user_id, "Team".into(), vec![member.user_id]),
                 Some(MemberChange::Put(member.clone())),
             ),
             (
-                Content::System {
-                    event: SystemEvent::Left,
-                    user_id: member.user_id,
-                },
+                Content::system(SystemEvent::Added, member.user_id),
+                Some(MemberChange::Put(member.clone())),
+            ),
+            (
+                Content::system(SystemEvent::Left, member.user_id),
                 Some(MemberChange::Remove(member.user_id)),
             ),
             (Content::Video(crate::media::fixtures::attachment()), None),
