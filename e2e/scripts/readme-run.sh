@@ -4,7 +4,7 @@
 #
 # Usage: e2e/scripts/readme-run.sh
 #   Starts it in the background (its output in $CONFAB_RUN/readme-run/run.log),
-#   waits up to 30 min (a cold release build on 2 cores) for http://127.0.0.1:8080/healthz,
+#   waits up to 60 min (a cold release build on 2 busy cores) for http://127.0.0.1:8080/healthz,
 #   checks /readyz and that / serves the web client, then stops it (the whole
 #   process group: `cargo run` starts the server as its child). Fails, showing
 #   the end of the log, on any problem — also when port 8080 is already taken.
@@ -19,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 run="$CONFAB_RUN/readme-run"
 logfile="$run/run.log"
 url=http://127.0.0.1:8080
-build_secs=1800
+build_secs=3600
 
 # The first ```sh block of the "## Run it" section.
 command=$(awk '
