@@ -24,19 +24,7 @@ async fn a_photo_sent_over_the_websocket_arrives_with_its_facts() {
     let alice = server.user("+15550100001", "Alice").await;
     let bob = server.user("+15550100002", "Bob").await;
     let chat = server.direct(&alice, &bob).await;
-    let up: Value = server
-        .http
-        .post(server.url("/v1/media"))
-        .bearer_auth(&alice.token)
-        .header("content-type", "image/png")
-        .body(png())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = up["media_id"].as_str().unwrap().to_owned();
+    let id = upload_png(&server, &alice.token, "photo.png").await;
 
     let mut a = server.connect(&alice).await;
     let mut b = server.connect(&bob).await;

@@ -13,15 +13,14 @@ use confab_client::{Event, Sent};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 
-use super::harness::{Server, connect, until, user};
+use super::harness::{Server, ann_and_bob, connect, until};
 
 const TOTAL: usize = 300;
 
 #[tokio::test]
 async fn kill_dash_nine_with_sends_in_flight_every_acked_message_once_in_order() -> Result<()> {
     let mut server = Server::start(&["--rate", "5000", "--burst", "5000"]).await?;
-    let (ann, bob) = (user(&server, "Ann").await?, user(&server, "Bob").await?);
-    let chat = ann.rest.direct(&bob.phone).await?.chat_id;
+    let (ann, bob, chat) = ann_and_bob(&server).await?;
     let (a, mut a_events) = connect(&server, &ann).await?;
     let (b, mut b_events) = connect(&server, &bob).await?;
 

@@ -132,6 +132,13 @@ pub async fn user(server: &Server, name: &str) -> Result<User> {
     })
 }
 
+/// Ann and Bob, registered, and the 1:1 chat between them.
+pub async fn ann_and_bob(server: &Server) -> Result<(User, User, Uuid)> {
+    let (ann, bob) = (user(server, "Ann").await?, user(server, "Bob").await?);
+    let chat = ann.rest.direct(&bob.phone).await?.chat_id;
+    Ok((ann, bob, chat))
+}
+
 /// Options for `user` on `server` that reconnect quickly.
 pub fn options(server: &Server, user: &User) -> Options {
     let mut o = Options::new(&server.url, &user.session.token);

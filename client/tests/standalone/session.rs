@@ -10,7 +10,7 @@ use confab_client::protocol::{ErrorCode, SendKind, ServerFrame};
 use confab_client::{Client, Error, Event, JsonFile};
 use futures::future::try_join_all;
 
-use super::harness::{Server, WAIT, connect, options, until, user};
+use super::harness::{Server, WAIT, ann_and_bob, connect, options, until, user};
 
 /// The text bodies of the next `n` messages `events` shows.
 async fn texts(events: &mut confab_client::Events, n: usize) -> Result<Vec<(u64, String)>> {
@@ -30,8 +30,7 @@ async fn texts(events: &mut confab_client::Events, n: usize) -> Result<Vec<(u64,
 #[tokio::test]
 async fn pipelined_sends_are_acked_and_arrive_once_in_order() -> Result<()> {
     let server = Server::start(&[]).await?;
-    let (ann, bob) = (user(&server, "Ann").await?, user(&server, "Bob").await?);
-    let chat = ann.rest.direct(&bob.phone).await?.chat_id;
+    let (ann, bob, chat) = ann_and_bob(&server).await?;
     let (a, mut a_events) = connect(&server, &ann).await?;
     let (b, mut b_events) = connect(&server, &bob).await?;
 
@@ -135,8 +134,7 @@ async fn requests_page_history_and_find_people() -> Result<()> {
 async fn a_device_resumes_from_its_stored_watermarks_with_nothing_lost_or_shown_twice() -> Result<()>
 {
     let server = Server::start(&[]).await?;
-    let (ann, bob) = (user(&server, "Ann").await?, user(&server, "Bob").await?);
-    let chat = ann.rest.direct(&bob.phone).await?.chat_id;
+    let (ann, bob, chat) = ann_and_bob(&server).await?;
     let (a, _a_events) = connect(&server, &ann).await?;
     let dir = tempfile::tempdir()?;
     let file = || Arc::new(JsonFile::new(dir.path().join("bob.json")));
@@ -179,8 +177,7 @@ async fn a_device_resumes_from_its_stored_watermarks_with_nothing_lost_or_shown_
 #[tokio::test]
 async fn refusals_name_the_send_they_refuse_and_the_session_goes_on() -> Result<()> {
     let server = Server::start(&[]).await?;
-    let (ann, bob) = (user(&server, "Ann").await?, user(&server, "Bob").await?);
-    let chat = ann.rest.direct(&bob.phone).await?.chat_id;
+    let (ann, _bob, chat) = ann_and_bob(&server).await?;
     let (a, mut events) = connect(&server, &ann).await?;
 
     let stranger = uuid::Uuid::new_v4();
