@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// The server's error code, for a refusal.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// The error a WebSocket `error` frame stands for.
     pub(crate) fn refused(code: ErrorCode, message: String, retry_after_ms: Option<u64>) -> Self {
         Self::Refused {

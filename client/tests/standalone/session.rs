@@ -116,16 +116,7 @@ async fn requests_page_history_and_find_people() -> Result<()> {
 
     // A refused request is a typed error, not a hang.
     let err = a.history(uuid::Uuid::new_v4(), None, 0).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Refused {
-                code: ErrorCode::Invalid,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.code(), Some(ErrorCode::Invalid), "{err:?}");
     a.close().await;
     Ok(())
 }
@@ -185,14 +176,9 @@ async fn refusals_name_the_send_they_refuse_and_the_session_goes_on() -> Result<
         .submit(stranger, "x-1".into(), SendKind::Text, "hi".into(), None)
         .await
         .unwrap_err();
+    let code = err.code();
     assert!(
-        matches!(
-            err,
-            Error::Refused {
-                code: ErrorCode::NotMember | ErrorCode::NotFound,
-                ..
-            }
-        ),
+        matches!(code, Some(ErrorCode::NotMember | ErrorCode::NotFound)),
         "{err:?}"
     );
     let long = "x".repeat(16 * 1024 + 1);
@@ -200,16 +186,7 @@ async fn refusals_name_the_send_they_refuse_and_the_session_goes_on() -> Result<
         .submit(chat, "x-2".into(), SendKind::Text, long, None)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Refused {
-                code: ErrorCode::Invalid,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.code(), Some(ErrorCode::Invalid), "{err:?}");
     let refused: Vec<String> = {
         let mut ids = Vec::new();
         until(&mut events, |e| {
@@ -234,13 +211,7 @@ async fn a_bad_token_stops_the_session_instead_of_retrying_forever() -> Result<(
         .await
         .unwrap_err();
     let unauthenticated = matches!(err, Error::Closed { code: 4100, .. })
-        || matches!(
-            err,
-            Error::Refused {
-                code: ErrorCode::Unauthenticated,
-                ..
-            }
-        );
+        || err.code() == Some(ErrorCode::Unauthenticated);
     assert!(unauthenticated, "{err:?}");
     assert!(!err.retryable());
 
