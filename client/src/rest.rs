@@ -2,6 +2,8 @@
 //! sends, and media uploads with progress. Every refusal is a typed
 //! [`Error::Refused`] with the server's code.
 
+use std::sync::Arc;
+
 use confab_protocol::ChatView;
 use confab_protocol::model::{ChatId, Seq, UserId};
 use confab_protocol::rest::{ErrorBody, HistoryPage, SentView, Session, UploadView, UserView};
@@ -31,6 +33,22 @@ impl Rest {
             http: reqwest::Client::new(),
             token: None,
         }
+    }
+
+    /// A client of the server at `https` `base` that trusts what `tls`
+    /// trusts (a private CA, say): the same settings as the session's
+    /// [`crate::Options::tls`].
+    pub fn with_tls(
+        base: impl Into<String>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .build()?;
+        Ok(Self {
+            http,
+            ..Self::new(base)
+        })
     }
 
     /// The same client, calling as the user `token` belongs to.

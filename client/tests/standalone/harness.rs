@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +20,8 @@ pub struct Server {
     port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    /// What trusts its certificate, when it serves TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     child: Option<Child>,
 }
 
@@ -31,6 +34,39 @@ impl Server {
             port,
             dir: tempfile::tempdir()?,
             args: args.iter().map(|a| a.to_string()).collect(),
+            tls: None,
+            child: None,
+        };
+        s.restart().await?;
+        Ok(s)
+    }
+
+    /// Starts a server that serves HTTPS and `wss` with a self-signed
+    /// certificate for 127.0.0.1; `tls` trusts it.
+    pub async fn start_tls() -> Result<Self> {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?;
+        let dir = tempfile::tempdir()?;
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, made.cert.pem())?;
+        std::fs::write(&key, made.signing_key.serialize_pem())?;
+        confab_client::install_crypto();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone())?;
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let port = portpicker::pick_unused_port().context("no free port")?;
+        let mut s = Self {
+            url: format!("https://127.0.0.1:{port}"),
+            port,
+            args: vec![
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ],
+            dir,
+            tls: Some(Arc::new(config)),
             child: None,
         };
         s.restart().await?;
@@ -51,7 +87,12 @@ impl Server {
             .context("starting chat-runtime")?;
         self.child = Some(child);
         confab_client::install_crypto();
-        let http = reqwest::Client::new();
+        let http = match &self.tls {
+            Some(tls) => reqwest::Client::builder()
+                .tls_backend_preconfigured((**tls).clone())
+                .build()?,
+            None => reqwest::Client::new(),
+        };
         let deadline = tokio::time::Instant::now() + WAIT;
         while tokio::time::Instant::now() < deadline {
             if let Some(status) = self
@@ -79,7 +120,10 @@ impl Server {
     }
 
     pub fn rest(&self) -> Rest {
-        Rest::new(&self.url)
+        match &self.tls {
+            Some(tls) => Rest::with_tls(&self.url, tls.clone()).expect("a TLS client"),
+            None => Rest::new(&self.url),
+        }
     }
 }
 
@@ -142,6 +186,7 @@ pub async fn ann_and_bob(server: &Server) -> Result<(User, User, Uuid)> {
 /// Options for `user` on `server` that reconnect quickly.
 pub fn options(server: &Server, user: &User) -> Options {
     let mut o = Options::new(&server.url, &user.session.token);
+    o.tls = server.tls.clone();
     o.reconnect = (Duration::from_millis(50), Duration::from_millis(500));
     o
 }

@@ -234,3 +234,23 @@ async fn a_bad_token_stops_the_session_instead_of_retrying_forever() -> Result<(
     assert!(matches!(after, Error::Stopped), "{after:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn rest_and_the_session_work_over_tls() -> Result<()> {
+    let server = Server::start_tls().await?;
+    assert!(server.url.starts_with("https://"));
+    let (ann, bob, chat) = ann_and_bob(&server).await?;
+    let (a, _a_events) = connect(&server, &ann).await?;
+    let (b, mut b_events) = connect(&server, &bob).await?;
+    a.send_text(chat, "over tls").await?;
+    assert_eq!(texts(&mut b_events, 1).await?[0].1, "over tls");
+
+    // Without the server's CA in its trust, the session fails to connect.
+    let err = Client::connect(confab_client::Options::new(&server.url, &bob.session.token))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connection(_)), "{err:?}");
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
