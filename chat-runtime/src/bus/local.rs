@@ -4,16 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use async_trait::async_trait;
-use tokio::sync::mpsc;
-
+use super::mailbox::{self, Sender};
 use super::{Bus, BusError, Envelope, Subscription};
 use crate::model::UserId;
+use async_trait::async_trait;
 
 /// The in-process bus.
 #[derive(Default)]
 pub struct LocalBus {
-    subscribers: Mutex<HashMap<UserId, Vec<mpsc::Sender<Envelope>>>>,
+    subscribers: Mutex<HashMap<UserId, Vec<Sender<Envelope>>>>,
 }
 
 impl LocalBus {
@@ -21,7 +20,7 @@ impl LocalBus {
         Self::default()
     }
 
-    fn deliver(map: &mut HashMap<UserId, Vec<mpsc::Sender<Envelope>>>, user: UserId, e: &Envelope) {
+    fn deliver(map: &mut HashMap<UserId, Vec<Sender<Envelope>>>, user: UserId, e: &Envelope) {
         let Some(subs) = map.get_mut(&user) else {
             return;
         };
@@ -51,7 +50,7 @@ impl Bus for LocalBus {
     }
 
     async fn subscribe(&self, user: UserId, capacity: usize) -> Result<Subscription, BusError> {
-        let (tx, events) = mpsc::channel(capacity.max(1));
+        let (tx, events) = mailbox::channel(capacity);
         let mut map = self.subscribers.lock().expect("bus lock");
         let subs = map.entry(user).or_default();
         subs.retain(|s| !s.is_closed());

@@ -13,6 +13,7 @@
 //! in a JetStream key-value bucket).
 
 pub mod local;
+pub mod mailbox;
 pub mod nats;
 pub mod nats_queue;
 pub mod nats_sessions;
@@ -24,7 +25,6 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::error::Cause;
 use crate::model::{ChatId, Seq, UserId};
@@ -62,7 +62,7 @@ pub(crate) fn unavailable(e: impl Into<Cause>) -> BusError {
 /// A live subscription to one user's events. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
-    pub events: mpsc::Receiver<Envelope>,
+    pub events: mailbox::Receiver<Envelope>,
 }
 
 /// Publish/subscribe by user.

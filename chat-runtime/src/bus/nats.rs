@@ -25,9 +25,8 @@ use std::str::FromStr;
 use async_nats::{Client, HeaderMap, Message, Subscriber};
 use async_trait::async_trait;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
-use super::{Bus, BusError, Envelope, Subscription, unavailable};
+use super::{Bus, BusError, Envelope, Subscription, mailbox, unavailable};
 use crate::model::{ChatId, UserId};
 
 /// Subject prefix of user subjects unless another is given.
@@ -115,7 +114,7 @@ fn decode(msg: Message) -> Option<Envelope> {
 /// Moves one subscription's messages into its bounded queue until the queue
 /// overflows, its receiver is dropped or the client closes. Returning drops
 /// `sub` (which unsubscribes) and `tx` (which ends the stream).
-async fn forward(mut sub: Subscriber, tx: mpsc::Sender<Envelope>, subject: String) {
+async fn forward(mut sub: Subscriber, tx: mailbox::Sender<Envelope>, subject: String) {
     loop {
         let msg = tokio::select! {
             biased;
@@ -162,7 +161,7 @@ impl Bus for NatsBus {
             .map_err(unavailable)?;
         // The SUB is on the wire before the caller publishes anything.
         self.client.flush().await.map_err(unavailable)?;
-        let (tx, events) = mpsc::channel(capacity.max(1));
+        let (tx, events) = mailbox::channel(capacity);
         tokio::spawn(forward(sub, tx, subject));
         Ok(Subscription { events })
     }

@@ -34,7 +34,7 @@ const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// between `MAX_FRAME_BYTES` and this they get a `too_large` error frame.
 const MAX_WS_MESSAGE: usize = 4 * MAX_FRAME_BYTES;
 /// Bytes read from the socket at a time; grows only for larger messages.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// Frames are gathered up to this size before a write (the writer flushes
 /// after each batch anyway); the buffer grows only while frames are queued.
 const WRITE_BUFFER: usize = 16 * 1024;

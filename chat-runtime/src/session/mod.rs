@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::bus::{Envelope, Origin};
+use crate::bus::{Envelope, Origin, mailbox};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::model::{ChatId, Member, UserId};
@@ -211,7 +211,7 @@ impl Session {
     async fn live(
         &mut self,
         inbound: &mut mpsc::Receiver<Inbound>,
-        events: &mut mpsc::Receiver<Envelope>,
+        events: &mut mailbox::Receiver<Envelope>,
     ) -> Option<CloseCode> {
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);
         let mut shutdown = self.node.shutdown_signal();
