@@ -25,7 +25,8 @@
 //! - [`presence`]: online / last seen, visible to contacts only;
 //!   [`auth`]: password hashes and signed tokens; [`signin`]: backoff of
 //!   failed sign-ins; [`client`]: client addresses and per-key caps;
-//!   [`audit`]: the audit trail; [`backoff`]: jittered retry waits.
+//!   [`audit`]: the audit trail; [`backoff`]: jittered retry waits;
+//!   [`mailbox`]: queues that hold no buffer while empty.
 //! - [`node`]: what serving a request needs — the seams and the policies;
 //!   [`error`]: the API's error; [`metrics`]: what every process exports.
 //!
@@ -62,6 +63,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod gateway;
+pub mod mailbox;
 pub mod media;
 pub mod metrics;
 pub mod model;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::mailbox::{self, Sender};
 use super::{Bus, BusError, Envelope, Subscription};
+use crate::mailbox::{self, Sender};
 use crate::model::UserId;
 use async_trait::async_trait;
 

@@ -13,7 +13,6 @@
 //! in a JetStream key-value bucket).
 
 pub mod local;
-pub mod mailbox;
 pub mod nats;
 pub mod nats_queue;
 pub mod nats_sessions;
@@ -62,7 +61,7 @@ pub(crate) fn unavailable(e: impl Into<Cause>) -> BusError {
 /// A live subscription to one user's events. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
-    pub events: mailbox::Receiver<Envelope>,
+    pub events: crate::mailbox::Receiver<Envelope>,
 }
 
 /// Publish/subscribe by user.

@@ -26,7 +26,8 @@ use async_nats::{Client, HeaderMap, Message, Subscriber};
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{Bus, BusError, Envelope, Subscription, mailbox, unavailable};
+use super::{Bus, BusError, Envelope, Subscription, unavailable};
+use crate::mailbox;
 use crate::model::{ChatId, UserId};
 
 /// Subject prefix of user subjects unless another is given.

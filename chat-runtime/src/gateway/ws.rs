@@ -14,11 +14,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 use super::http::Peer;
 use crate::client::ClientAddr;
+use crate::mailbox;
 use crate::node::Node;
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::session::{self, Inbound, Outbound};
@@ -65,8 +65,8 @@ fn too_big(e: &axum::Error) -> bool {
 
 async fn serve(node: Arc<Node>, client: ClientAddr, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel(64);
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(WRITE_QUEUE);
+    let (in_tx, in_rx) = mailbox::channel(64);
+    let (out_tx, mut out_rx) = mailbox::channel::<Outbound>(WRITE_QUEUE);
     let session = tokio::spawn(session::run(node, client, in_rx, out_tx));
     let reader = tokio::spawn(async move {
         while let Some(item) = stream.next().await {
@@ -106,7 +106,7 @@ async fn serve(node: Arc<Node>, client: ClientAddr, socket: WebSocket) {
             if !matches!(result, Ok(Ok(()))) || closed {
                 break;
             }
-            next = out_rx.try_recv().ok();
+            next = out_rx.try_recv();
         }
         let flushed = tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await;
         if !matches!(flushed, Ok(Ok(()))) || closed {

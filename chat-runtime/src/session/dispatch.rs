@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::{Gone, Outbound, error_frame, out};
 use crate::bus::Origin;
 use crate::error::ApiError;
+use crate::mailbox;
 use crate::model::UserId;
 use crate::node::Node;
 use crate::ops::send::Outgoing;
@@ -26,8 +25,8 @@ pub(super) async fn worker(
     node: Arc<Node>,
     user: UserId,
     origin: Origin,
-    mut queue: mpsc::Receiver<ClientFrame>,
-    outbound: mpsc::Sender<Outbound>,
+    mut queue: mailbox::Receiver<ClientFrame>,
+    outbound: mailbox::Sender<Outbound>,
 ) {
     let mut frames = Vec::with_capacity(BATCH);
     let mut sends = Vec::new();
@@ -106,7 +105,7 @@ async fn send_batch(
     user: UserId,
     origin: Origin,
     sends: &mut Vec<Outgoing>,
-    outbound: &mpsc::Sender<Outbound>,
+    outbound: &mailbox::Sender<Outbound>,
 ) -> Result<(), Gone> {
     if sends.is_empty() {
         return Ok(());

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::{Inbound, Outbound, error_frame, out};
 use crate::bus::Subscription;
 use crate::client::{ClientAddr, Held};
 use crate::error::ApiError;
+use crate::mailbox;
 use crate::model::{ChatId, Seq, UserId};
 use crate::node::{ConnectionSlot, Node};
 use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode};
@@ -69,8 +68,8 @@ pub fn refusal(code: ErrorCode) -> CloseCode {
 pub async fn open(
     node: &Arc<Node>,
     client: ClientAddr,
-    inbound: &mut mpsc::Receiver<Inbound>,
-    outbound: &mpsc::Sender<Outbound>,
+    inbound: &mut mailbox::Receiver<Inbound>,
+    outbound: &mailbox::Sender<Outbound>,
 ) -> Option<Opened> {
     let admitted = node.admit().filter(|_| !node.draining());
     let Some(slot) = admitted else {
@@ -110,12 +109,12 @@ pub async fn open(
     })
 }
 
-async fn close(outbound: &mpsc::Sender<Outbound>, code: CloseCode) -> Option<Opened> {
+async fn close(outbound: &mailbox::Sender<Outbound>, code: CloseCode) -> Option<Opened> {
     let _ = outbound.send(Outbound::Close(code)).await;
     None
 }
 
-async fn refuse(node: &Node, outbound: &mpsc::Sender<Outbound>, e: &ApiError) -> Option<Opened> {
+async fn refuse(node: &Node, outbound: &mailbox::Sender<Outbound>, e: &ApiError) -> Option<Opened> {
     node.metrics.error(e.code);
     let _ = outbound.send(out(&error_frame(e, None, None))).await;
     close(outbound, refusal(e.code)).await

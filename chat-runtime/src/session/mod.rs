@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::bus::{Envelope, Origin, mailbox};
+use crate::bus::{Envelope, Origin};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
+use crate::mailbox;
 use crate::model::{ChatId, Member, UserId};
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, CloseCode, ServerFrame};
@@ -75,8 +76,8 @@ struct Gone;
 pub async fn run(
     node: Arc<Node>,
     client: ClientAddr,
-    mut inbound: mpsc::Receiver<Inbound>,
-    outbound: mpsc::Sender<Outbound>,
+    mut inbound: mailbox::Receiver<Inbound>,
+    outbound: mailbox::Sender<Outbound>,
 ) {
     let Some(opened) = handshake::open(&node, client, &mut inbound, &outbound).await else {
         return;
@@ -107,7 +108,7 @@ pub async fn run(
     let close = match session.drive(Event::CatchUp).await {
         ControlFlow::Continue(()) => {
             // Commands are read only once the device is caught up.
-            let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+            let (commands, queue) = mailbox::channel(COMMAND_QUEUE);
             session.commands = Some(commands);
             let work = dispatch::worker(node.clone(), user, origin, queue, outbound.clone());
             worker = Some(tokio::spawn(work));
@@ -134,12 +135,12 @@ pub async fn run(
 struct Session {
     node: Arc<Node>,
     user: UserId,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: mailbox::Sender<Outbound>,
     /// The worker's queue, from the live phase on (frames are read only
     /// then); dropping it ends the worker. Made after the catch-up, not
     /// before: allocated among the catch-up's temporaries, its block cost
     /// every idle session ~1 KiB of heap (`confab-bench idle`).
-    commands: Option<mpsc::Sender<ClientFrame>>,
+    commands: Option<mailbox::Sender<ClientFrame>>,
     state: SessionState,
 }
 
@@ -210,7 +211,7 @@ impl Session {
     /// The live phase: frames in, events out, heartbeats, shutdown.
     async fn live(
         &mut self,
-        inbound: &mut mpsc::Receiver<Inbound>,
+        inbound: &mut mailbox::Receiver<Inbound>,
         events: &mut mailbox::Receiver<Envelope>,
     ) -> Option<CloseCode> {
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);

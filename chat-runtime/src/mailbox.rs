@@ -1,11 +1,12 @@
-//! A subscriber's bounded queue of events that holds no buffer while it is
-//! empty. A tokio channel allocates a block of 32 slots when it is made and
-//! keeps it: about 2.5 KiB of envelopes for every idle session. Here the
-//! queue grows on the first event and is let go when drained, so an idle
-//! subscription costs one small shared record.
+//! A bounded queue that holds no buffer while it is empty, for the queues
+//! every connection keeps (its bus subscription, its frames in and out, its
+//! commands). A tokio channel allocates a block of 32 slots when it is made
+//! and keeps it — 1.3 to 4 KiB per queue, for every idle connection. Here
+//! the queue grows on the first item and is let go when drained, so an idle
+//! queue costs one small shared record.
 //!
-//! Many senders, one receiver. A full queue refuses (`try_send`): the bus
-//! then cuts the subscriber off rather than wait for it.
+//! Many senders, one receiver. A full queue refuses `try_send` (the bus then
+//! cuts a slow subscriber off) and makes `send` wait for room.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ struct Shared<T> {
     arrived: Notify,
     /// Wakes [`Sender::closed`]: the receiver left.
     gone: Notify,
+    /// Wakes senders waiting in [`Sender::send`]: room, or the receiver left.
+    room: Notify,
 }
 
 impl<T> Shared<T> {
@@ -44,6 +47,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         }),
         arrived: Notify::new(),
         gone: Notify::new(),
+        room: Notify::new(),
     });
     (
         Sender {
@@ -70,6 +74,23 @@ impl<T> Sender<T> {
         drop(s);
         self.shared.arrived.notify_one();
         Ok(())
+    }
+
+    /// Queues `item`, waiting for room; gives it back when the receiver is
+    /// gone.
+    pub async fn send(&self, item: T) -> Result<(), T> {
+        let mut item = item;
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(back) if self.is_closed() => return Err(back),
+                Err(back) => item = back,
+            }
+            room.await;
+        }
     }
 
     /// Whether the receiver is gone.
@@ -130,6 +151,8 @@ impl<T> Receiver<T> {
             {
                 let mut s = self.shared.state();
                 if let Some(item) = take(&mut s) {
+                    drop(s);
+                    self.shared.room.notify_waiters();
                     return Some(item);
                 }
                 if s.senders == 0 {
@@ -144,7 +167,26 @@ impl<T> Receiver<T> {
 
     /// The next item if one is queued.
     pub fn try_recv(&mut self) -> Option<T> {
-        take(&mut self.shared.state())
+        let item = take(&mut self.shared.state());
+        self.shared.room.notify_waiters();
+        item
+    }
+
+    /// Waits for items and moves up to `limit` of them into `buf`; how many
+    /// (0 once the queue is empty and every sender is gone).
+    pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        let Some(first) = self.recv().await else {
+            return 0;
+        };
+        buf.push(first);
+        let mut n = 1;
+        while n < limit
+            && let Some(item) = self.try_recv()
+        {
+            buf.push(item);
+            n += 1;
+        }
+        n
     }
 }
 
@@ -164,6 +206,7 @@ impl<T> Drop for Receiver<T> {
         s.items = VecDeque::new();
         drop(s);
         self.shared.gone.notify_waiters();
+        self.shared.room.notify_waiters();
     }
 }
 
@@ -201,6 +244,26 @@ mod tests {
         assert_eq!(rx.recv().await, Some("hi"));
         drop(sender.await.unwrap());
         assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_send_wait_for_room() {
+        let (tx, mut rx) = channel(2);
+        tx.send(1).await.unwrap();
+        tx.send(2).await.unwrap();
+        let third = tokio::spawn(async move {
+            tx.send(3).await.unwrap();
+            tx
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!third.is_finished(), "waits while full");
+        let mut got = Vec::new();
+        assert_eq!(rx.recv_many(&mut got, 8).await, 2);
+        let tx = third.await.unwrap();
+        assert_eq!(rx.recv().await, Some(3));
+        drop(rx);
+        assert_eq!(tx.send(4).await, Err(4), "no receiver: refused");
+        assert_eq!(got, [1, 2]);
     }
 
     #[tokio::test]
