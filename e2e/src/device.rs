@@ -82,7 +82,12 @@ impl Device {
     pub async fn connect(&mut self, base: &str) -> Result<()> {
         self.base = base.to_owned();
         let mut conn = Connection::open(base, None).await?;
-        conn.hello(&self.token, self.cursor.watermarks()).await?;
+        if let Err(e) = conn.hello(&self.token, self.cursor.watermarks()).await {
+            if let Error::Closed { code, .. } = &e {
+                self.closed_by_server(*code);
+            }
+            return Err(e.into());
+        }
         self.conn = Some(conn);
         self.outbox.down();
         loop {
@@ -164,8 +169,7 @@ impl Device {
         let frame = match read {
             Ok(frame) => frame,
             Err(Error::Closed { code, reason }) => {
-                self.closed_with = Some(code);
-                self.closes.push((Instant::now(), code));
+                self.closed_by_server(code);
                 self.lost();
                 bail!("closed by the server: {code} {reason}")
             }
@@ -273,6 +277,12 @@ impl Device {
                 Err(e) => return self.closed_with.with_context(|| format!("{e:#}")),
             }
         }
+    }
+
+    /// Records a close the server chose (also one in answer to `hello`).
+    fn closed_by_server(&mut self, code: u16) {
+        self.closed_with = Some(code);
+        self.closes.push((Instant::now(), code));
     }
 
     /// Marks the connection lost (the first time since the last `synced`).
