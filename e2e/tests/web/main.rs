@@ -140,8 +140,12 @@ async fn group_of_three_and_a_non_member() {
     pages[0].send("who's in?").await;
     for p in &pages[1..3] {
         p.open_chat("Trip").await;
-        p.wait_messages(&["Alice created the group", "who's in?"])
-            .await;
+        // The `created` message names the title and who it was made with.
+        p.wait_messages(&[
+            "Alice created \u{201c}Trip\u{201d} with Bob, Carol",
+            "who's in?",
+        ])
+        .await;
     }
     pages[1].send("me!").await;
     for p in &pages[0..3] {
