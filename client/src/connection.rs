@@ -67,7 +67,7 @@ pub fn ws_url(base: &str) -> String {
 
 /// TLS settings trusting the system's certificate authorities (installs
 /// ring as the process's TLS provider unless one is installed).
-pub fn system_tls() -> Result<Arc<rustls::ClientConfig>, Error> {
+pub fn system_tls() -> Arc<rustls::ClientConfig> {
     crate::install_crypto();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -76,7 +76,7 @@ pub fn system_tls() -> Result<Arc<rustls::ClientConfig>, Error> {
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Arc::new(config)
 }
 
 impl Connection {
@@ -99,7 +99,7 @@ impl Connection {
         let io: Box<dyn Io> = if secure {
             let config = match tls {
                 Some(c) => c,
-                None => system_tls()?,
+                None => system_tls(),
             };
             let name = rustls::pki_types::ServerName::try_from(host.to_owned())
                 .map_err(|e| bad(e.to_string()))?;

@@ -465,13 +465,11 @@ impl Task {
                 },
                 command = self.rx.recv() => match command {
                     None => return Error::Stopped,
-                    Some(Command::Close(done)) => {
-                        self.closer = Some(done);
-                        writer.close().await;
-                        return Error::Stopped;
-                    }
                     Some(c) => {
                         if let Err(e) = self.command(c, Some(&mut writer)).await {
+                            if matches!(e, Error::Stopped) {
+                                writer.close().await;
+                            }
                             return e;
                         }
                     }
@@ -498,17 +496,14 @@ impl Task {
                 _ = tokio::time::sleep_until(until) => return Ok(()),
                 command = self.rx.recv() => match command {
                     None => return Err(Error::Stopped),
-                    Some(Command::Close(done)) => {
-                        self.closer = Some(done);
-                        return Err(Error::Stopped);
-                    }
                     Some(c) => self.command(c, None).await?,
                 },
             }
         }
     }
 
-    /// Serves one command; `writer` is the open connection, if any.
+    /// Serves one command; `writer` is the open connection, if any. A
+    /// `close` ends the session: [`Error::Stopped`].
     async fn command(
         &mut self,
         command: Command,
@@ -548,7 +543,10 @@ impl Task {
             Command::Watermarks(reply) => {
                 let _ = reply.send(self.cursor.watermarks().clone());
             }
-            Command::Close(_) => unreachable!("the loops take close themselves"),
+            Command::Close(done) => {
+                self.closer = Some(done);
+                return Err(Error::Stopped);
+            }
         }
         Ok(())
     }
