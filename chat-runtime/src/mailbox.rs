@@ -172,21 +172,24 @@ impl<T> Receiver<T> {
         item
     }
 
-    /// Waits for items and moves up to `limit` of them into `buf`; how many
-    /// (0 once the queue is empty and every sender is gone).
-    pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
-        let Some(first) = self.recv().await else {
-            return 0;
-        };
-        buf.push(first);
-        let mut n = 1;
-        while n < limit
-            && let Some(item) = self.try_recv()
-        {
-            buf.push(item);
-            n += 1;
+    /// Moves up to `limit` queued items into `buf`; how many.
+    pub fn try_recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        let mut s = self.shared.state();
+        let n = s.items.len().min(limit);
+        buf.extend(s.items.drain(..n));
+        if s.items.is_empty() {
+            s.items = VecDeque::new();
+        }
+        drop(s);
+        if n > 0 {
+            self.shared.room.notify_waiters();
         }
         n
+    }
+
+    /// Whether no item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.shared.state().items.is_empty()
     }
 }
 
@@ -258,7 +261,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!third.is_finished(), "waits while full");
         let mut got = Vec::new();
-        assert_eq!(rx.recv_many(&mut got, 8).await, 2);
+        assert_eq!(rx.try_recv_many(&mut got, 8), 2);
+        assert!(rx.is_empty());
+        assert_eq!(rx.shared.state().items.capacity(), 0, "drained: no buffer");
         let tx = third.await.unwrap();
         assert_eq!(rx.recv().await, Some(3));
         drop(rx);

@@ -1,11 +1,12 @@
-//! WebSocket shell: the upgrade on `/v1/ws` and the pump between a socket
-//! and a [`session`].
+//! WebSocket shell: the upgrade on `/v1/ws`, and the socket as a session's
+//! [`Link`]. A connection is one task: the session reads and writes the
+//! socket itself.
 //!
 //! The socket's buffers are sized here: tungstenite's defaults (128 KiB
 //! reserved per socket for reading) would dominate the memory of idle
 //! connections.
 //!
-//! [`session`]: crate::session
+//! [`Link`]: crate::session::Link
 
 use std::sync::Arc;
 
@@ -18,15 +19,12 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 
 use super::http::Peer;
 use crate::client::ClientAddr;
-use crate::mailbox;
 use crate::node::Node;
 use crate::protocol::MAX_FRAME_BYTES;
-use crate::session::{self, Inbound, Outbound};
+use crate::session::{self, Gone, Inbound, Link, Outbound};
 
 /// The WebSocket endpoint.
 pub const PATH: &str = "/v1/ws";
-/// Frames queued for writing to one socket.
-const WRITE_QUEUE: usize = 1024;
 /// A peer that accepts no bytes for this long is dropped (its session ends,
 /// and the device resumes when it reconnects).
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -64,58 +62,69 @@ fn too_big(e: &axum::Error) -> bool {
 }
 
 async fn serve(node: Arc<Node>, client: ClientAddr, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mailbox::channel(64);
-    let (out_tx, mut out_rx) = mailbox::channel::<Outbound>(WRITE_QUEUE);
-    let session = tokio::spawn(session::run(node, client, in_rx, out_tx));
-    let reader = tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
-            let inbound = match item {
-                Ok(Message::Text(t)) => Inbound::Text(Bytes::from(t)),
-                Ok(Message::Binary(_)) => Inbound::Binary,
-                Ok(Message::Close(_)) => break,
-                Ok(_) => continue, // ping/pong are answered by the WebSocket layer
-                Err(e) if too_big(&e) => Inbound::TooBig,
-                Err(_) => break,
-            };
-            let last = matches!(inbound, Inbound::TooBig);
-            if in_tx.send(inbound).await.is_err() || last {
-                break;
-            }
-        }
-    });
-    // Writer: batch what is queued, flush once per batch.
-    while let Some(first) = out_rx.recv().await {
-        let mut next = Some(first);
-        let mut closed = false;
-        while let Some(item) = next.take() {
-            let message = match item {
-                Outbound::Frame(bytes) => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => continue, // frames are encoded JSON; never reached
-                },
-                Outbound::Close(code) => {
-                    closed = true;
-                    Message::Close(Some(CloseFrame {
-                        code: code.code(),
-                        reason: code.reason().into(),
-                    }))
+    let mut socket = Socket {
+        socket,
+        dirty: false,
+        ended: false,
+    };
+    session::run(node, client, &mut socket).await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.socket.close()).await;
+}
+
+/// A WebSocket as a session's link.
+struct Socket {
+    socket: WebSocket,
+    /// Frames were fed since the last flush.
+    dirty: bool,
+    /// The socket can give no more frames.
+    ended: bool,
+}
+
+impl Link for &mut Socket {
+    async fn recv(&mut self) -> Option<Inbound> {
+        while !self.ended {
+            let inbound = match self.socket.next().await {
+                Some(Ok(Message::Text(t))) => Inbound::Text(Bytes::from(t)),
+                Some(Ok(Message::Binary(_))) => Inbound::Binary,
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
+                Some(Err(e)) if too_big(&e) => {
+                    self.ended = true; // the socket is unusable after this
+                    Inbound::TooBig
                 }
+                Some(Err(_)) => break,
             };
-            let result = tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await;
-            if !matches!(result, Ok(Ok(()))) || closed {
-                break;
-            }
-            next = out_rx.try_recv();
+            return Some(inbound);
         }
-        let flushed = tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await;
-        if !matches!(flushed, Ok(Ok(()))) || closed {
-            break;
+        self.ended = true;
+        None
+    }
+
+    async fn feed(&mut self, frame: Outbound) -> Result<(), Gone> {
+        let message = match frame {
+            Outbound::Frame(bytes) => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => Message::Text(text),
+                Err(_) => return Ok(()), // frames are encoded JSON; never reached
+            },
+            Outbound::Close(code) => Message::Close(Some(CloseFrame {
+                code: code.code(),
+                reason: code.reason().into(),
+            })),
+        };
+        self.dirty = true;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
         }
     }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
-    reader.abort();
-    session.abort();
-    // An aborted task lets go of the node once it is dropped: wait for that.
-    let _ = session.await;
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
 }

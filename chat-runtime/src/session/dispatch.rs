@@ -1,7 +1,8 @@
 //! A device's commands, applied one at a time in the order they were sent:
 //! each client frame becomes a call of its operation (`crate::ops`) and,
 //! where it has one, its reply frame. Sends that queue up while earlier ones
-//! are stored go to the shards as one batch.
+//! are stored go to the shards as one batch. The worker runs while commands
+//! wait and stops when its queue is empty.
 
 use std::sync::Arc;
 
@@ -18,19 +19,20 @@ use crate::protocol::{ClientFrame, ServerFrame};
 /// are sequenced and stored together.
 const BATCH: usize = 64;
 
-/// Applies one device's commands in order and answers each. Sends that queue
-/// up while earlier ones are being stored go to the shard as one batch, so a
-/// busy device costs one store write per batch instead of one per message.
+/// Applies one device's commands in order and answers each, until the
+/// queue is empty; gives the queue back. Sends that queue up while earlier
+/// ones are being stored go to the shard as one batch, so a busy device
+/// costs one store write per batch instead of one per message.
 pub(super) async fn worker(
     node: Arc<Node>,
     user: UserId,
     origin: Origin,
     mut queue: mailbox::Receiver<ClientFrame>,
     outbound: mailbox::Sender<Outbound>,
-) {
-    let mut frames = Vec::with_capacity(BATCH);
+) -> mailbox::Receiver<ClientFrame> {
+    let mut frames = Vec::new();
     let mut sends = Vec::new();
-    while queue.recv_many(&mut frames, BATCH).await > 0 {
+    while queue.try_recv_many(&mut frames, BATCH) > 0 {
         for frame in frames.drain(..) {
             // Every frame but a receipt is charged to the user's rate limit
             // (receipts are idempotent; a repeat costs no write).
@@ -65,7 +67,7 @@ pub(super) async fn worker(
                 .await
                 .is_err()
             {
-                return;
+                return queue;
             }
             let (req_id, client_msg_id) = ids(&frame);
             let reply = match charged {
@@ -76,16 +78,17 @@ pub(super) async fn worker(
             if let Some(reply) = reply
                 && outbound.send(out(&reply)).await.is_err()
             {
-                return;
+                return queue;
             }
         }
         if send_batch(&node, user, origin, &mut sends, &outbound)
             .await
             .is_err()
         {
-            return;
+            return queue;
         }
     }
+    queue
 }
 
 /// The error frame that refuses a frame, counted.

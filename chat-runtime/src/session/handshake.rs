@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Inbound, Outbound, error_frame, out};
+use super::{Inbound, Link, Outbound, error_frame, out, write};
 use crate::bus::Subscription;
 use crate::client::{ClientAddr, Held};
 use crate::error::ApiError;
-use crate::mailbox;
 use crate::model::{ChatId, Seq, UserId};
 use crate::node::{ConnectionSlot, Node};
 use crate::protocol::{self, ClientFrame, CloseCode, ErrorCode};
@@ -65,40 +64,35 @@ pub fn refusal(code: ErrorCode) -> CloseCode {
 
 /// Admits, authenticates and subscribes; `None` when the session was refused
 /// (the refusal is already written) or the socket went away.
-pub async fn open(
-    node: &Arc<Node>,
-    client: ClientAddr,
-    inbound: &mut mailbox::Receiver<Inbound>,
-    outbound: &mailbox::Sender<Outbound>,
-) -> Option<Opened> {
+pub async fn open(node: &Arc<Node>, client: ClientAddr, link: &mut impl Link) -> Option<Opened> {
     let admitted = node.admit().filter(|_| !node.draining());
     let Some(slot) = admitted else {
-        return close(outbound, CloseCode::TryAgainLater).await;
+        return close(link, CloseCode::TryAgainLater).await;
     };
     let Some(address_slot) = node.admit_address(client) else {
-        return close(outbound, CloseCode::TooManySessions).await;
+        return close(link, CloseCode::TooManySessions).await;
     };
     let hello_timeout = Duration::from_millis(node.limits.hello_timeout_ms);
-    let first = match tokio::time::timeout(hello_timeout, inbound.recv()).await {
+    let first = match tokio::time::timeout(hello_timeout, link.recv()).await {
         Ok(first) => hello(first?),
-        Err(_) => return close(outbound, CloseCode::AuthTimeout).await,
+        Err(_) => return close(link, CloseCode::AuthTimeout).await,
     };
     let Hello { token, watermarks } = match first {
         Ok(hello) => hello?,
-        Err(e) => return refuse(node, outbound, &e).await,
+        Err(e) => return refuse(node, link, &e).await,
     };
     let user = match node.authenticate(&token).await {
         Ok(claims) => claims.sub,
-        Err(e) => return refuse(node, outbound, &e).await,
+        Err(e) => return refuse(node, link, &e).await,
     };
     let Some(user_slot) = node.admit_user(user) else {
-        return close(outbound, CloseCode::TooManySessions).await;
+        return close(link, CloseCode::TooManySessions).await;
     };
     let subscription = match node.bus.subscribe(user, node.limits.session_queue).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "bus subscribe failed");
-            return close(outbound, CloseCode::TryAgainLater).await;
+            return close(link, CloseCode::TryAgainLater).await;
         }
     };
     Some(Opened {
@@ -109,15 +103,15 @@ pub async fn open(
     })
 }
 
-async fn close(outbound: &mailbox::Sender<Outbound>, code: CloseCode) -> Option<Opened> {
-    let _ = outbound.send(Outbound::Close(code)).await;
+async fn close(link: &mut impl Link, code: CloseCode) -> Option<Opened> {
+    let _ = write(link, Outbound::Close(code)).await;
     None
 }
 
-async fn refuse(node: &Node, outbound: &mailbox::Sender<Outbound>, e: &ApiError) -> Option<Opened> {
+async fn refuse(node: &Node, link: &mut impl Link, e: &ApiError) -> Option<Opened> {
     node.metrics.error(e.code);
-    let _ = outbound.send(out(&error_frame(e, None, None))).await;
-    close(outbound, refusal(e.code)).await
+    let _ = link.feed(out(&error_frame(e, None, None))).await;
+    close(link, refusal(e.code)).await
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! One device's WebSocket session, independent of the socket library.
 //!
-//! The socket shell feeds received frames into `inbound` and writes whatever
-//! appears on `outbound`. The session authenticates (`handshake`), replays
-//! what the device missed, then forwards live events in seq order — skipping
-//! duplicates and filling gaps from the store — while a worker task applies
-//! the device's commands one at a time, in the order they were sent
-//! (`dispatch`). When events may have been missed (the gateway's bus
+//! The socket shell hands the session a [`Link`]: frames in, frames out. The
+//! session authenticates (`handshake`), replays what the device missed, then
+//! forwards live events in seq order — skipping duplicates and filling gaps
+//! from the store — while a worker task applies the device's commands one at
+//! a time, in the order they were sent (`dispatch`). When events may have been missed (the gateway's bus
 //! reconnected) it catches up from the store in place; when its gateway
 //! drains it closes with "reconnect" at a random moment, so devices move
 //! elsewhere spread out.
@@ -13,6 +12,11 @@
 //! Every decision (what to forward, skip or fill, when to close) is made by
 //! the pure [`state`] machine; this module only reads the socket, the bus, the
 //! store and the timers, and performs the actions it returns.
+//!
+//! An idle connection is one task and no buffers: the session itself reads
+//! and writes its socket, the worker runs only while commands wait, and the
+//! store reads of a catch-up are boxed, so they take memory only while they
+//! run (`confab-bench idle` measures the cost per connection).
 
 mod dispatch;
 mod handshake;
@@ -24,12 +28,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::bus::{Envelope, Origin};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::mailbox;
-use crate::model::{ChatId, Member, UserId};
+use crate::model::UserId;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, CloseCode, ServerFrame};
 use state::{Action, Event, SessionState};
@@ -38,6 +43,12 @@ use state::{Action, Event, SessionState};
 const RESYNC_SPREAD: Duration = Duration::from_secs(1);
 /// Commands queued for the worker.
 const COMMAND_QUEUE: usize = 256;
+/// The worker's answers waiting to be written. Larger than what the worker
+/// can have in hand (the queue and one batch), so it never waits on the
+/// session while the session waits for room in the queue.
+const REPLY_QUEUE: usize = 1024;
+/// Most frames written before the socket is flushed.
+const WRITE_BATCH: usize = 64;
 
 /// What the socket delivered.
 #[derive(Debug)]
@@ -55,6 +66,18 @@ pub enum Outbound {
     Close(CloseCode),
 }
 
+/// The device's socket, as the session sees it: the seam to the WebSocket
+/// library.
+pub trait Link: Send {
+    /// The next frame from the device; `None` once the socket has ended.
+    /// Cancel-safe: the session waits for it beside its other inputs.
+    fn recv(&mut self) -> impl Future<Output = Option<Inbound>> + Send;
+    /// Queues `frame` to be written; [`Link::flush`] writes it at the latest.
+    fn feed(&mut self, frame: Outbound) -> impl Future<Output = Result<(), Gone>> + Send;
+    /// Writes out everything fed so far.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Gone>> + Send;
+}
+
 fn out(frame: &ServerFrame) -> Outbound {
     Outbound::Frame(Bytes::from(protocol::encode(frame)))
 }
@@ -70,16 +93,13 @@ fn error_frame(e: &ApiError, req_id: Option<String>, client_msg_id: Option<Strin
 }
 
 /// The session's socket went away; stop quietly.
-struct Gone;
+#[derive(Debug)]
+pub struct Gone;
 
 /// Runs a session to its end.
-pub async fn run(
-    node: Arc<Node>,
-    client: ClientAddr,
-    mut inbound: mailbox::Receiver<Inbound>,
-    outbound: mailbox::Sender<Outbound>,
-) {
-    let Some(opened) = handshake::open(&node, client, &mut inbound, &outbound).await else {
+pub async fn run(node: Arc<Node>, client: ClientAddr, mut link: impl Link) {
+    // Boxed: the handshake's state is needed once, not for the session's life.
+    let Some(opened) = Box::pin(handshake::open(&node, client, &mut link)).await else {
         return;
     };
     let user = opened.user;
@@ -89,7 +109,7 @@ pub async fn run(
         heartbeat_ms: node.limits.heartbeat_ms,
         max_frame_bytes: protocol::MAX_FRAME_BYTES,
     };
-    if outbound.send(out(&welcome)).await.is_err() {
+    if write(&mut link, out(&welcome)).await.is_err() {
         return;
     }
     let heartbeat = Duration::from_millis(node.limits.heartbeat_ms);
@@ -98,57 +118,115 @@ pub async fn run(
     let mut session = Session {
         node: node.clone(),
         user,
-        outbound: outbound.clone(),
+        origin,
+        link,
         commands: None,
         state: SessionState::new(opened.watermarks, heartbeat, origin),
     };
     node.presence.connected(user).await;
     let mut events = opened.subscription.events;
-    let mut worker = None;
     let close = match session.drive(Event::CatchUp).await {
         ControlFlow::Continue(()) => {
             // Commands are read only once the device is caught up.
-            let (commands, queue) = mailbox::channel(COMMAND_QUEUE);
-            session.commands = Some(commands);
-            let work = dispatch::worker(node.clone(), user, origin, queue, outbound.clone());
-            worker = Some(tokio::spawn(work));
-            session.live(&mut inbound, &mut events).await
+            session.commands = Some(Commands::new());
+            let close = session.live(&mut events).await;
+            // What the worker was given is answered before the session ends.
+            session.settle().await;
+            close
         }
-        ControlFlow::Break(_) => None,
+        ControlFlow::Break(close) => close,
     };
-    // The worker answers what was queued before the socket and the
-    // subscription are let go.
-    drop(session);
-    if let Some(worker) = worker {
-        let _ = worker.await;
-    }
-    drop((inbound, events));
+    drop(events);
     node.presence.disconnected(user).await;
     if let Some(code) = close {
         if code == CloseCode::SlowConsumer {
             node.metrics.slow_consumers.inc();
         }
-        let _ = outbound.send(Outbound::Close(code)).await;
+        let _ = write(&mut session.link, Outbound::Close(code)).await;
     }
 }
 
-struct Session {
+/// Writes one frame at once.
+async fn write(link: &mut impl Link, frame: Outbound) -> Result<(), Gone> {
+    link.feed(frame).await?;
+    link.flush().await
+}
+
+/// The device's commands and the worker that applies them. The worker runs
+/// only while commands wait: it owns the queue's receiving end while it
+/// runs and gives it back when the queue is empty.
+struct Commands {
+    queue: mailbox::Sender<ClientFrame>,
+    /// The queue's receiving end while no worker runs.
+    idle: Option<mailbox::Receiver<ClientFrame>>,
+    worker: Option<JoinHandle<mailbox::Receiver<ClientFrame>>>,
+    /// The worker's answers, written by the session.
+    replies: mailbox::Receiver<Outbound>,
+    reply_to: mailbox::Sender<Outbound>,
+}
+
+impl Commands {
+    fn new() -> Self {
+        let (queue, idle) = mailbox::channel(COMMAND_QUEUE);
+        let (reply_to, replies) = mailbox::channel(REPLY_QUEUE);
+        Self {
+            queue,
+            idle: Some(idle),
+            worker: None,
+            replies,
+            reply_to,
+        }
+    }
+
+    /// Queues `frame`, starting the worker if none runs.
+    async fn dispatch(
+        &mut self,
+        node: &Arc<Node>,
+        user: UserId,
+        origin: Origin,
+        frame: ClientFrame,
+    ) -> Result<(), Gone> {
+        self.queue.send(frame).await.map_err(|_| Gone)?;
+        if let Some(idle) = self.idle.take() {
+            self.start(node, user, origin, idle);
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        node: &Arc<Node>,
+        user: UserId,
+        origin: Origin,
+        queue: mailbox::Receiver<ClientFrame>,
+    ) {
+        let work = dispatch::worker(node.clone(), user, origin, queue, self.reply_to.clone());
+        self.worker = Some(tokio::spawn(work));
+    }
+}
+
+/// Resolves when the running worker has emptied its queue and stopped,
+/// giving the queue back (`None` if it panicked, or none runs).
+async fn stopped<R>(worker: &mut Option<JoinHandle<R>>) -> Option<R> {
+    let queue = worker.as_mut()?.await.ok();
+    *worker = None;
+    queue
+}
+
+struct Session<L> {
     node: Arc<Node>,
     user: UserId,
-    outbound: mailbox::Sender<Outbound>,
-    /// The worker's queue, from the live phase on (frames are read only
-    /// then); dropping it ends the worker. Made after the catch-up, not
-    /// before: allocated among the catch-up's temporaries, its block cost
-    /// every idle session ~1 KiB of heap (`confab-bench idle`).
-    commands: Option<mailbox::Sender<ClientFrame>>,
+    origin: Origin,
+    link: L,
+    /// From the live phase on (frames are read only then). Made after the
+    /// catch-up, not before: allocated among the catch-up's temporaries,
+    /// its queues cost every idle session ~1 KiB of heap
+    /// (`confab-bench idle`).
+    commands: Option<Commands>,
     state: SessionState,
 }
 
-impl Session {
-    async fn send(&self, frame: Outbound) -> Result<(), Gone> {
-        self.outbound.send(frame).await.map_err(|_| Gone)
-    }
-
+impl<L: Link> Session<L> {
     /// Feeds `event` to the state machine and performs what it asks,
     /// answering its store reads, until it waits for the next event.
     /// `Break` ends the session, with the close code to send if any.
@@ -167,27 +245,34 @@ impl Session {
     }
 
     /// Performs one action; a store read gives the event that answers it.
-    async fn perform(&self, action: Action) -> Result<Option<Event>, Stop> {
+    async fn perform(&mut self, action: Action) -> Result<Option<Event>, Stop> {
         match action {
             Action::Forward(frame) => self.deliver(Outbound::Frame(frame)).await?,
             Action::Deliver(message) => {
                 self.deliver(out(&ServerFrame::Message { message })).await?
             }
-            Action::Reply(frame) => self.send(out(&frame)).await?,
+            Action::Reply(frame) => self.link.feed(out(&frame)).await?,
             Action::CountError(code) => self.node.metrics.error(code),
             Action::Dispatch(frame) => {
-                let commands = self.commands.as_ref().ok_or(Gone)?;
-                commands.send(frame).await.map_err(|_| Gone)?
+                let commands = self.commands.as_mut().ok_or(Gone)?;
+                commands
+                    .dispatch(&self.node, self.user, self.origin, frame)
+                    .await?
             }
             Action::Close(code) => return Err(Stop(Some(code))),
             Action::End => return Err(Stop(None)),
+            // Store reads are rare (resume, gaps): boxed, so the session
+            // does not keep room for them while idle.
             Action::ListChats => {
-                let chats = self.node.store.user_chats(self.user).await;
+                let chats = Box::pin(self.node.store.user_chats(self.user)).await;
                 return Ok(Some(Event::Chats(chats.unwrap_or_default())));
             }
-            Action::LookUp(chat) => return Ok(Some(Event::Member(self.membership(chat).await))),
+            Action::LookUp(chat) => {
+                let member = Box::pin(self.node.store.member(chat, self.user)).await;
+                return Ok(Some(Event::Member(member.ok().flatten())));
+            }
             Action::Read { chat, after, limit } => {
-                let page = self.node.store.messages_after(chat, after, limit).await;
+                let page = Box::pin(self.node.store.messages_after(chat, after, limit)).await;
                 let page = page.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "resume read failed");
                     Vec::new()
@@ -198,22 +283,46 @@ impl Session {
         Ok(None)
     }
 
-    async fn deliver(&self, frame: Outbound) -> Result<(), Gone> {
+    async fn deliver(&mut self, frame: Outbound) -> Result<(), Gone> {
         self.node.metrics.deliveries.inc();
-        self.send(frame).await
+        self.link.feed(frame).await
     }
 
-    /// The user's membership of `chat`, if they are a member.
-    async fn membership(&self, chat: ChatId) -> Option<Member> {
-        self.node.store.member(chat, self.user).await.ok().flatten()
+    /// Writes the worker's answers that are ready.
+    async fn write_replies(&mut self) -> Result<(), Gone> {
+        let Some(commands) = self.commands.as_mut() else {
+            return Ok(());
+        };
+        while let Some(reply) = commands.replies.try_recv() {
+            self.link.feed(reply).await?;
+        }
+        Ok(())
+    }
+
+    /// Lets the running worker finish what it was given, writing its
+    /// answers, then writes the last of them.
+    async fn settle(&mut self) {
+        let Some(commands) = self.commands.as_mut() else {
+            return;
+        };
+        while commands.worker.is_some() {
+            tokio::select! {
+                reply = commands.replies.recv() => {
+                    let Some(reply) = reply else { return };
+                    if self.link.feed(reply).await.is_err() {
+                        // The socket is gone: the worker stops at its next answer.
+                        return;
+                    }
+                }
+                _ = stopped(&mut commands.worker) => {}
+            }
+        }
+        let _ = self.write_replies().await;
+        let _ = self.link.flush().await;
     }
 
     /// The live phase: frames in, events out, heartbeats, shutdown.
-    async fn live(
-        &mut self,
-        inbound: &mut mailbox::Receiver<Inbound>,
-        events: &mut mailbox::Receiver<Envelope>,
-    ) -> Option<CloseCode> {
+    async fn live(&mut self, events: &mut mailbox::Receiver<Envelope>) -> Option<CloseCode> {
         let heartbeat = Duration::from_millis(self.node.limits.heartbeat_ms);
         let mut shutdown = self.node.shutdown_signal();
         let mut resync = self.node.resync_signal();
@@ -227,18 +336,55 @@ impl Session {
         tokio::pin!(drained);
         let mut tick = tokio::time::interval(heartbeat / 2);
         let mut event = Some(Event::Live(Instant::now()));
+        let mut burst = 0;
         loop {
             if let Some(event) = event.take()
                 && let ControlFlow::Break(close) = self.drive(event).await
             {
                 return close;
             }
+            if self.write_replies().await.is_err() {
+                return None;
+            }
+            // Events already queued are handled before the socket is
+            // flushed, so a burst goes out in few writes.
+            if burst < WRITE_BATCH
+                && let Some(queued) = events.try_recv()
+            {
+                burst += 1;
+                event = Some(Event::Bus(queued));
+                continue;
+            }
+            burst = 0;
+            if self.link.flush().await.is_err() {
+                return None;
+            }
+            let commands = self.commands.as_mut().expect("made before the live phase");
             event = tokio::select! {
-                frame = inbound.recv() => Some(match frame {
+                frame = self.link.recv() => Some(match frame {
                     Some(frame) => Event::Frame(frame, Instant::now()),
                     None => Event::SocketEnded,
                 }),
                 event = events.recv() => Some(event.map_or(Event::BusEnded, Event::Bus)),
+                reply = commands.replies.recv() => {
+                    // The session holds a sender: never `None`.
+                    if let Some(reply) = reply && self.link.feed(reply).await.is_err() {
+                        return None;
+                    }
+                    None
+                }
+                queue = stopped(&mut commands.worker), if commands.worker.is_some() => {
+                    // A command queued while the worker was stopping is
+                    // still waiting: start it again.
+                    match queue {
+                        Some(queue) if !queue.is_empty() => {
+                            commands.start(&self.node, self.user, self.origin, queue)
+                        }
+                        Some(queue) => commands.idle = Some(queue),
+                        None => return None, // the worker panicked
+                    }
+                    None
+                }
                 _ = tick.tick() => Some(Event::Tick(Instant::now())),
                 _ = shutdown.changed() => Some(Event::Shutdown),
                 _ = resync.changed() => {

@@ -118,8 +118,9 @@ pub struct SessionState {
     heard: Option<Instant>,
     /// Undecodable frames since the last good one.
     bad_frames: u32,
-    /// The fill under way, if the session waits for the store.
-    job: Option<Job>,
+    /// The fill under way, if the session waits for the store (boxed: an
+    /// idle session keeps no room for one).
+    job: Option<Box<Job>>,
     /// This session's tag, on the messages it sends.
     origin: Origin,
 }
@@ -258,13 +259,13 @@ impl SessionState {
     }
 
     fn start(&mut self, chats: Vec<ChatId>, until: Seq, then: Then) -> Vec<Action> {
-        self.job = Some(Job {
+        self.job = Some(Box::new(Job {
             chats: chats.into_iter(),
             until,
             chat: None,
             high: 0,
             then,
-        });
+        }));
         self.next_chat(vec![])
     }
 
@@ -318,12 +319,12 @@ impl SessionState {
 
     /// Asks for the chat's next page, or finishes it when it is full.
     fn read(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
-        let Some(Job {
+        let Some(&Job {
             chat: Some(chat),
             high,
             until,
             ..
-        }) = self.job
+        }) = self.job.as_deref()
         else {
             return actions;
         };
