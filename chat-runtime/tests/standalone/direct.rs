@@ -1,5 +1,8 @@
 //! 1:1 chats: ticks, idempotent sends, history paging, access control.
 
+use std::time::Duration;
+
+use chat_runtime::node::Limits;
 use chat_runtime::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
 
@@ -276,5 +279,52 @@ async fn receipts_beyond_the_last_message_or_below_the_mark_are_clamped() {
         })
         .await;
     assert_eq!(read, 2);
+    server.stop().await;
+}
+
+/// A device's commands are applied by a worker that runs only while they
+/// wait. Sends spaced out (the worker stops between them) and a burst of
+/// more sends than the command queue holds (the session waits for room)
+/// are each answered once, in the order they were sent, and delivered.
+#[tokio::test]
+async fn spaced_out_sends_and_a_burst_beyond_the_command_queue_are_all_answered_in_order() {
+    let server = Server::start_with(Limits {
+        rate_per_sec: 100_000,
+        burst: 100_000,
+        signups_per_minute: 100_000,
+        hashing_per_address: 1_000,
+        ..Limits::default()
+    })
+    .await;
+    let alice = server.user("+15550000021", "Alice").await;
+    let bob = server.user("+15550000022", "Bob").await;
+    let chat = server.direct(&alice, &bob).await;
+    let mut a = server.connect(&alice).await;
+    let mut b = server.connect(&bob).await;
+
+    for i in 1..=3 {
+        assert_eq!(a.say(chat, &format!("spaced-{i}"), "hi").await, i);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 600 sends written at once: more than the session's command queue (256).
+    const BURST: u64 = 600;
+    for i in 1..=BURST {
+        let frame = json!({"type": "send", "chat_id": chat, "client_msg_id": format!("burst-{i}"), "body": "x"});
+        a.send(frame).await;
+    }
+    let mut answered = Vec::new();
+    while answered.len() < BURST as usize {
+        match a.next().await {
+            ServerFrame::Sent {
+                client_msg_id, seq, ..
+            } => answered.push((client_msg_id, seq)),
+            ServerFrame::Error { code, .. } => panic!("a send was refused: {code:?}"),
+            _ => {}
+        }
+    }
+    let expected: Vec<_> = (1..=BURST).map(|i| (format!("burst-{i}"), 3 + i)).collect();
+    assert_eq!(answered, expected, "each answered once, in order");
+    let delivered = b.messages_until(chat, 3 + BURST).await;
+    assert_eq!(delivered, (1..=3 + BURST).collect::<Vec<_>>());
     server.stop().await;
 }
