@@ -229,11 +229,14 @@ impl ChatState {
             return Ok(None);
         }
         let before = self.all_marks();
-        let to = updated.delivered_seq;
+        let moved = [
+            (m.delivered_seq, updated.delivered_seq),
+            (m.read_seq, updated.read_seq),
+        ];
         self.members.insert(user, updated);
         let all_moved = self.all_marks() != before;
         let publish = Publish {
-            to: self.receipt_audience(user, m.read_seq, to, all_moved),
+            to: self.receipt_audience(user, moved, all_moved),
             frame: self.receipt(user),
         };
         Ok(Some(Receipt {
@@ -262,20 +265,34 @@ impl ChatState {
         }
     }
 
-    /// Who hears that `user`'s watermarks moved over seqs in `(from, to]`:
-    /// in a 1:1 chat both members; in a group the user's own devices and the
-    /// senders of the covered messages — everyone when the "by all"
-    /// watermarks moved (or the covered messages are no longer remembered).
-    /// This keeps group receipts from costing members² events.
-    fn receipt_audience(&self, user: UserId, from: Seq, to: Seq, all_moved: bool) -> Vec<UserId> {
+    /// Who hears that `user`'s watermarks moved, each over the seqs in
+    /// `(from, to]` of `moved` (delivered, read): in a 1:1 chat both members;
+    /// in a group the user's own devices and the senders of the messages whose
+    /// delivered or read state changed — everyone when the "by all"
+    /// watermarks moved (or those messages are no longer remembered). This
+    /// keeps group receipts from costing members² events: a member who acks
+    /// `delivered` and never reads tells only the senders of what arrived.
+    fn receipt_audience(
+        &self,
+        user: UserId,
+        moved: [(Seq, Seq); 2],
+        all_moved: bool,
+    ) -> Vec<UserId> {
+        let moved = moved.into_iter().filter(|(from, to)| to > from);
+        let lowest = moved
+            .clone()
+            .map(|(from, _)| from)
+            .min()
+            .unwrap_or(Seq::MAX);
         let oldest = self.recent.front().map_or(Seq::MAX, |(s, _)| *s);
-        if self.chat.kind == ChatKind::Direct || all_moved || from + 1 < oldest {
+        if self.chat.kind == ChatKind::Direct || all_moved || lowest.saturating_add(1) < oldest {
             return self.member_ids();
         }
+        let covered = |s: Seq| moved.clone().any(|(from, to)| s > from && s <= to);
         let mut out: Vec<UserId> = self
             .recent
             .iter()
-            .filter(|(s, _)| *s > from && *s <= to)
+            .filter(|(s, _)| covered(*s))
             .map(|(_, u)| *u)
             .chain([user])
             .collect();

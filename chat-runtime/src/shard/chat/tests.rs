@@ -228,6 +228,23 @@ fn everyone_hears_a_receipt_over_messages_too_old_to_remember() {
     assert_eq!(receipt.publish.to, [u(1), u(2), u(3)]);
 }
 
+#[test]
+fn a_member_who_only_acks_delivery_tells_only_the_senders_of_what_arrived() {
+    // Far more messages than are remembered, none of them read: the
+    // receipt covers only the delivered range that moved, not everything
+    // since the (never raised) read watermark.
+    let mut st = group(4);
+    let ids: Vec<String> = (0..RECENT_SENDERS + 10).map(|i| i.to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    send(&mut st, u(2), &ids);
+    let head = st.head;
+    send(&mut st, u(3), &["c"]);
+    st.watermark(u(1), head + 1, 0).unwrap().unwrap();
+    st.watermark(u(4), head, 0).unwrap().unwrap();
+    let receipt = st.watermark(u(4), head + 1, 0).unwrap().unwrap();
+    assert_eq!(receipt.publish.to, [u(3), u(4)]);
+}
+
 /// A group of two in which user 1 sent seqs 2 and 3.
 fn two_sent() -> ChatState {
     let mut st = group(2);
