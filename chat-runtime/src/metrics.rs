@@ -222,3 +222,39 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every runtime series (`confab_*` but the operator's) that the chart's
+    /// dashboard and alert rules query is one this registry exposes.
+    #[test]
+    fn the_charts_dashboard_and_alerts_name_only_exposed_series() {
+        let m = Metrics::new();
+        // Labelled families show only once they have a series.
+        m.error(ErrorCode::Unavailable);
+        m.media_reject("too_large");
+        m.push_attempt("fcm", "delivered");
+        m.audit("login");
+        let text = m.render();
+        let exposed: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/confab-operator");
+        for file in ["dashboards/confab.json", "templates/prometheusrule.yaml"] {
+            let text = std::fs::read_to_string(format!("{chart}/{file}")).unwrap();
+            let named: Vec<&str> = text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|w| w.starts_with("confab_") && !w.ends_with('_'))
+                .filter(|w| !w.starts_with("confab_operator_"))
+                .collect();
+            assert!(!named.is_empty(), "{file} names no runtime series");
+            for name in named {
+                assert!(exposed.contains(&name), "{file}: no series {name}");
+            }
+        }
+    }
+}

@@ -45,6 +45,7 @@ phase "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked --features confab-e2e/node -- -D warnings
 "$here/helm.sh" lint
+"$here/promtool.sh" lint
 
 phase "CRD drift"
 "$here/check-crds.sh"

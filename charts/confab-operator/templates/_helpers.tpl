@@ -65,3 +65,33 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "confab-operator.leaseName" -}}
 {{- include "confab-operator.fullname" . }}
 {{- end }}
+
+{{/*
+One PodMonitor endpoint: /metrics on the `http` port of the runtime pods whose
+role matches .roles, over .scheme (an https one is not verified: a gateway's
+certificate names its public host, not the pod), with the `chatcluster` and
+`role` target labels.
+*/}}
+{{- define "confab-operator.runtimeEndpoint" -}}
+- port: http
+  path: /metrics
+  scheme: {{ .scheme }}
+  {{- if eq .scheme "https" }}
+  tlsConfig:
+    insecureSkipVerify: true
+  {{- end }}
+  {{- with .monitor.interval }}
+  interval: {{ . }}
+  {{- end }}
+  {{- with .monitor.scrapeTimeout }}
+  scrapeTimeout: {{ . }}
+  {{- end }}
+  relabelings:
+    - action: keep
+      sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+      regex: {{ .roles | quote }}
+    - sourceLabels: [__meta_kubernetes_pod_label_confab_dev_cluster]
+      targetLabel: chatcluster
+    - sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+      targetLabel: role
+{{- end }}

@@ -7,11 +7,13 @@
 //! values table must list every value in values.yaml. [`render`] and [`apply`] are shared with the
 //! operator scenarios that run under the chart's RBAC.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
 
 use anyhow::{Context, Result, bail};
 use confab_e2e::service_env;
+use confab_operator::core::names::{Names, Role};
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -256,6 +258,105 @@ async fn metrics_service_selects_the_operator_pods() -> Result<()> {
     let labels = &monitor.data["spec"]["selector"]["matchLabels"];
     assert_eq!(labels["app.kubernetes.io/component"], "metrics");
     Ok(())
+}
+
+/// With the monitoring values on, the chart renders a PodMonitor that
+/// selects exactly the runtime pods the operator labels (gateway, shard,
+/// notifier; not the managed NATS or ScyllaDB) at /metrics on their `http`
+/// port, a PrometheusRule, and the dashboard in a ConfigMap for Grafana's
+/// sidecar. None of them is rendered by default.
+#[tokio::test]
+async fn monitoring_objects_select_the_runtime_pods_and_ship_the_dashboard() -> Result<()> {
+    let defaults = render("confab", "confab-system").await?;
+    for kind in ["PodMonitor", "PrometheusRule", "ConfigMap"] {
+        assert!(
+            of_kind(&defaults, kind).is_none(),
+            "{kind} rendered by default"
+        );
+    }
+    let on = [
+        "--set",
+        "monitoring.podMonitor.enabled=true",
+        "--set",
+        "monitoring.prometheusRule.enabled=true",
+        "--set",
+        "monitoring.dashboard.enabled=true",
+    ];
+    let objects = render_with("confab", "confab-system", &on).await?;
+
+    let monitor = of_kind(&objects, "PodMonitor").context("no PodMonitor")?;
+    let selector = &monitor.data["spec"]["selector"];
+    let mut cc =
+        crate::operator::cluster("chat", serde_json::json!({ "image": "chat-runtime:1" }))?;
+    cc.metadata.namespace = Some("prod".into());
+    cc.metadata.uid = Some("uid-1".into());
+    let names = Names::new(&cc);
+    for role in [Role::Gateway, Role::Shard, Role::Notifier] {
+        assert!(selects(selector, &names.role_labels(role)), "{role:?} pods");
+    }
+    for role in [Role::Nats, Role::Scylla] {
+        assert!(
+            !selects(selector, &names.role_labels(role)),
+            "{role:?} pods"
+        );
+    }
+    assert_eq!(monitor.data["spec"]["namespaceSelector"]["any"], true);
+    for endpoint in monitor.data["spec"]["podMetricsEndpoints"]
+        .as_array()
+        .context("no endpoints")?
+    {
+        assert_eq!(
+            (endpoint["port"].as_str(), endpoint["path"].as_str()),
+            (Some("http"), Some("/metrics"))
+        );
+    }
+
+    let rules = of_kind(&objects, "PrometheusRule").context("no PrometheusRule")?;
+    let groups = rules.data["spec"]["groups"]
+        .as_array()
+        .context("no groups")?;
+    let alerts: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert!(alerts.contains(&"ConfabShardFailedOver"), "{alerts:?}");
+
+    let config_map = of_kind(&objects, "ConfigMap").context("no dashboard ConfigMap")?;
+    assert_eq!(config_map.labels()["grafana_dashboard"], "1");
+    let shipped: serde_json::Value = serde_json::from_str(
+        config_map.data["data"]["confab.json"]
+            .as_str()
+            .unwrap_or_default(),
+    )?;
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        chart().join("dashboards/confab.json"),
+    )?)?;
+    assert_eq!(shipped, file);
+    Ok(())
+}
+
+/// Whether a Kubernetes label selector (matchLabels, and matchExpressions
+/// with `In`) selects an object with `labels`.
+fn selects(selector: &serde_json::Value, labels: &BTreeMap<String, String>) -> bool {
+    let exact = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
+    let sets = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            assert_eq!(e["operator"], "In", "only In is evaluated here");
+            let values = e["values"].as_array().cloned().unwrap_or_default();
+            let key = e["key"].as_str().unwrap_or_default();
+            labels
+                .get(key)
+                .is_some_and(|l| values.iter().any(|v| v.as_str() == Some(l.as_str())))
+        });
+    exact && sets
 }
 
 /// The first of `objects` of `kind`.

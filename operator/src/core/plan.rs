@@ -73,6 +73,19 @@ pub enum Change {
     Rebalance,
 }
 
+impl Change {
+    /// The change's name, for metrics.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Change::ScaleUp => "ScaleUp",
+            Change::ScaleDown => "ScaleDown",
+            Change::FailOver => "FailOver",
+            Change::Rejoin => "Rejoin",
+            Change::Rebalance => "Rebalance",
+        }
+    }
+}
+
 /// The single next step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -179,6 +192,16 @@ fn classify(committed: &[u32], target: &[u32], failed: &BTreeSet<u32>) -> Change
     } else {
         Change::ScaleDown
     }
+}
+
+/// The kind of a change from ring `from` to ring `to` under a spec of
+/// `count` shards — what [`plan`] classified it as when it proposed it, told
+/// again when it is committed (status does not keep it). A shard the spec
+/// still wants leaves the ring only by failing over; one it no longer wants
+/// leaves by scaling down, even if it had failed too.
+pub fn change_of(from: &[u32], to: &[u32], count: u32) -> Change {
+    let wanted = (0..count.max(1)).collect();
+    classify(from, to, &wanted)
 }
 
 /// The next step.

@@ -353,6 +353,31 @@ fn not_ready_shard_fails_over_after_the_delay_and_rejoins_when_ready() {
 }
 
 #[test]
+fn a_committed_change_is_named_as_its_prepare_named_it() {
+    let mut sim = running(3);
+    sim.broken.insert(1);
+    sim.broken_since = sim.now - SignedDuration::from_secs(60);
+    let Step::Prepare {
+        members, change, ..
+    } = sim.tick()
+    else {
+        panic!("expected a Prepare");
+    };
+    assert_eq!(change, Change::FailOver);
+    assert_eq!(change_of(&[0, 1, 2], &members, sim.count), change);
+    for (from, to, count, change) in [
+        (&[0, 2][..], &[0, 1, 2][..], 3, Change::Rejoin),
+        (&[0, 1], &[0, 1, 2], 3, Change::ScaleUp),
+        (&[0, 1, 2], &[0, 1], 2, Change::ScaleDown),
+        // Shard 1 back, shard 2 no longer wanted.
+        (&[0, 2], &[0, 1], 2, Change::Rebalance),
+    ] {
+        assert_eq!(change_of(from, to, count), change, "{from:?} -> {to:?}");
+    }
+    assert_eq!(Change::FailOver.kind(), "FailOver");
+}
+
+#[test]
 fn all_shards_failed_keeps_the_ring() {
     let mut sim = running(2);
     sim.broken = BTreeSet::from([0, 1]);

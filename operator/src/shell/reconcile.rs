@@ -26,6 +26,7 @@ use super::driver::{execute, targets};
 use super::metrics::Metrics;
 use super::observe::{observe, shard_pod, token};
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
+use crate::core::plan::change_of;
 use crate::core::status::{Faults, change_reason, make_patch, ring_changing_for};
 use crate::core::{self, ShardPod, SigningKey, Step};
 use crate::error::Error;
@@ -88,6 +89,11 @@ fn namespace(cc: &ChatCluster) -> Result<String, Error> {
         .ok_or_else(|| Error::NoNamespace(cc.name_any()))
 }
 
+/// `namespace/name`: how the operator's metrics label a ChatCluster.
+fn cluster_key(cc: &ChatCluster) -> String {
+    format!("{}/{}", cc.namespace().unwrap_or_default(), cc.name_any())
+}
+
 /// Reconciles one `ChatCluster`.
 pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
@@ -107,7 +113,7 @@ pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action
 /// Requeues failures: at once after a conflict, a little later for other API
 /// errors. (Ring steps that fail are not errors: `apply` retries them.)
 pub fn error_policy(cc: Arc<ChatCluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(error.metric_label());
+    ctx.metrics.failed(&cluster_key(&cc), error.metric_label());
     tracing::warn!(cluster = %cc.name_any(), %error, "reconcile failed");
     match error.metric_label() {
         _ if error.is_conflict() => Action::requeue(Duration::from_secs(1)),
@@ -132,12 +138,13 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         Some(e) => {
             let failure = format!("{} failed: {e}", step.kind());
             ctx.warn(cc, "RingStepFailed", failure.clone()).await;
-            ctx.metrics.failed("Control");
+            ctx.metrics.failed(&cluster_key(cc), "Control");
             faults.step = Some(failure);
         }
         None => {
             announce(ctx, cc, step, &executed.ring).await;
             ctx.metrics.step(step.kind());
+            time_commit(ctx, cc, &desired, observed.now);
         }
     }
     if !cc.spec.paused {
@@ -145,12 +152,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     }
     let ring = &executed.ring;
     let status = core::status::build(cc, &names, &observed, &desired.plan, ring, &faults);
-    let ready = status.shards.as_ref().map_or(0, |s| s.ready);
-    ctx.metrics.ring(
-        &format!("{}/{}", names.namespace, names.cluster),
-        ring.epoch,
-        i64::from(ready),
-    );
+    ctx.metrics.ring(&cluster_key(cc), &status);
     let settled = matches!(step, Step::Stable | Step::Paused)
         && faults.is_empty()
         && status
@@ -186,13 +188,27 @@ async fn apply_children(
     let refusals = apply_all(&ctx.client, &names.namespace, &desired.objects).await?;
     for refusal in &refusals {
         ctx.warn(cc, "ApplyRefused", refusal.to_string()).await;
-        ctx.metrics.failed("ApplyRefused");
+        ctx.metrics.failed(&cluster_key(cc), "ApplyRefused");
     }
     for deleted in delete_absent(&ctx.client, &names.namespace, &desired.absent).await? {
         let note = format!("{deleted} is no longer part of the spec");
         ctx.info(cc, "Deleted", note).await;
     }
     Ok(refusals.iter().map(ToString::to_string).collect())
+}
+
+/// Times a ring change whose Commit every target acknowledged: from
+/// `RingStable` turning False (as `cc`, read before this reconcile, says) to
+/// `now`, by the kind of change.
+fn time_commit(ctx: &Context, cc: &ChatCluster, desired: &core::Desired, now: Timestamp) {
+    let Step::Commit { members, .. } = &desired.plan.step else {
+        return;
+    };
+    let count = cc.spec.shards.count.max(1) as u32;
+    let change = change_of(&desired.ring.members, members, count);
+    let took = ring_changing_for(&cc.status.clone().unwrap_or_default(), now);
+    ctx.metrics
+        .ring_changed(&cluster_key(cc), change.kind(), took.unsigned_abs());
 }
 
 /// When to repeat a failed ring step: as long again as the ring change has

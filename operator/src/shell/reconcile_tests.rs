@@ -411,7 +411,7 @@ async fn unreachable_control_api_fails_the_step_yet_every_child_is_applied_and_s
     let api = running(FakeApi::default().with(&cc), 2);
     let ctx = ctx_with(api, &journal, JournalControl::unreachable(&journal));
 
-    let action = reconcile(Arc::new(cc), ctx).await.unwrap();
+    let action = reconcile(Arc::new(cc), ctx.clone()).await.unwrap();
 
     assert_eq!(
         journal.calls(),
@@ -446,6 +446,36 @@ async fn unreachable_control_api_fails_the_step_yet_every_child_is_applied_and_s
     // Just started failing: not stuck yet, retried soon.
     assert_eq!(condition(&status, "Degraded").1, "AllReady");
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+    let failures = r#"confab_operator_failures_total{cluster="prod/chat",error="Control"} 1"#;
+    assert!(ctx.metrics.encode().contains(failures));
+}
+
+#[tokio::test]
+async fn a_committed_change_is_timed_from_when_the_ring_began_changing() {
+    let since =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(5);
+    let mut cc = preparing(2, since);
+    let ring = cc.status.as_mut().unwrap().ring.as_mut().unwrap();
+    ring.pending.as_mut().unwrap().phase = RingPhase::Prepared;
+    let journal = Journal::default();
+    let ctx = ctx(running(FakeApi::default().with(&cc), 2), &journal);
+
+    reconcile(Arc::new(cc), ctx.clone()).await.unwrap();
+
+    assert!(journal.calls().contains(&format!("{EVENT} RingCommitted")));
+    let text = ctx.metrics.encode();
+    let series = "confab_operator_ring_change_duration_seconds";
+    let labels = r#"cluster="prod/chat",change="ScaleUp""#;
+    // Five minutes: above the 256 s bucket, within the 512 s one.
+    for line in [
+        format!("{series}_count{{{labels}}} 1"),
+        format!(r#"{series}_bucket{{le="256.0",{labels}}} 0"#),
+        format!(r#"{series}_bucket{{le="512.0",{labels}}} 1"#),
+        // Committed: the ring is stable again.
+        r#"confab_operator_ring_change_started_timestamp_seconds{cluster="prod/chat"} 0"#.into(),
+    ] {
+        assert!(text.contains(&line), "no {line} in {text}");
+    }
 }
 
 #[tokio::test]
