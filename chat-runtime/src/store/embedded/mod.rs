@@ -173,11 +173,20 @@ impl Store for EmbeddedStore {
     }
 
     async fn member(&self, chat: ChatId, user: UserId) -> Result<Option<Member>, StoreError> {
-        self.read(|r, ks| get_json(r, &ks.members, Key::new().id(chat).id(user).done()))
+        self.read(|r, ks| {
+            get_json(r, &ks.members, Key::new().id(chat).id(user).done())?
+                .map(|m| with_marks(r, ks, chat, m))
+                .transpose()
+        })
     }
 
     async fn members(&self, chat: ChatId) -> Result<Vec<Member>, StoreError> {
-        self.read(|r, ks| prefix_json(r, &ks.members, chat.as_bytes()))
+        self.read(|r, ks| {
+            prefix_json(r, &ks.members, chat.as_bytes())?
+                .into_iter()
+                .map(|m| with_marks(r, ks, chat, m))
+                .collect()
+        })
     }
 
     async fn user_chats(&self, user: UserId) -> Result<Vec<ChatId>, StoreError> {
@@ -245,11 +254,12 @@ impl Store for EmbeddedStore {
     ) -> Result<Option<Member>, StoreError> {
         self.write(move |tx, ks| {
             let key = Key::new().id(chat).id(user).done();
-            let Some(mut m) = get_json::<Member>(tx, &ks.members, &key)? else {
+            let Some(m) = get_json::<Member>(tx, &ks.members, &key)? else {
                 return Ok(None);
             };
+            let mut m = with_marks(tx, ks, chat, m)?;
             if m.raise(delivered, read) {
-                tx.insert(&ks.members, key, encode(&m)?);
+                put_marks(tx, ks, chat, &m);
             }
             Ok(Some(m))
         })

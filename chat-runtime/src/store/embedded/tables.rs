@@ -24,6 +24,13 @@ pub(super) struct Keyspaces {
     pub chats: SingleWriterTxKeyspace,
     /// (chat, user) → member (JSON).
     pub members: SingleWriterTxKeyspace,
+    /// (chat, user) → (delivered seq, read seq), big-endian: a member's
+    /// watermarks, kept apart from the member row. Every receipt writes a
+    /// version of its row, and an LSM tree's scans step over every version
+    /// still in memory: in the member rows, scanning a busy group's members
+    /// (presence does, on each connect and disconnect) cost one step per
+    /// receipt. Point reads of these rows seek past the old versions.
+    pub marks: SingleWriterTxKeyspace,
     /// (user, chat) → (): a user's chats.
     pub user_chats: SingleWriterTxKeyspace,
     /// (min user, max user) → direct chat id.
@@ -60,6 +67,7 @@ impl Keyspaces {
             phones: open("phones")?,
             chats: open("chats")?,
             members: open("chat_members")?,
+            marks: open("chat_marks")?,
             user_chats: open("user_chats")?,
             direct: open("direct_chats")?,
             messages: open("messages")?,
@@ -132,13 +140,42 @@ pub(super) fn put_member_rows(
 ) -> Result<(), StoreError> {
     let bytes = encode(m)?;
     tx.insert(&ks.members, Key::new().id(chat).id(m.user_id).done(), bytes);
+    put_marks(tx, ks, chat, m);
     tx.insert(&ks.user_chats, Key::new().id(m.user_id).id(chat).done(), []);
     Ok(())
 }
 
 pub(super) fn remove_member_rows(tx: &mut Tx, ks: &Keyspaces, chat: ChatId, user: UserId) {
     tx.remove(&ks.members, Key::new().id(chat).id(user).done());
+    tx.remove(&ks.marks, Key::new().id(chat).id(user).done());
     tx.remove(&ks.user_chats, Key::new().id(user).id(chat).done());
+}
+
+/// Writes `m`'s watermarks to its marks row.
+pub(super) fn put_marks(tx: &mut Tx, ks: &Keyspaces, chat: ChatId, m: &Member) {
+    let mut row = [0u8; 16];
+    row[..8].copy_from_slice(&m.delivered_seq.to_be_bytes());
+    row[8..].copy_from_slice(&m.read_seq.to_be_bytes());
+    tx.insert(&ks.marks, Key::new().id(chat).id(m.user_id).done(), row);
+}
+
+/// `m` (a member row of `chat`) with the watermarks of its marks row where
+/// they are ahead. Rows written before the marks had a keyspace of their
+/// own have none: their member row holds their watermarks.
+pub(super) fn with_marks(
+    r: &impl Readable,
+    ks: &Keyspaces,
+    chat: ChatId,
+    mut m: Member,
+) -> Result<Member, StoreError> {
+    if let Some(row) = get(r, &ks.marks, Key::new().id(chat).id(m.user_id).done())? {
+        if row.len() != 16 {
+            return Err(backend("a marks row is not two seqs"));
+        }
+        let seq = |b: &[u8]| u64::from_be_bytes(b.try_into().expect("8 of the 16 bytes"));
+        m.raise(seq(&row[..8]), seq(&row[8..]));
+    }
+    Ok(m)
 }
 
 /// Drops up to `limit` dedup entries of messages sent before `before_ms`;

@@ -56,3 +56,44 @@ async fn data_survives_reopen() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.user(user.id).await.unwrap(), Some(user));
 }
+
+#[tokio::test]
+async fn receipts_write_the_marks_row_and_member_rows_from_before_it_keep_their_marks() {
+    use crate::model::{Member, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let (chat, user) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    // A member row as written before watermarks had their own rows.
+    let mut legacy = Member::new(user, Role::Member, 1);
+    legacy.raise(5, 3);
+    let key = Key::new().id(chat).id(user).done();
+    let row = (key.clone(), encode(&legacy).unwrap());
+    store
+        .write(move |tx, ks| {
+            tx.insert(&ks.members, row.0, row.1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.member(chat, user).await.unwrap(),
+        Some(legacy.clone())
+    );
+
+    let raised = store.advance_watermarks(chat, user, 7, 3).await.unwrap();
+    assert_eq!(raised.map(|m| (m.delivered_seq, m.read_seq)), Some((7, 3)));
+    // A lower receipt moves nothing.
+    let kept = store.advance_watermarks(chat, user, 6, 2).await.unwrap();
+    assert_eq!(kept.map(|m| (m.delivered_seq, m.read_seq)), Some((7, 3)));
+    let members = store.members(chat).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.delivered_seq, m.read_seq))
+            .collect::<Vec<_>>(),
+        [(7, 3)]
+    );
+    // The member row itself is untouched: receipts pile no versions on it.
+    let stored: Option<Member> = store.read(|r, ks| get_json(r, &ks.members, &key)).unwrap();
+    assert_eq!(stored, Some(legacy));
+}
