@@ -27,9 +27,13 @@ use crate::protocol::ServerFrame;
 use crate::push::{self, PushJob};
 use crate::store::MemberChange;
 
-/// Senders of this many recent messages are remembered per chat, to send a
-/// group member's receipts only to the senders whose messages they cover.
-const RECENT_SENDERS: usize = 1024;
+/// Runs of messages by one sender remembered per chat, to send a group
+/// member's receipts only to the senders whose messages they cover. A run
+/// is as long as one member keeps sending, so a chat with a few busy
+/// senders is remembered far back: a receipt from a member who fell behind
+/// does not fall back to telling everyone — the most costly answer at the
+/// moment the server is busiest.
+const RECENT_RUNS: usize = 1024;
 
 /// What the shard keeps of a chat it sequences.
 #[derive(Debug)]
@@ -38,7 +42,8 @@ pub struct ChatState {
     /// The seq of the chat's latest stored message.
     head: Seq,
     members: BTreeMap<UserId, Member>,
-    /// (seq, sender) of the latest messages, oldest first.
+    /// (first seq, sender) of the latest runs of messages by one sender,
+    /// oldest first; a run ends where the next begins, the last at the head.
     recent: VecDeque<(Seq, UserId)>,
 }
 
@@ -202,12 +207,18 @@ impl ChatState {
 
     /// Someone else wrote this chat (the store refused our seqs): it is at
     /// `head` now.
+    /// Who sent the seqs it wrote is unknown here: the runs are forgotten,
+    /// so receipts over them go to everyone.
     pub fn moved(&mut self, head: Seq) {
         self.head = head;
+        self.recent.clear();
     }
 
     fn remember_sender(&mut self, seq: Seq, sender: UserId) {
-        if self.recent.len() == RECENT_SENDERS {
+        if self.recent.back().is_some_and(|(_, last)| *last == sender) {
+            return; // the run goes on
+        }
+        if self.recent.len() == RECENT_RUNS {
             self.recent.pop_front();
         }
         self.recent.push_back((seq, sender));
@@ -288,12 +299,14 @@ impl ChatState {
         if self.chat.kind == ChatKind::Direct || all_moved || lowest.saturating_add(1) < oldest {
             return self.member_ids();
         }
-        let covered = |s: Seq| moved.clone().any(|(from, to)| s > from && s <= to);
-        let mut out: Vec<UserId> = self
-            .recent
-            .iter()
-            .filter(|(s, _)| covered(*s))
-            .map(|(_, u)| *u)
+        // Run i holds seqs [its first, the next run's first - 1].
+        let ends = self.recent.iter().skip(1).map(|(first, _)| first - 1);
+        let runs = self.recent.iter().zip(ends.chain([self.head]));
+        let mut out: Vec<UserId> = runs
+            .filter(|((first, _), last)| {
+                moved.clone().any(|(from, to)| *first <= to && *last > from)
+            })
+            .map(|((_, sender), _)| *sender)
             .chain([user])
             .collect();
         out.sort_unstable();

@@ -221,9 +221,7 @@ fn everyone_hears_a_receipt_that_moves_the_by_all_watermarks() {
 #[test]
 fn everyone_hears_a_receipt_over_messages_too_old_to_remember() {
     let mut st = group(3);
-    let ids: Vec<String> = (0..RECENT_SENDERS + 10).map(|i| i.to_string()).collect();
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    send(&mut st, u(2), &ids);
+    take_turns(&mut st, RECENT_RUNS + 10);
     let receipt = st.watermark(u(3), 5, 5).unwrap().unwrap();
     assert_eq!(receipt.publish.to, [u(1), u(2), u(3)]);
 }
@@ -234,15 +232,37 @@ fn a_member_who_only_acks_delivery_tells_only_the_senders_of_what_arrived() {
     // receipt covers only the delivered range that moved, not everything
     // since the (never raised) read watermark.
     let mut st = group(4);
-    let ids: Vec<String> = (0..RECENT_SENDERS + 10).map(|i| i.to_string()).collect();
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    send(&mut st, u(2), &ids);
+    take_turns(&mut st, RECENT_RUNS + 10);
     let head = st.head;
     send(&mut st, u(3), &["c"]);
     st.watermark(u(1), head + 1, 0).unwrap().unwrap();
     st.watermark(u(4), head, 0).unwrap().unwrap();
     let receipt = st.watermark(u(4), head + 1, 0).unwrap().unwrap();
     assert_eq!(receipt.publish.to, [u(3), u(4)]);
+}
+
+#[test]
+fn a_run_of_messages_by_one_sender_is_remembered_however_long() {
+    // One member sends far more messages than there are runs remembered;
+    // another, far behind, acks all of them: the sender and the creator
+    // (whose `created` message it covers) hear it, not user 4.
+    let mut st = group(4);
+    let ids: Vec<String> = (0..RECENT_RUNS * 4).map(|i| i.to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    send(&mut st, u(2), &ids);
+    let head = st.head;
+    let receipt = st.watermark(u(3), head, 0).unwrap().unwrap();
+    assert_eq!(receipt.publish.to, [u(1), u(2), u(3)]);
+    send(&mut st, u(2), &["one more"]);
+    let receipt = st.watermark(u(3), head + 1, 0).unwrap().unwrap();
+    assert_eq!(receipt.publish.to, [u(2), u(3)]);
+}
+
+/// `n` messages in `st`, users 1 and 2 taking turns: `n` runs.
+fn take_turns(st: &mut ChatState, n: usize) {
+    for i in 0..n {
+        send(st, u(1 + (i % 2) as u128), &[&i.to_string()]);
+    }
 }
 
 /// A group of two in which user 1 sent seqs 2 and 3.
