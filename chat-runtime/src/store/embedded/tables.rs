@@ -132,14 +132,29 @@ pub(super) fn prefix_keys(
         .collect()
 }
 
+/// Writes `m`'s rows — only its marks row when nothing else of it changed
+/// (a sender's watermarks move with every batch it sends).
 pub(super) fn put_member_rows(
     tx: &mut Tx,
     ks: &Keyspaces,
     chat: ChatId,
     m: &Member,
 ) -> Result<(), StoreError> {
-    let bytes = encode(m)?;
-    tx.insert(&ks.members, Key::new().id(chat).id(m.user_id).done(), bytes);
+    let key = Key::new().id(chat).id(m.user_id).done();
+    let stored: Option<Member> = get_json(tx, &ks.members, &key)?;
+    let same = |s: Member| {
+        let marks = (m.delivered_seq, m.read_seq);
+        Member {
+            delivered_seq: marks.0,
+            read_seq: marks.1,
+            ..s
+        } == *m
+    };
+    if stored.is_some_and(same) {
+        put_marks(tx, ks, chat, m);
+        return Ok(());
+    }
+    tx.insert(&ks.members, key, encode(m)?);
     put_marks(tx, ks, chat, m);
     tx.insert(&ks.user_chats, Key::new().id(m.user_id).id(chat).done(), []);
     Ok(())

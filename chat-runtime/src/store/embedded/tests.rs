@@ -58,7 +58,7 @@ async fn data_survives_reopen() {
 }
 
 #[tokio::test]
-async fn receipts_write_the_marks_row_and_member_rows_from_before_it_keep_their_marks() {
+async fn watermarks_write_the_marks_row_and_member_rows_from_before_it_keep_their_marks() {
     use crate::model::{Member, Role};
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -93,7 +93,24 @@ async fn receipts_write_the_marks_row_and_member_rows_from_before_it_keep_their_
             .collect::<Vec<_>>(),
         [(7, 3)]
     );
-    // The member row itself is untouched: receipts pile no versions on it.
+    // A send raising the sender's marks writes only the marks row too.
+    let mut sender = legacy.clone();
+    sender.raise(9, 9);
+    let sent = crate::model::Message {
+        chat_id: chat,
+        seq: 9,
+        sender: user,
+        client_msg_id: "m9".into(),
+        content: crate::model::Content::Text { body: "hi".into() },
+        sent_at: 1,
+    };
+    store
+        .append(&sent, Some(MemberChange::Put(sender.clone())))
+        .await
+        .unwrap();
+    assert_eq!(store.member(chat, user).await.unwrap(), Some(sender));
+    // The member row itself is untouched: receipts and sends pile no
+    // versions on it.
     let stored: Option<Member> = store.read(|r, ks| get_json(r, &ks.members, &key)).unwrap();
     assert_eq!(stored, Some(legacy));
 }
