@@ -203,6 +203,24 @@ impl Commands {
         let work = dispatch::worker(node.clone(), user, origin, queue, self.reply_to.clone());
         self.worker = Some(tokio::spawn(work));
     }
+
+    /// The worker stopped and gave `queue` back (`None`: it panicked, and
+    /// the session ends). A command queued while it was stopping is still
+    /// waiting: the worker starts again for it.
+    fn stopped(
+        &mut self,
+        node: &Arc<Node>,
+        user: UserId,
+        origin: Origin,
+        queue: Option<mailbox::Receiver<ClientFrame>>,
+    ) -> Result<(), Gone> {
+        match queue {
+            Some(queue) if !queue.is_empty() => self.start(node, user, origin, queue),
+            Some(queue) => self.idle = Some(queue),
+            None => return Err(Gone),
+        }
+        Ok(())
+    }
 }
 
 /// Resolves when the running worker has emptied its queue and stopped,
@@ -299,8 +317,9 @@ impl<L: Link> Session<L> {
         Ok(())
     }
 
-    /// Lets the running worker finish what it was given, writing its
-    /// answers, then writes the last of them.
+    /// Lets the worker finish what it was given (starting it again for a
+    /// command queued while it was stopping), writing its answers, then
+    /// writes the last of them.
     async fn settle(&mut self) {
         let Some(commands) = self.commands.as_mut() else {
             return;
@@ -314,7 +333,11 @@ impl<L: Link> Session<L> {
                         return;
                     }
                 }
-                _ = stopped(&mut commands.worker) => {}
+                queue = stopped(&mut commands.worker) => {
+                    if commands.stopped(&self.node, self.user, self.origin, queue).is_err() {
+                        return;
+                    }
+                }
             }
         }
         let _ = self.write_replies().await;
@@ -374,14 +397,8 @@ impl<L: Link> Session<L> {
                     None
                 }
                 queue = stopped(&mut commands.worker), if commands.worker.is_some() => {
-                    // A command queued while the worker was stopping is
-                    // still waiting: start it again.
-                    match queue {
-                        Some(queue) if !queue.is_empty() => {
-                            commands.start(&self.node, self.user, self.origin, queue)
-                        }
-                        Some(queue) => commands.idle = Some(queue),
-                        None => return None, // the worker panicked
+                    if commands.stopped(&self.node, self.user, self.origin, queue).is_err() {
+                        return None;
                     }
                     None
                 }

@@ -142,15 +142,15 @@ pub(super) fn put_member_rows(
 ) -> Result<(), StoreError> {
     let key = Key::new().id(chat).id(m.user_id).done();
     let stored: Option<Member> = get_json(tx, &ks.members, &key)?;
-    let same = |s: Member| {
-        let marks = (m.delivered_seq, m.read_seq);
+    let only_marks_moved = |s: Member| {
+        let (delivered_seq, read_seq) = (m.delivered_seq, m.read_seq);
         Member {
-            delivered_seq: marks.0,
-            read_seq: marks.1,
+            delivered_seq,
+            read_seq,
             ..s
         } == *m
     };
-    if stored.is_some_and(same) {
+    if stored.is_some_and(only_marks_moved) {
         put_marks(tx, ks, chat, m);
         return Ok(());
     }
