@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::protocol::ErrorCode;
 
@@ -42,7 +43,7 @@ pub struct Metrics {
     /// Sessions closed because they fell behind.
     pub slow_consumers: Counter,
     /// Time from a `send` frame's arrival to its `sent` ack, in seconds.
-    pub send_latency: Histogram,
+    pub send_latency: Latency,
     errors: Family<CodeLabel, Counter>,
     /// Media bytes received in uploads.
     pub media_bytes_in: Counter,
@@ -70,6 +71,43 @@ impl Default for Metrics {
     }
 }
 
+/// A latency histogram that also answers its bucket counts (for the control
+/// API's `Status`; the Prometheus histogram does not expose them).
+pub struct Latency {
+    histogram: Histogram,
+    bounds: Vec<f64>,
+    /// Observations per bucket; the last has no upper bound.
+    counts: Vec<AtomicU64>,
+}
+
+impl Latency {
+    fn new(bounds: impl Iterator<Item = f64>) -> Self {
+        let bounds: Vec<f64> = bounds.collect();
+        Self {
+            histogram: Histogram::new(bounds.iter().copied()),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
+        }
+    }
+
+    /// Records one observation, in seconds.
+    pub fn observe(&self, seconds: f64) {
+        self.histogram.observe(seconds);
+        let bucket = self.bounds.partition_point(|&le| le < seconds);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(upper bound in seconds, observations in that bucket alone)`; the
+    /// last bound is infinite.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        bounds
+            .zip(&self.counts)
+            .map(|(le, n)| (le, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("confab");
@@ -77,7 +115,7 @@ impl Metrics {
         let messages = Counter::default();
         let deliveries = Counter::default();
         let slow_consumers = Counter::default();
-        let send_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let send_latency = Latency::new(exponential_buckets(0.0001, 2.0, 16));
         let errors = Family::<CodeLabel, Counter>::default();
         let media_bytes_in = Counter::default();
         let media_bytes_out = Counter::default();
@@ -158,7 +196,7 @@ impl Metrics {
         registry.register(
             "send_latency_seconds",
             "From a send frame's arrival to its durable ack",
-            send_latency.clone(),
+            send_latency.histogram.clone(),
         );
         registry.register(
             "errors",
@@ -226,6 +264,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_buckets_count_each_observation_once_at_its_upper_bound() {
+        let l = Latency::new([0.1, 0.2].into_iter());
+        for v in [0.05, 0.1, 0.15, 0.3, 7.0] {
+            l.observe(v);
+        }
+        assert_eq!(
+            l.buckets(),
+            vec![(0.1, 2), (0.2, 1), (f64::INFINITY, 2)],
+            "an observation equal to a bound falls in that bound's bucket, as Prometheus counts it"
+        );
+    }
 
     /// Every runtime series (`confab_*` but the operator's) that the chart's
     /// dashboard and alert rules query is one this registry exposes.

@@ -9,6 +9,8 @@
 //!   span several fields;
 //! - [`components`]: one spec type per part of the cluster (shards, gateway,
 //!   NATS, ScyllaDB, media, push, auth, resources, scheduling);
+//! - [`autoscale`]: the autoscaling bounds and targets of shards and
+//!   gateways;
 //! - [`status`]: what the operator observed and decided;
 //! - [`admission`]: the shared patterns, CEL rules and schema rewrites that
 //!   make the API server refuse what the children would refuse later.
@@ -17,9 +19,11 @@
 //! `kubectl apply`: what is wrong and what to do instead.
 
 pub mod admission;
+mod autoscale;
 mod components;
 mod status;
 
+pub use autoscale::*;
 pub use components::*;
 pub use status::*;
 

@@ -16,6 +16,7 @@ use confab_api::config::{BucketConfig, ClusterConfig};
 use confab_api::control::control_client::ControlClient;
 use confab_api::control::{DrainRequest, StatusReply, StatusRequest};
 use confab_api::ring::{Ring, ShardId};
+use confab_operator::core::autoscale::Reading;
 use confab_operator::core::config::cluster_config;
 use confab_operator::core::names::Names;
 use confab_operator::shell::control::{ControlApi, GrpcControl, Target};
@@ -445,6 +446,38 @@ impl LocalCluster {
             control.commit_ring(t, to.epoch()).await?;
         }
         Ok(Ring::moved(from, to))
+    }
+
+    /// Every running shard's and gateway's `Status`, read with the
+    /// operator's own client, as its autoscaler reads them.
+    pub async fn reading(&self) -> Result<Reading> {
+        let control = GrpcControl {
+            timeout: Duration::from_secs(10),
+        };
+        let target = |shard: u32, p: &Proc| Target {
+            namespace: "local".into(),
+            cluster: "local".into(),
+            shard,
+            address: p.control.to_string(),
+            token: String::new(),
+        };
+        let mut reading = Reading {
+            at: k8s_openapi::jiff::Timestamp::now(),
+            ..Reading::default()
+        };
+        for (n, p) in self.shards.iter().enumerate() {
+            if let Some(p) = p {
+                let report = control.status(&target(n as u32, p)).await?;
+                reading.shards.insert(n as u32, report);
+            }
+        }
+        for (i, p) in self.gateways.iter().enumerate() {
+            if let Some(p) = p {
+                let report = control.status(&target(0, p)).await?;
+                reading.gateways.insert(format!("gateway-{i}"), report);
+            }
+        }
+        Ok(reading)
     }
 
     /// Shard `n`'s answer to the control API's `Status`.

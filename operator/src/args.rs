@@ -40,6 +40,10 @@ pub struct Args {
     /// Bound, in seconds, on each Drain before a pod is removed.
     #[arg(long, env = "CONFAB_DRAIN_DEADLINE_SECS", default_value_t = 20)]
     pub drain_deadline_secs: u64,
+    /// Seconds between two reads of a cluster's load (the pods' `Status`),
+    /// which the autoscaler and `status.load` use.
+    #[arg(long, env = "CONFAB_LOAD_INTERVAL_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub load_interval_secs: u64,
 }
 
 impl Args {
@@ -55,6 +59,7 @@ impl Args {
             pod_name,
             control_timeout_secs,
             drain_deadline_secs,
+            load_interval_secs,
         } = self;
         let lease = leader_election.then(|| LeaseConfig {
             namespace: lease_namespace,
@@ -67,6 +72,7 @@ impl Args {
             lease,
             instance: pod_name,
             drain_deadline: Duration::from_secs(drain_deadline_secs),
+            load_interval: Duration::from_secs(load_interval_secs),
         };
         (listen, settings, Duration::from_secs(control_timeout_secs))
     }

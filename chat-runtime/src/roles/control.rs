@@ -15,13 +15,15 @@ use async_nats::jetstream::kv;
 use confab_api::control::control_server::{Control, ControlServer};
 use confab_api::control::{
     AbortRingReply, AbortRingRequest, CommitRingReply, CommitRingRequest, DrainReply, DrainRequest,
-    PrepareRingReply, PrepareRingRequest, Ring as WireRing, StatusReply, StatusRequest,
+    LatencyBucket, PrepareRingReply, PrepareRingRequest, Ring as WireRing, StatusReply,
+    StatusRequest,
 };
 use confab_api::ring::{Ring, ShardId};
 use tonic::{Request, Response, Status};
 
 use super::monotonic_now;
 use crate::cluster::{Ownership, OwnershipError};
+use crate::metrics::{Latency, Metrics};
 use crate::node::Node;
 use crate::shard::Shard;
 use crate::shard::remote::NatsShardClient;
@@ -51,6 +53,15 @@ fn deadline(req: &DrainRequest) -> Duration {
     }
 }
 
+/// A latency histogram in its wire form.
+fn latency_buckets(latency: &Latency) -> Vec<LatencyBucket> {
+    latency
+        .buckets()
+        .into_iter()
+        .map(|(le_seconds, count)| LatencyBucket { le_seconds, count })
+        .collect()
+}
+
 fn refused(e: OwnershipError) -> Status {
     Status::failed_precondition(e.to_string())
 }
@@ -59,6 +70,8 @@ fn refused(e: OwnershipError) -> Status {
 pub struct ShardControl {
     pub ownership: Arc<Mutex<Ownership>>,
     pub shard: Arc<Shard>,
+    /// The process's metrics: `Status` reports the messages sequenced.
+    pub metrics: Arc<Metrics>,
     /// Where the ownership record is persisted, and under which key.
     pub records: kv::Store,
     pub key: String,
@@ -88,6 +101,8 @@ impl Control for ShardControl {
             shard: s.shard.0,
             owned_chats: self.shard.cached().len() as u64,
             lease_held: s.lease_held,
+            messages: self.metrics.messages.get(),
+            send_latency: Vec::new(),
         }))
     }
 
@@ -176,6 +191,7 @@ impl Control for GatewayControl {
             role: "gateway".into(),
             ring_epoch: self.shards.ring().epoch(),
             connections: self.node.connections() as u64,
+            send_latency: latency_buckets(&self.node.metrics.send_latency),
             ..StatusReply::default()
         }))
     }

@@ -162,6 +162,7 @@ pub async fn run(
         control::ShardControl {
             ownership: ownership.clone(),
             shard: shard.clone(),
+            metrics: metrics.clone(),
             records,
             key,
         },

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::admission;
+use super::autoscale::{GatewayAutoscale, ShardAutoscale};
 
 /// How many sequencing shards run, and how finely the ring splits them.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -42,6 +43,11 @@ pub struct ShardsSpec {
     #[serde(default = "default_failover_delay")]
     #[schemars(range(min = 1))]
     pub failover_delay_seconds: i32,
+    /// Lets the operator set `count` from the load (see `docs/crd.md`,
+    /// Autoscaling). Unset: `count` is what the spec, or an HPA through the
+    /// scale subresource, says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<ShardAutoscale>,
 }
 
 impl Default for ShardsSpec {
@@ -50,6 +56,7 @@ impl Default for ShardsSpec {
             count: default_shard_count(),
             vnodes_per_shard: default_vnodes(),
             failover_delay_seconds: default_failover_delay(),
+            autoscale: None,
         }
     }
 }
@@ -110,6 +117,10 @@ pub struct GatewaySpec {
         ))
     )]
     pub trusted_proxies: Vec<String>,
+    /// Lets the operator set `replicas` from the open connections. Unset:
+    /// `replicas` is what the spec says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<GatewayAutoscale>,
 }
 
 impl Default for GatewaySpec {
@@ -121,6 +132,7 @@ impl Default for GatewaySpec {
             topology_spread: TopologySpreadSpec::default(),
             tls: None,
             trusted_proxies: Vec::new(),
+            autoscale: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! operator records a ring change here *before* it asks the runtime to act,
 //! so a restarted operator resumes exactly where the last one stopped.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,12 @@ pub struct ChatClusterStatus {
     /// Where clients connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
+    /// The load the runtime pods last reported through the control API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadStatus>,
+    /// What the autoscaler recommends and did last, per role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
 }
 
 impl ChatClusterStatus {
@@ -146,4 +152,88 @@ pub struct Endpoints {
     /// address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_websocket: Option<String>,
+}
+
+/// The load the pods reported, between the last two reads of their status.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadStatus {
+    /// When the pods were read.
+    pub observed_at: Time,
+    /// Messages sequenced per second, all shards together.
+    pub sends_per_second: i64,
+    /// p99 of send→ack at the gateways over the interval, in milliseconds;
+    /// absent when no send was acknowledged in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_send_millis: Option<i64>,
+    /// Open client connections, all gateways together.
+    pub connections: i64,
+    /// Gateway pods that answered.
+    pub gateways: i32,
+    /// Each shard that answered.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["ordinal"]))]
+    pub shards: Vec<ShardLoad>,
+    /// Pods that did not answer, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+}
+
+impl Default for LoadStatus {
+    fn default() -> Self {
+        Self {
+            observed_at: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            sends_per_second: 0,
+            p99_send_millis: None,
+            connections: 0,
+            gateways: 0,
+            shards: Vec::new(),
+            unreachable: Vec::new(),
+        }
+    }
+}
+
+/// One shard as it reported itself.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardLoad {
+    /// The shard's ordinal.
+    pub ordinal: u32,
+    /// The ring epoch the shard has committed.
+    pub ring_epoch: u64,
+    /// Chats it has sequenced since it started or last changed ring.
+    pub owned_chats: u64,
+    /// Whether it holds its lease.
+    pub lease_held: bool,
+    /// Messages it sequenced per second.
+    pub sends_per_second: i64,
+}
+
+/// The autoscaler's view, per role it scales.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscaleStatus {
+    /// `spec.shards.autoscale` at work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ScaleStatus>,
+    /// `spec.gateway.autoscale` at work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<ScaleStatus>,
+}
+
+/// What the autoscaler recommends for one role, and its last step.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleStatus {
+    /// The count the last load reading calls for (within min and max).
+    pub recommended: i32,
+    /// Why the count is held where it is, when the recommendation differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<String>,
+    /// When the autoscaler last changed the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+    /// Why it did, e.g. `2 → 3: 5100 sends/s is above 2 × 2000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_reason: Option<String>,
 }

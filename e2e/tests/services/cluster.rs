@@ -14,6 +14,7 @@ use confab_e2e::cluster::LocalCluster;
 use confab_e2e::device::Device;
 use confab_e2e::load::{Pairs, load};
 use confab_e2e::push;
+use confab_operator::core::autoscale;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -66,6 +67,7 @@ async fn direct_and_group_chats_across_gateways_and_a_gateway_drain() -> Result<
     k.until(WAIT, |d| d.seqs(group).len() >= 41).await?;
     check(&c, &alice, direct, &[&a], &[&b]).await?;
     check(&c, &bob, group, &[&b], &[&a, &k]).await?;
+    load_is_reported(&c).await?;
 
     // Gateway 1 drains (as before its pod goes): Bob's and Carol's sessions
     // are told to reconnect, it stops being ready and refuses newcomers, and
@@ -110,6 +112,29 @@ async fn direct_and_group_chats_across_gateways_and_a_gateway_drain() -> Result<
     k.until(WAIT, |d| d.seqs(group).len() >= 51).await?;
     check(&c, &alice, direct, &[&a, &b], &[&a, &b]).await?;
     check(&c, &bob, group, &[&a, &b], &[&a, &b, &k]).await?;
+    Ok(())
+}
+
+/// The shards' `Status` counts the 80 sends as sequenced messages (plus
+/// the group's creation), each gateway's its 40 acknowledged sends by
+/// latency, and the autoscaler's arithmetic turns two readings into a rate.
+async fn load_is_reported(c: &LocalCluster) -> Result<()> {
+    let first = c.reading().await?;
+    let sequenced: u64 = first.shards.values().map(|r| r.messages).sum();
+    ensure!(
+        (80..=90).contains(&sequenced),
+        "shards sequenced {sequenced}"
+    );
+    for (name, g) in &first.gateways {
+        let acked: u64 = g.latency.iter().map(|b| b.1).sum();
+        ensure!(acked == 40, "{name} acknowledged {acked} sends");
+        ensure!(g.connections >= 1, "{name}: {} connections", g.connections);
+    }
+    let mut later = c.reading().await?;
+    later.at = first.at + k8s_openapi::jiff::SignedDuration::from_secs(1);
+    let load = autoscale::load(&first, &later);
+    ensure!(load.sends_per_second == 0, "no sends in between: {load:?}");
+    ensure!(load.connections >= 3 && load.gateways == 2, "{load:?}");
     Ok(())
 }
 

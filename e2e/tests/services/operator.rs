@@ -7,7 +7,8 @@
 //! (the runtime's real control server is driven by the operator's gRPC client
 //! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
 //! its own.
-//! [`failover`] holds the failover scenarios, [`stuck`] an operator that
+//! [`failover`] holds the failover scenarios, [`autoscale`] load driving
+//! shards and gateways up and back down, [`stuck`] an operator that
 //! cannot reach the control API, [`refused`] children the API server refuses,
 //! [`admission`] every spec the API server refuses, [`chart`] the operator
 //! running under the Helm chart's RBAC, [`table`] what `kubectl get
@@ -15,6 +16,7 @@
 //! limit checks of the lifecycle scenario.
 
 mod admission;
+mod autoscale;
 mod chart;
 mod failover;
 mod hygiene;
@@ -31,6 +33,7 @@ use async_trait::async_trait;
 use confab_api::cluster::{ChatCluster, FINALIZER};
 use confab_api::ring::Ring;
 pub(crate) use confab_e2e::kube::{client, unique};
+use confab_operator::core::autoscale::PodReport;
 use confab_operator::shell::control::{Call, ControlApi, ControlError, Recording, Target};
 use confab_operator::shell::metrics::Metrics;
 use confab_operator::shell::{Settings, context, run_controller};
@@ -110,6 +113,7 @@ impl Operator {
             lease: None,
             instance: "e2e".into(),
             drain_deadline: Duration::from_secs(1),
+            load_interval: Duration::from_secs(1),
         };
         let ctx = context(client.clone(), control, &settings, Arc::new(Metrics::new()));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -522,6 +526,9 @@ struct NoCommit(Recording);
 
 #[async_trait]
 impl ControlApi for NoCommit {
+    async fn status(&self, t: &Target) -> Result<PodReport, ControlError> {
+        self.0.status(t).await
+    }
     async fn prepare_ring(&self, t: &Target, ring: &Ring, from: u64) -> Result<u64, ControlError> {
         self.0.prepare_ring(t, ring, from).await
     }

@@ -72,6 +72,7 @@ pub fn observed(shards: u32) -> Observed {
         control_token: Token::Stored("token".into()),
         nats_token: Some(Token::Stored("nats-token".into())),
         shard_pods: ready_pods(shards),
+        gateway_pods: Vec::new(),
         shard_replicas: Some(shards as i32),
         gateways_ready: 1,
         notifiers_ready: 1,

@@ -12,6 +12,7 @@
 //! [`names`] what they are called, [`plan`] the scaling state machine and
 //! [`status`] the conditions.
 
+pub mod autoscale;
 pub mod config;
 pub mod disruption;
 pub mod gateway;
@@ -67,6 +68,8 @@ pub struct Observed {
     pub nats_token: Option<Token>,
     /// Shard pods that exist.
     pub shard_pods: Vec<ShardPod>,
+    /// Gateway pods that exist.
+    pub gateway_pods: Vec<GatewayPod>,
     /// The shard StatefulSet's replicas, if it exists.
     pub shard_replicas: Option<i32>,
     /// Ready pods per workload.
@@ -76,6 +79,16 @@ pub struct Observed {
     pub scylla_ready: i32,
     /// The gateway Service's load-balancer hostname or IP, once it has one.
     pub gateway_ingress: Option<String>,
+}
+
+/// One gateway pod as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayPod {
+    pub name: String,
+    /// Its Ready condition is True (and it is not terminating).
+    pub ready: bool,
+    /// Its pod IP, once it has one.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// A child object to server-side apply.

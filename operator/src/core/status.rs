@@ -95,6 +95,9 @@ pub fn build(
         ring: Some(ring),
         gateways_ready: Some(observed.gateways_ready),
         endpoints: Some(endpoints(cc, names, observed)),
+        // The shell reads the load and runs the autoscaler after this.
+        load: old.load.clone(),
+        autoscale: old.autoscale.clone(),
     }
 }
 

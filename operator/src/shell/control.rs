@@ -2,16 +2,19 @@
 //! driver can be tested (and run in e2e) without chat-runtime pods.
 //!
 //! [`GrpcControl`] is the real client (tonic, one short-lived channel per
-//! call, bounded by a timeout, presenting the cluster's control token). [`Recording`] is the test implementation: it
-//! answers every call and records it, in order.
+//! call, bounded by a timeout, presenting the cluster's control token).
+//! [`Recording`] is the test implementation: it answers every call and
+//! records the ring steps and drains, in order; its `Status` answers the
+//! load a test sets.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use confab_api::control::control_client::ControlClient;
 use confab_api::control::{
     AbortRingRequest, CommitRingRequest, DrainRequest, PrepareRingRequest, Ring as WireRing,
+    StatusReply, StatusRequest,
 };
 use confab_api::ring::Ring;
 use tonic::Status;
@@ -20,14 +23,16 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// A shard pod's control endpoint.
+use crate::core::autoscale::PodReport;
+
+/// A runtime pod's control endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// Namespace of the ChatCluster.
     pub namespace: String,
     /// Its name.
     pub cluster: String,
-    /// The shard ordinal.
+    /// The shard ordinal (0 for a gateway).
     pub shard: u32,
     /// `host:port` of its control API.
     pub address: String,
@@ -63,6 +68,8 @@ pub enum ControlError {
 /// The operator's view of the control API. Every call is idempotent.
 #[async_trait]
 pub trait ControlApi: Send + Sync {
+    /// The pod's role, ring epoch and load.
+    async fn status(&self, target: &Target) -> Result<PodReport, ControlError>;
     /// Phase one of a ring change; answers released chats.
     async fn prepare_ring(
         &self,
@@ -153,8 +160,33 @@ pub fn wire_ring(ring: &Ring) -> WireRing {
     }
 }
 
+/// A `Status` reply as the autoscaler reads it.
+pub fn report(reply: StatusReply) -> PodReport {
+    PodReport {
+        messages: reply.messages,
+        connections: reply.connections,
+        latency: reply
+            .send_latency
+            .iter()
+            .map(|b| (b.le_seconds, b.count))
+            .collect(),
+        ring_epoch: reply.ring_epoch,
+        owned_chats: reply.owned_chats,
+        lease_held: reply.lease_held,
+    }
+}
+
 #[async_trait]
 impl ControlApi for GrpcControl {
+    async fn status(&self, target: &Target) -> Result<PodReport, ControlError> {
+        let reply = self.client(target).await?.status(StatusRequest {}).await;
+        Ok(report(
+            reply
+                .map_err(|s| status_error(target, "Status", s))?
+                .into_inner(),
+        ))
+    }
+
     async fn prepare_ring(
         &self,
         target: &Target,
@@ -218,14 +250,47 @@ pub struct Call {
     pub epoch: u64,
 }
 
-/// A control API that answers every call and records it. For tests, and
-/// for e2e scenarios until chat-runtime serves the control API.
+/// A control API that answers every call and records the ring steps and
+/// drains. For tests, and for e2e scenarios on pods that run no runtime.
 #[derive(Clone, Debug, Default)]
 pub struct Recording {
     calls: Arc<Mutex<Vec<Call>>>,
+    load: Arc<Mutex<Load>>,
+}
+
+/// The load a [`Recording`] reports: every shard sequences `sends` per
+/// second; every gateway holds `connections`.
+#[derive(Clone, Debug, Default)]
+struct Load {
+    sends: f64,
+    since: Option<Instant>,
+    /// Messages counted at `since`.
+    counted: f64,
+    connections: u64,
+}
+
+impl Load {
+    fn messages(&self, now: Instant) -> f64 {
+        let elapsed = self.since.map_or(0.0, |s| (now - s).as_secs_f64());
+        self.counted + self.sends * elapsed
+    }
 }
 
 impl Recording {
+    /// From now on every shard reports `sends` messages per second.
+    pub fn set_sends_per_shard(&self, sends: f64) {
+        let mut load = self.load.lock().expect("recording lock");
+        let now = Instant::now();
+        load.counted = load.messages(now);
+        load.since = Some(now);
+        load.sends = sends;
+    }
+
+    /// From now on every gateway reports `connections` open.
+    pub fn set_connections_per_gateway(&self, connections: u64) {
+        self.load.lock().expect("recording lock").connections = connections;
+    }
+
     /// The calls so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().expect("recording lock").clone()
@@ -244,6 +309,15 @@ impl Recording {
 
 #[async_trait]
 impl ControlApi for Recording {
+    async fn status(&self, _: &Target) -> Result<PodReport, ControlError> {
+        let load = self.load.lock().expect("recording lock");
+        Ok(PodReport {
+            messages: load.messages(Instant::now()) as u64,
+            connections: load.connections,
+            ..PodReport::default()
+        })
+    }
+
     async fn prepare_ring(
         &self,
         target: &Target,

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::control::{ControlApi, ControlError, Target};
+use crate::core::autoscale::PodReport;
 
 /// One call, as the test sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -326,6 +327,13 @@ impl JournalControl {
 
 #[async_trait]
 impl ControlApi for JournalControl {
+    async fn status(&self, t: &Target) -> Result<PodReport, ControlError> {
+        match self.unreachable {
+            true => Err(ControlError::Address(format!("{} (refused)", t.address))),
+            false => Ok(PodReport::default()),
+        }
+    }
+
     async fn prepare_ring(&self, t: &Target, ring: &Ring, _: u64) -> Result<u64, ControlError> {
         self.push("PrepareRing", t, ring.epoch()).map(|()| 0)
     }

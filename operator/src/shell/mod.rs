@@ -7,6 +7,7 @@
 //! scripted API server in `fake_api` and assert every call it makes.
 
 pub mod apply;
+pub mod autoscale;
 pub mod control;
 pub mod driver;
 #[cfg(test)]
@@ -48,6 +49,8 @@ pub struct Settings {
     pub instance: String,
     /// Bound on each Drain call.
     pub drain_deadline: Duration,
+    /// How often each cluster's pods are asked for their load.
+    pub load_interval: Duration,
 }
 
 /// Why [`run`] stopped abnormally.
@@ -76,6 +79,8 @@ pub fn context(
         metrics,
         control,
         drain_deadline: settings.drain_deadline,
+        load_interval: settings.load_interval,
+        memories: Default::default(),
     })
 }
 

@@ -4,6 +4,8 @@
 //! control token when its Secret is missing (the core decides whether to
 //! create it).
 
+use std::net::IpAddr;
+
 use confab_api::cluster::ChatCluster;
 use confab_api::config::TOKEN_KEY;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -14,9 +16,9 @@ use kube::api::{Api, ListParams};
 use rand::RngCore;
 
 use crate::core::config::signing_key_secret;
-use crate::core::names::{Names, Role};
+use crate::core::names::{CLUSTER_LABEL, Names, ROLE_LABEL, Role};
 use crate::core::secret::{SIGNING_KEY_BYTES, TOKEN_BYTES, Token};
-use crate::core::{Observed, ShardPod, SigningKey};
+use crate::core::{GatewayPod, Observed, ShardPod, SigningKey};
 
 /// Observes `cc`'s children in `names.namespace`.
 pub async fn observe(
@@ -31,13 +33,18 @@ pub async fn observe(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
 
-    let shard_list = pods
-        .list(&ListParams::default().labels(&names.selector_string(Role::Shard)))
+    let runtime_pods = pods
+        .list(&ListParams::default().labels(&runtime_selector(names)))
         .await?;
-    let shard_pods = shard_list
+    let shard_pods = runtime_pods
         .items
         .iter()
         .filter_map(|p| shard_pod(names, p))
+        .collect();
+    let gateway_pods = runtime_pods
+        .items
+        .iter()
+        .filter_map(|p| gateway_pod(names, p))
         .collect();
     let shard_sts = sts.get_opt(&names.workload(Role::Shard)).await?;
     let signing_key = match secrets
@@ -63,6 +70,7 @@ pub async fn observe(
         control_token,
         nats_token,
         shard_pods,
+        gateway_pods,
         shard_replicas: shard_sts.as_ref().and_then(|s| s.spec.replicas),
         gateways_ready: deploy_ready(&deploys, &names.workload(Role::Gateway)).await?,
         notifiers_ready: deploy_ready(&deploys, &names.workload(Role::Notifier)).await?,
@@ -116,6 +124,47 @@ async fn sts_ready(api: &Api<StatefulSet>, name: &str) -> Result<i32, kube::Erro
         .unwrap_or(0))
 }
 
+/// The cluster's shard and gateway pods, in one list call.
+fn runtime_selector(names: &Names) -> String {
+    format!(
+        "{CLUSTER_LABEL}={},{ROLE_LABEL} in ({},{})",
+        names.cluster,
+        Role::Shard.as_str(),
+        Role::Gateway.as_str()
+    )
+}
+
+/// Whether `pod`'s Ready condition is True and it is not terminating.
+fn ready(pod: &Pod) -> bool {
+    let condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    pod.metadata.deletion_timestamp.is_none() && condition.is_some_and(|c| c.status == "True")
+}
+
+fn pod_ip(pod: &Pod) -> Option<IpAddr> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+}
+
+/// A gateway pod of the cluster, by its role label.
+pub fn gateway_pod(names: &Names, pod: &Pod) -> Option<GatewayPod> {
+    let labels = pod.metadata.labels.as_ref()?;
+    let gateway = names
+        .selector(Role::Gateway)
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    gateway.then(|| GatewayPod {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        ready: ready(pod),
+        ip: pod_ip(pod),
+    })
+}
+
 /// A shard pod's ordinal, readiness and the time its readiness last changed.
 pub fn shard_pod(names: &Names, pod: &Pod) -> Option<ShardPod> {
     let name = pod.metadata.name.as_deref()?;
@@ -126,22 +175,15 @@ pub fn shard_pod(names: &Names, pod: &Pod) -> Option<ShardPod> {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-    let terminating = pod.metadata.deletion_timestamp.is_some();
-    let ready = !terminating && ready_condition.is_some_and(|c| c.status == "True");
     let since = ready_condition
         .and_then(|c| c.last_transition_time.clone())
         .or_else(|| pod.metadata.creation_timestamp.clone())
         .map(|t| t.0);
-    let ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_deref())
-        .and_then(|ip| ip.parse().ok());
     Some(ShardPod {
         ordinal,
-        ready,
+        ready: ready(pod),
         since,
-        ip,
+        ip: pod_ip(pod),
     })
 }
 

@@ -21,6 +21,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Client, Resource, ResourceExt};
 
 use super::apply::{apply_all, delete_absent};
+use super::autoscale;
 use super::control::ControlApi;
 use super::driver::{execute, targets};
 use super::metrics::Metrics;
@@ -40,15 +41,25 @@ pub struct Context {
     pub control: Arc<dyn ControlApi>,
     /// Bound on each Drain call.
     pub drain_deadline: Duration,
+    /// How often each cluster's pods are asked for their load.
+    pub load_interval: Duration,
+    /// What the autoscaler remembers of each cluster.
+    pub memories: autoscale::Memories,
 }
 
 impl Context {
-    async fn publish(&self, cc: &ChatCluster, type_: EventType, reason: &str, note: String) {
+    async fn publish(
+        &self,
+        cc: &ChatCluster,
+        type_: EventType,
+        (reason, action): (&str, &str),
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
-            action: reason.into(),
+            action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &cc.object_ref(&())).await {
@@ -56,14 +67,24 @@ impl Context {
         }
     }
 
-    /// A Normal event on `cc`.
+    /// A Normal event on `cc`. Repeats of `reason` fold into one event
+    /// series (the recorder keys series by reason and action).
     pub async fn info(&self, cc: &ChatCluster, reason: &str, note: String) {
-        self.publish(cc, EventType::Normal, reason, note).await;
+        self.publish(cc, EventType::Normal, (reason, reason), note)
+            .await;
+    }
+
+    /// A Normal event for one step of a sequence (an epoch, a count): its own
+    /// event, never folded into an earlier step's series.
+    pub async fn step(&self, cc: &ChatCluster, reason: &str, action: &str, note: String) {
+        self.publish(cc, EventType::Normal, (reason, action), note)
+            .await;
     }
 
     /// A Warning event on `cc`.
     pub async fn warn(&self, cc: &ChatCluster, reason: &str, note: String) {
-        self.publish(cc, EventType::Warning, reason, note).await;
+        self.publish(cc, EventType::Warning, (reason, reason), note)
+            .await;
     }
 }
 
@@ -151,7 +172,11 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         faults.refused = apply_children(ctx, cc, &names, &desired, &observed).await?;
     }
     let ring = &executed.ring;
-    let status = core::status::build(cc, &names, &observed, &desired.plan, ring, &faults);
+    let mut status = core::status::build(cc, &names, &observed, &desired.plan, ring, &faults);
+    let key = cluster_key(cc);
+    let autoscaled = autoscale::run(ctx, cc, &names, &observed, &desired.plan, &key).await;
+    status.load = autoscaled.load;
+    status.autoscale = autoscaled.status;
     ctx.metrics.ring(&cluster_key(cc), &status);
     let settled = matches!(step, Step::Stable | Step::Paused)
         && faults.is_empty()
@@ -163,13 +188,20 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
             .is_some_and(|c| c.status == "True");
     let current = executed.updated.as_ref().unwrap_or(cc);
     patch_status(ctx, current, &status).await?;
-    let action = match (&faults.step, faults.refused.is_empty()) {
+    autoscale::apply(ctx, cc, &autoscaled.steps).await?;
+    let after = match (&faults.step, faults.refused.is_empty()) {
         (Some(_), _) => retry(current, observed.now),
         // Only a spec change fixes a refusal, and it triggers a reconcile.
-        (None, false) => Action::requeue(Duration::from_secs(60)),
+        (None, false) => Duration::from_secs(60),
         (None, true) => requeue(step, settled),
     };
-    Ok(action)
+    // The autoscaler reads the load once per interval.
+    let autoscaling = cc.spec.shards.autoscale.is_some() || cc.spec.gateway.autoscale.is_some();
+    let after = match autoscaling {
+        true => after.min(ctx.load_interval),
+        false => after,
+    };
+    Ok(Action::requeue(after))
 }
 
 /// Applies the desired children and deletes the ones no longer wanted;
@@ -213,21 +245,21 @@ fn time_commit(ctx: &Context, cc: &ChatCluster, desired: &core::Desired, now: Ti
 
 /// When to repeat a failed ring step: as long again as the ring change has
 /// been in flight (so retries back off doubling), from 1 s up to a minute.
-fn retry(cc: &ChatCluster, now: Timestamp) -> Action {
+fn retry(cc: &ChatCluster, now: Timestamp) -> Duration {
     let status = cc.status.clone().unwrap_or_default();
     let waited = ring_changing_for(&status, now).unsigned_abs();
-    Action::requeue(waited.clamp(Duration::from_secs(1), Duration::from_secs(60)))
+    waited.clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
-fn requeue(step: &Step, settled: bool) -> Action {
+fn requeue(step: &Step, settled: bool) -> Duration {
     match step {
-        _ if settled => Action::requeue(Duration::from_secs(300)),
+        _ if settled => Duration::from_secs(300),
         Step::Bootstrap { .. }
         | Step::Prepare { .. }
         | Step::Commit { .. }
         | Step::Abort { .. }
-        | Step::RemovePods { .. } => Action::requeue(Duration::from_secs(1)),
-        _ => Action::requeue(Duration::from_secs(5)),
+        | Step::RemovePods { .. } => Duration::from_secs(1),
+        _ => Duration::from_secs(5),
     }
 }
 
@@ -238,6 +270,12 @@ async fn announce(
     step: &Step,
     ring: &confab_api::cluster::RingStatus,
 ) {
+    let action = match step {
+        Step::Prepare { epoch, .. } => format!("PrepareRing{epoch}"),
+        Step::Commit { epoch, .. } => format!("CommitRing{epoch}"),
+        Step::Abort { epoch, .. } => format!("AbortRing{epoch}"),
+        _ => String::new(),
+    };
     let (reason, note) = match step {
         Step::Stable => return,
         Step::Paused => ("Paused", "spec.paused is set: not reconciling".to_string()),
@@ -279,7 +317,10 @@ async fn announce(
             format!("drained shards {shards:?}; scaling the StatefulSet to {replicas}"),
         ),
     };
-    ctx.info(cc, reason, note).await;
+    match action.as_str() {
+        "" => ctx.info(cc, reason, note).await,
+        action => ctx.step(cc, reason, action, note).await,
+    }
 }
 
 async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
@@ -322,6 +363,7 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         "drained {drained} shards, deleted {removed} volume claims; other children are garbage-collected"
     );
     ctx.info(cc, "CleanedUp", note).await;
+    ctx.memories.forget(&cluster_key(cc));
     Ok(Action::await_change())
 }
 

@@ -35,6 +35,7 @@ fn ctx_with(api: FakeApi, journal: &Journal, control: JournalControl) -> Arc<sup
         lease: None,
         instance: "test".into(),
         drain_deadline: Duration::from_secs(1),
+        load_interval: Duration::from_secs(15),
     };
     let control = Arc::new(control);
     context(

@@ -8,6 +8,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 use confab_api::cluster::{ChatCluster, RingPhase};
 use confab_api::ring::Ring;
+use confab_operator::core::autoscale::PodReport;
 use confab_operator::shell::control::{ControlApi, ControlError, Target};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::events::v1::Event;
@@ -31,6 +32,9 @@ fn refused(t: &Target, rpc: &str) -> ControlError {
 
 #[async_trait]
 impl ControlApi for Unreachable {
+    async fn status(&self, t: &Target) -> Result<PodReport, ControlError> {
+        Err(refused(t, "Status"))
+    }
     async fn prepare_ring(&self, t: &Target, _: &Ring, _: u64) -> Result<u64, ControlError> {
         Err(refused(t, "PrepareRing"))
     }
