@@ -12,6 +12,7 @@
 //! - [`autoscale`]: the autoscaling bounds and targets of shards and
 //!   gateways;
 //! - [`status`]: what the operator observed and decided;
+//! - [`requests`]: one-off requests by annotation (drain, forced failover);
 //! - [`admission`]: the shared patterns, CEL rules and schema rewrites that
 //!   make the API server refuse what the children would refuse later.
 //!
@@ -21,6 +22,7 @@
 pub mod admission;
 mod autoscale;
 mod components;
+pub mod requests;
 mod status;
 
 pub use autoscale::*;

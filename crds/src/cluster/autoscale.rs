@@ -60,7 +60,8 @@ pub struct GatewayAutoscale {
     #[schemars(range(min = 1, max = 1000))]
     pub max: i32,
     /// Open connections per gateway pod to aim for: the cluster wants
-    /// `ceil(connections ÷ target)` gateways.
+    /// `ceil(connections ÷ target)` gateways. Keep it well below the 19,000
+    /// connections a gateway accepts before it refuses newcomers.
     #[serde(default = "default_connections_target")]
     #[schemars(range(min = 1))]
     pub target_connections: i32,
@@ -80,7 +81,7 @@ fn default_sends_target() -> i32 {
     2000
 }
 fn default_connections_target() -> i32 {
-    50_000
+    12_000
 }
 fn default_up_window() -> i32 {
     60

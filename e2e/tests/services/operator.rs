@@ -8,7 +8,8 @@
 //! in the cluster scenarios, `cluster.rs`). Each test works in a namespace of
 //! its own.
 //! [`failover`] holds the failover scenarios, [`autoscale`] load driving
-//! shards and gateways up and back down, [`stuck`] an operator that
+//! shards and gateways up and back down, [`plugin`] `kubectl confab`
+//! against it, [`stuck`] an operator that
 //! cannot reach the control API, [`refused`] children the API server refuses,
 //! [`admission`] every spec the API server refuses, [`chart`] the operator
 //! running under the Helm chart's RBAC, [`table`] what `kubectl get
@@ -20,6 +21,7 @@ mod autoscale;
 mod chart;
 mod failover;
 mod hygiene;
+mod plugin;
 mod refused;
 mod stuck;
 mod table;

@@ -81,6 +81,20 @@ pub struct Observed {
     pub gateway_ingress: Option<String>,
 }
 
+impl Observed {
+    /// Counts `shards` as NotReady since long before any failover delay:
+    /// what a forced failover asks for. The plan then takes them out of the
+    /// ring without sending them any step, as for a shard that failed.
+    pub fn fence(&mut self, shards: &[u32]) {
+        for pod in &mut self.shard_pods {
+            if shards.contains(&pod.ordinal) {
+                pod.ready = false;
+                pod.since = Some(Timestamp::UNIX_EPOCH);
+            }
+        }
+    }
+}
+
 /// One gateway pod as observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayPod {
@@ -312,6 +326,28 @@ mod tests {
     use super::fixtures::{cluster, observed, ring, with_ring};
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn a_fenced_shard_fails_over_without_being_asked_and_the_others_are() {
+        let mut cc = with_ring(cluster(), ring(1, &[0, 1, 2]));
+        cc.spec.shards.count = 3;
+        let mut obs = observed(3);
+        obs.fence(&[1]);
+        let plan = plan_for(&cc, &obs);
+        assert_eq!(plan.failed, [1]);
+        let Step::Prepare {
+            members, change, ..
+        } = &plan.step
+        else {
+            panic!("{:?}", plan.step);
+        };
+        assert_eq!(
+            (members.as_slice(), *change),
+            (&[0, 2][..], plan::Change::FailOver)
+        );
+        let ring = current_ring(&cc);
+        assert_eq!(plan.step.targets(&ring, &obs.shard_pods), [0, 2]);
+    }
 
     fn names_of(objects: &[Object]) -> Vec<String> {
         objects

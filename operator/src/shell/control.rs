@@ -240,14 +240,16 @@ impl ControlApi for GrpcControl {
     }
 }
 
-/// One recorded control call: `(rpc, cluster, shard, epoch)`; `epoch` is 0
-/// for `Drain`.
+/// One recorded control call: `(rpc, cluster, shard, epoch, address)`;
+/// `epoch` is 0 for `Drain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub rpc: &'static str,
     pub cluster: String,
     pub shard: u32,
     pub epoch: u64,
+    /// Where the call went (a gateway's calls have shard 0).
+    pub address: String,
 }
 
 /// A control API that answers every call and records the ring steps and
@@ -302,6 +304,7 @@ impl Recording {
             cluster: target.cluster.clone(),
             shard: target.shard,
             epoch,
+            address: target.address.clone(),
         };
         self.calls.lock().expect("recording lock").push(call);
     }

@@ -17,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod reconcile;
+pub mod requests;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use super::control::ControlApi;
 use super::driver::{execute, targets};
 use super::metrics::Metrics;
 use super::observe::{observe, shard_pod, token};
+use super::requests;
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
 use crate::core::plan::change_of;
 use crate::core::status::{Faults, change_reason, make_patch, ring_changing_for};
@@ -149,7 +150,8 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let fresh = api.get(&cached.name_any()).await?;
     let cc = &fresh;
     let names = Names::new(cc);
-    let observed = observe(&ctx.client, cc, &names).await?;
+    let mut observed = observe(&ctx.client, cc, &names).await?;
+    observed.fence(&requests::failovers(cc));
     let desired = core::desired(cc, &observed);
     let step = &desired.plan.step;
     // A failed step stops only the ring: the rest of the spec still applies.
@@ -189,19 +191,22 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let current = executed.updated.as_ref().unwrap_or(cc);
     patch_status(ctx, current, &status).await?;
     autoscale::apply(ctx, cc, &autoscaled.steps).await?;
+    requests::serve(
+        ctx,
+        cc,
+        &names,
+        &observed,
+        &status.ring.clone().unwrap_or_default(),
+    )
+    .await?;
     let after = match (&faults.step, faults.refused.is_empty()) {
         (Some(_), _) => retry(current, observed.now),
         // Only a spec change fixes a refusal, and it triggers a reconcile.
         (None, false) => Duration::from_secs(60),
         (None, true) => requeue(step, settled),
     };
-    // The autoscaler reads the load once per interval.
-    let autoscaling = cc.spec.shards.autoscale.is_some() || cc.spec.gateway.autoscale.is_some();
-    let after = match autoscaling {
-        true => after.min(ctx.load_interval),
-        false => after,
-    };
-    Ok(Action::requeue(after))
+    // The load (status.load, the autoscaler) is read once per interval.
+    Ok(Action::requeue(after.min(ctx.load_interval)))
 }
 
 /// Applies the desired children and deletes the ones no longer wanted;

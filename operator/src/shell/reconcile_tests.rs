@@ -35,7 +35,9 @@ fn ctx_with(api: FakeApi, journal: &Journal, control: JournalControl) -> Arc<sup
         lease: None,
         instance: "test".into(),
         drain_deadline: Duration::from_secs(1),
-        load_interval: Duration::from_secs(15),
+        // Longer than every requeue these tests check (the load interval
+        // caps them all in production).
+        load_interval: Duration::from_secs(600),
     };
     let control = Arc::new(control);
     context(

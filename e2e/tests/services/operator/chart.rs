@@ -182,8 +182,9 @@ async fn secrets_are_not_enumerable(admin: &Client, chart: &Installed, ns: &str)
         .await
 }
 
-/// What the operator never does: create or delete ChatClusters, touch pods
-/// beyond listing them, or grant itself more (RBAC objects).
+/// What the operator never does: create or delete ChatClusters, read or
+/// change pods beyond listing them (and deleting one when asked to by a
+/// request annotation), or grant itself more (RBAC objects).
 async fn nothing_beyond_its_calls(admin: &Client, chart: &Installed, ns: &str) -> Result<()> {
     let ns = Some(ns);
     chart
@@ -194,7 +195,8 @@ async fn nothing_beyond_its_calls(admin: &Client, chart: &Installed, ns: &str) -
                 ("create", "confab.dev/chatclusters", ns),
                 ("delete", "confab.dev/chatclusters", ns),
                 ("get", "pods", ns),
-                ("delete", "pods", ns),
+                ("patch", "pods", ns),
+                ("deletecollection", "pods", ns),
                 ("list", "persistentvolumeclaims", ns),
                 ("delete", "apps/deployments", ns),
                 ("create", "rbac.authorization.k8s.io/rolebindings", ns),
