@@ -9,7 +9,8 @@
 //! its own.
 //! [`failover`] holds the failover scenarios, [`autoscale`] load driving
 //! shards and gateways up and back down, [`plugin`] `kubectl confab`
-//! against it, [`stuck`] an operator that
+//! against it, [`rollout`] a new image rolling the shards, [`stuck`] an
+//! operator that
 //! cannot reach the control API, [`refused`] children the API server refuses,
 //! [`admission`] every spec the API server refuses, [`chart`] the operator
 //! running under the Helm chart's RBAC, [`table`] what `kubectl get
@@ -23,6 +24,7 @@ mod failover;
 mod hygiene;
 mod plugin;
 mod refused;
+mod rollout;
 mod stuck;
 mod table;
 

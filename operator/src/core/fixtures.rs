@@ -59,6 +59,7 @@ pub fn ready_pods(n: u32) -> Vec<ShardPod> {
             ready: true,
             since: Some("2026-11-28T11:00:00Z".parse().unwrap()),
             ip: Some(std::net::IpAddr::from([10, 0, 0, ordinal as u8 + 1])),
+            revision: None,
         })
         .collect()
 }
@@ -74,6 +75,7 @@ pub fn observed(shards: u32) -> Observed {
         shard_pods: ready_pods(shards),
         gateway_pods: Vec::new(),
         shard_replicas: Some(shards as i32),
+        shard_revision: None,
         gateways_ready: 1,
         notifiers_ready: 1,
         nats_ready: 1,

@@ -23,6 +23,7 @@ pub mod notifier;
 pub mod plan;
 pub mod pod;
 pub mod resources;
+pub mod roll;
 pub mod scylla;
 pub mod secret;
 pub mod shard;
@@ -72,6 +73,8 @@ pub struct Observed {
     pub gateway_pods: Vec<GatewayPod>,
     /// The shard StatefulSet's replicas, if it exists.
     pub shard_replicas: Option<i32>,
+    /// The shard StatefulSet's update revision (its current pod template).
+    pub shard_revision: Option<String>,
     /// Ready pods per workload.
     pub gateways_ready: i32,
     pub notifiers_ready: i32,
@@ -82,6 +85,16 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The shard roll's next move under `plan`.
+    pub fn roll(&self, plan: &Plan) -> roll::Roll {
+        roll::next(
+            &plan.step,
+            &self.shard_pods,
+            self.shard_revision.as_deref(),
+            self.shard_replicas,
+        )
+    }
+
     /// Counts `shards` as NotReady since long before any failover delay:
     /// what a forced failover asks for. The plan then takes them out of the
     /// ring without sending them any step, as for a shard that failed.

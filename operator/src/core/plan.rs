@@ -37,6 +37,9 @@ pub struct ShardPod {
     pub since: Option<Timestamp>,
     /// Its pod IP, once it has one: the operator dials the control API there.
     pub ip: Option<IpAddr>,
+    /// The StatefulSet revision its pod was made from
+    /// (`controller-revision-hash`), if labelled.
+    pub revision: Option<String>,
 }
 
 /// What the plan needs to know.

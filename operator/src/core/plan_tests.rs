@@ -40,6 +40,7 @@ impl Sim {
                     ready: !broken,
                     since: Some(if broken { self.broken_since } else { now() }),
                     ip: None,
+                    revision: None,
                 }
             })
             .collect()

@@ -3,12 +3,13 @@
 //! Shards are a StatefulSet so each has a stable ordinal (its ring id) and a
 //! stable DNS name for the control API. The replica count comes from the
 //! scaling plan, never straight from the spec: pods leave only after the
-//! ring has moved their chats away. Shard pods spread softly over nodes and
+//! ring has moved their chats away; they move onto a new template only when
+//! the operator's roll deletes them (`OnDelete`). Shard pods spread softly over nodes and
 //! zones, so a node's loss fails over as few shards as the nodes allow.
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{CONTROL_PORT, HTTP_PORT};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -39,6 +40,12 @@ pub fn build_shard_statefulset(cc: &ChatCluster, names: &Names, replicas: i32) -
     let mut pod = pod_spec(cc, names, vec![container], volumes);
     pod.topology_spread_constraints = Some(spread_over_nodes(names, Role::Shard));
     let mut set = stateful_set(names, Role::Shard, replicas, pod, None);
+    // The operator rolls shards itself, one at a time, draining each first
+    // (`roll`): Kubernetes replaces a pod only when the operator deletes it.
+    set.spec.update_strategy = Some(StatefulSetUpdateStrategy {
+        type_: Some("OnDelete".into()),
+        rolling_update: None,
+    });
     set.spec.template.metadata = Some(runtime_template_meta(
         cc,
         names,
@@ -81,6 +88,12 @@ mod tests {
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("chat-shard"));
         assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+        let strategy = spec.update_strategy.unwrap();
+        assert_eq!(
+            strategy.type_.as_deref(),
+            Some("OnDelete"),
+            "the operator rolls them"
+        );
         let template_labels = spec.template.metadata.unwrap().labels.unwrap();
         for (k, v) in spec.selector.match_labels.unwrap() {
             assert_eq!(template_labels.get(&k), Some(&v));

@@ -174,10 +174,12 @@ fn verdicts(
         faults,
         stuck,
     };
-    let (progressing, reason, message) = match (&faults.step, faults.refused.is_empty()) {
-        (Some(e), _) => (false, "RingStepFailed", format!("{e}; retrying")),
-        (None, false) => (false, "ApplyRefused", refusals(faults)),
-        (None, true) => progress(&plan.step),
+    let roll = observed.roll(plan).message();
+    let (progressing, reason, message) = match (&faults.step, faults.refused.is_empty(), roll) {
+        (Some(e), _, _) => (false, "RingStepFailed", format!("{e}; retrying")),
+        (None, false, _) => (false, "ApplyRefused", refusals(faults)),
+        (None, true, Some(roll)) if matches!(plan.step, Step::Stable) => (true, "RollingOut", roll),
+        (None, true, _) => progress(&plan.step),
     };
     [
         available(&facts),

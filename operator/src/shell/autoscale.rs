@@ -28,6 +28,7 @@ use crate::core::autoscale::{
     shards_wanted,
 };
 use crate::core::names::Names;
+use crate::core::roll::Roll;
 use crate::core::{Observed, Plan, Step};
 use crate::error::Error;
 
@@ -127,7 +128,9 @@ fn blocked(cc: &ChatCluster, observed: &Observed, plan: &Plan) -> (Option<String
     } else {
         None
     };
+    let rolling = observed.roll(plan) != Roll::Done;
     let shards = common.clone().or_else(|| match &plan.step {
+        Step::Stable if rolling => Some("the shards are rolling onto a new pod template".into()),
         Step::Stable => None,
         step => Some(format!("the ring is changing ({})", step.kind())),
     });

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod observe;
 pub mod reconcile;
 pub mod requests;
+pub mod roll;
 
 use std::future::Future;
 use std::sync::Arc;

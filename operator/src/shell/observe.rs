@@ -72,6 +72,10 @@ pub async fn observe(
         shard_pods,
         gateway_pods,
         shard_replicas: shard_sts.as_ref().and_then(|s| s.spec.replicas),
+        shard_revision: shard_sts
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.update_revision.clone()),
         gateways_ready: deploy_ready(&deploys, &names.workload(Role::Gateway)).await?,
         notifiers_ready: deploy_ready(&deploys, &names.workload(Role::Notifier)).await?,
         nats_ready: sts_ready(&sts, &names.workload(Role::Nats)).await?,
@@ -179,11 +183,17 @@ pub fn shard_pod(names: &Names, pod: &Pod) -> Option<ShardPod> {
         .and_then(|c| c.last_transition_time.clone())
         .or_else(|| pod.metadata.creation_timestamp.clone())
         .map(|t| t.0);
+    let revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash").cloned());
     Some(ShardPod {
         ordinal,
         ready: ready(pod),
         since,
         ip: pod_ip(pod),
+        revision,
     })
 }
 

@@ -27,8 +27,10 @@ use super::driver::{execute, targets};
 use super::metrics::Metrics;
 use super::observe::{observe, shard_pod, token};
 use super::requests;
+use super::roll;
 use crate::core::names::{CLUSTER_LABEL, FIELD_MANAGER, Names, Role};
 use crate::core::plan::change_of;
+use crate::core::roll::Roll;
 use crate::core::status::{Faults, change_reason, make_patch, ring_changing_for};
 use crate::core::{self, ShardPod, SigningKey, Step};
 use crate::error::Error;
@@ -170,8 +172,12 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
             time_commit(ctx, cc, &desired, observed.now);
         }
     }
+    let roll = observed.roll(&desired.plan);
     if !cc.spec.paused {
         faults.refused = apply_children(ctx, cc, &names, &desired, &observed).await?;
+        if executed.failed.is_none() {
+            roll::step(ctx, cc, &names, &observed, &roll).await?;
+        }
     }
     let ring = &executed.ring;
     let mut status = core::status::build(cc, &names, &observed, &desired.plan, ring, &faults);
@@ -203,6 +209,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
         (Some(_), _) => retry(current, observed.now),
         // Only a spec change fixes a refusal, and it triggers a reconcile.
         (None, false) => Duration::from_secs(60),
+        (None, true) if roll != Roll::Done => Duration::from_secs(2),
         (None, true) => requeue(step, settled),
     };
     // The load (status.load, the autoscaler) is read once per interval.

@@ -26,7 +26,7 @@ const DELAY: i64 = 3;
 
 /// Sets `pod`'s Ready condition as a kubelet would; answers the transition
 /// time the API stored.
-async fn set_ready(pods: &Api<Pod>, pod: &str, ready: bool) -> Result<Timestamp> {
+pub(crate) async fn set_ready(pods: &Api<Pod>, pod: &str, ready: bool) -> Result<Timestamp> {
     let status = if ready { "True" } else { "False" };
     let patch = json!({ "status": { "conditions": [{
         "type": "Ready", "status": status, "reason": "E2eProbe",
