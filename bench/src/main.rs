@@ -37,6 +37,7 @@ mod load;
 mod media;
 mod push;
 mod relay;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,6 +104,12 @@ enum Scenario {
         /// Source addresses 127.0.0.2 … 127.0.0.(1+N).
         #[arg(long, default_value_t = 4)]
         sources: u8,
+    },
+    /// What the gateway↔shard wire versions cost: bytes, encode and decode
+    /// time of a typical command and answer (no server).
+    Wire {
+        #[arg(long, default_value_t = 100_000)]
+        iterations: u32,
     },
     /// Embedded store append throughput (group commit), no network.
     Store {
@@ -401,8 +408,10 @@ async fn store_bench(messages: u64) -> Result<()> {
 async fn main() -> Result<()> {
     chat_runtime::install_crypto();
     let Args { url, pid, scenario } = Args::parse();
-    if let Scenario::Store { messages } = scenario {
-        return store_bench(messages).await;
+    match scenario {
+        Scenario::Store { messages } => return store_bench(messages).await,
+        Scenario::Wire { iterations } => return wire::run(iterations),
+        _ => {}
     }
     let extra = match &scenario {
         Scenario::Media { mib, buckets } => {
@@ -447,6 +456,6 @@ async fn main() -> Result<()> {
         } => push::run(&target, recipients, messages).await,
         Scenario::Abuse => abuse::run(&target).await,
         Scenario::Client { messages, window } => client::run(&target, messages, window).await,
-        Scenario::Store { .. } => unreachable!("handled above"),
+        Scenario::Store { .. } | Scenario::Wire { .. } => unreachable!("handled above"),
     }
 }

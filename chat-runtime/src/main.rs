@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chat_runtime::gateway::tls::TlsFiles;
 use chat_runtime::node::Limits;
+use chat_runtime::shard::wire::{self, Version};
 use chat_runtime::{roles, standalone};
 use clap::{Parser, Subcommand};
 
@@ -140,6 +141,20 @@ struct Pod {
     /// API takes calls from anyone who can reach it.
     #[arg(long, env = confab_api::config::CONTROL_TOKEN_FILE_ENV)]
     control_token_file: Option<PathBuf>,
+    /// Highest gateway↔shard wire version to speak (1: JSON, 2:
+    /// MessagePack); peers agree on the highest both speak, so this only
+    /// pins a process lower (e.g. to stand in for an older build).
+    #[arg(long, env = "CONFAB_WIRE_MAX", default_value = "2", value_parser = wire_version)]
+    wire_max: Version,
+}
+
+fn wire_version(s: &str) -> Result<Version, String> {
+    s.parse::<u8>().ok().and_then(Version::new).ok_or_else(|| {
+        format!(
+            "{s:?} is not a wire version this build speaks (1..={})",
+            wire::LATEST.number()
+        )
+    })
 }
 
 /// The listener's own TLS (otherwise plain HTTP: terminate TLS in front).
@@ -248,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
                 listen: pod.listen,
                 control_listen: pod.control_listen,
                 control_token_file: pod.control_token_file,
+                wire: pod.wire_max,
                 limits: clients.limits(Limits::default()),
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
                 tls: tls.files(),
@@ -269,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
                 listen: pod.listen,
                 control_listen: pod.control_listen,
                 control_token_file: pod.control_token_file,
+                wire: pod.wire_max,
                 lease_ttl: std::time::Duration::from_millis(lease_ms.max(1000)),
             };
             roles::shard::run(args, shutdown_signal()).await

@@ -26,6 +26,11 @@ struct EventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WireLabel {
+    version: u8,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PushLabel {
     platform: &'static str,
     outcome: &'static str,
@@ -63,6 +68,7 @@ pub struct Metrics {
     pub push_dead_letters: Counter,
     push_attempts: Family<PushLabel, Counter>,
     audit_events: Family<EventLabel, Counter>,
+    wire_commands: Family<WireLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -127,6 +133,12 @@ impl Metrics {
         let push_dead_letters = Counter::default();
         let push_attempts = Family::<PushLabel, Counter>::default();
         let audit_events = Family::<EventLabel, Counter>::default();
+        let wire_commands = Family::<WireLabel, Counter>::default();
+        registry.register(
+            "shard_commands",
+            "Commands a shard received from gateways, by wire version",
+            wire_commands.clone(),
+        );
         registry.register(
             "audit_events",
             "Security-relevant events (the audit log), by kind",
@@ -221,7 +233,15 @@ impl Metrics {
             push_dead_letters,
             push_attempts,
             audit_events,
+            wire_commands,
         }
+    }
+
+    /// Counts one command a shard received in wire `version`.
+    pub fn wire_command(&self, version: u8) {
+        self.wire_commands
+            .get_or_create(&WireLabel { version })
+            .inc();
     }
 
     /// Counts one audited event (see [`crate::audit`]).

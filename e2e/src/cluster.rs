@@ -132,6 +132,9 @@ pub struct LocalCluster {
     pub gateways: Vec<Option<Proc>>,
     pub notifier: Option<Proc>,
     pub http: reqwest::Client,
+    /// Processes (`shard-<n>`, `gateway-<i>`) started as an older build
+    /// would run: speaking gateway↔shard wire version 1 only.
+    pub older: Vec<String>,
 }
 
 /// A loopback address for a child process to listen on. The port comes from
@@ -197,6 +200,18 @@ impl LocalCluster {
     /// As [`LocalCluster::start`]; with `own_nats`, on a nats-server of its
     /// own that [`LocalCluster::restart_nats`] may kill and start again.
     pub async fn start_with(shards: u32, gateways: usize, own_nats: bool) -> Result<Self> {
+        Self::start_mixed(shards, gateways, own_nats, &[]).await
+    }
+
+    /// As [`LocalCluster::start_with`], the processes named in `older`
+    /// (`shard-<n>`, `gateway-<i>`) standing in for an older build: they
+    /// speak wire version 1 only, as a build from before version 2 does.
+    pub async fn start_mixed(
+        shards: u32,
+        gateways: usize,
+        own_nats: bool,
+        older: &[&str],
+    ) -> Result<Self> {
         crate::install_crypto();
         let cql = service_env("CONFAB_CQL_NODE");
         let dir = tempfile::tempdir()?;
@@ -237,6 +252,7 @@ impl LocalCluster {
             gateways: Vec::new(),
             notifier: None,
             http: reqwest::Client::new(),
+            older: older.iter().map(|s| s.to_string()).collect(),
         };
         let started = futures::future::try_join_all((0..shards).map(|n| cluster.launch_shard(n)));
         cluster.shards = started.await?.into_iter().map(Some).collect();
@@ -274,6 +290,10 @@ impl LocalCluster {
     fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
         let (http, control) = (free_addr()?, free_addr()?);
         let log = self.dir.path().join(format!("{name}.log"));
+        let wire_max = match self.older.iter().any(|o| o == name) {
+            true => "1",
+            false => "2",
+        };
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -290,6 +310,7 @@ impl LocalCluster {
             ])
             .env("RUST_LOG", "info")
             .env("RUST_BACKTRACE", "0")
+            .env("CONFAB_WIRE_MAX", wire_max)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -321,6 +342,13 @@ impl LocalCluster {
             "{what} not ready (or exited); its log ends:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
+    }
+
+    /// Shard `n`'s `/metrics` text.
+    pub async fn shard_metrics(&self, n: usize) -> Result<String> {
+        let p = self.shards[n].as_ref().context("shard not running")?;
+        let url = format!("http://{}/metrics", p.http);
+        Ok(self.http.get(url).send().await?.text().await?)
     }
 
     /// The notifier's `/metrics` URL.

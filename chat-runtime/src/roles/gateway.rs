@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::node::{Limits, Node, Seams};
 use crate::push::DevicePolicy;
 use crate::shard::remote::NatsShardClient;
+use crate::shard::wire::Version;
 
 /// On SIGTERM, sessions leave spread over this long (well inside the pod's
 /// 30 s grace period) before the server stops.
@@ -35,6 +36,8 @@ pub struct GatewayArgs {
     pub control_listen: SocketAddr,
     /// The control token's file (see [`control::Gate`]).
     pub control_token_file: Option<std::path::PathBuf>,
+    /// Highest gateway↔shard wire version to speak.
+    pub wire: Version,
     pub limits: Limits,
     pub sweep_every: Duration,
     /// Serve TLS with this certificate and key (reloaded when they change);
@@ -60,11 +63,14 @@ pub async fn run(
         nats.clone(),
         connect::user_prefix(&config),
     ));
-    let shards = Arc::new(NatsShardClient::new(
-        nats.clone(),
-        connect::shard_prefix(&config),
-        config.ring.clone(),
-    ));
+    let shards = Arc::new(
+        NatsShardClient::new(
+            nats.clone(),
+            connect::shard_prefix(&config),
+            config.ring.clone(),
+        )
+        .with_wire_max(args.wire),
+    );
     anyhow::ensure!(
         !config.media.is_empty(),
         "the cluster config names no media bucket"

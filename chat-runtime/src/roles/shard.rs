@@ -18,6 +18,7 @@ use crate::bus::nats::NatsBus;
 use crate::cluster::{NotOwner, Ownership, OwnershipRecord};
 use crate::metrics::Metrics;
 use crate::shard::remote::{self, Answer, Gate};
+use crate::shard::wire::Version;
 use crate::shard::{Command, Shard};
 
 /// What a shard process is told.
@@ -31,6 +32,8 @@ pub struct ShardArgs {
     pub control_listen: SocketAddr,
     /// The control token's file (see [`control::Gate`]).
     pub control_token_file: Option<std::path::PathBuf>,
+    /// Highest gateway↔shard wire version to speak.
+    pub wire: Version,
     pub lease_ttl: Duration,
 }
 
@@ -172,7 +175,8 @@ pub async fn run(
     let gate = Arc::new(OwnershipGate(ownership.clone()));
     let inbox = tokio::spawn({
         let (nats, shard) = (nats.clone(), shard.clone());
-        async move { remote::serve(nats, &prefix, me, shard, gate).await }
+        let wire = args.wire;
+        async move { remote::serve(nats, &prefix, me, wire, shard, gate).await }
     });
     tracing::info!(shard = me.0, listen = %args.listen, control = %args.control_listen, "shard serving");
     let listener = tokio::net::TcpListener::bind(args.listen)

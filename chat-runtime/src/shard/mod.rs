@@ -28,6 +28,7 @@ pub mod remote;
 mod sequencer;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,7 @@ use crate::error::ApiError;
 use crate::model::{ChatId, Content, Seq, UserId};
 
 /// A change to a chat, on behalf of `user`. Serializable: in clusters it
-/// travels from gateway to shard as JSON.
+/// travels from gateway to shard in the agreed wire version ([`wire`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {

@@ -1,8 +1,9 @@
 //! Gateways reach shards over NATS request/reply (DESIGN §2, the
 //! `ShardClient` seam in clusters).
 //!
-//! Subject `<prefix>.<ordinal>`; the request is a JSON [`Command`], the reply
-//! a JSON [`Answer`]. A shard answers a command for a chat it does not own
+//! Subject `<prefix>.<ordinal>`; the request is a [`Command`], the reply an
+//! [`Answer`], each in the wire version the two processes agree on
+//! ([`wire`]: JSON or MessagePack). A shard answers a command for a chat it does not own
 //! with [`Answer::Moved`] and its committed ring, so a gateway with an older
 //! ring catches up from the answer itself; "not now" (a ring change in
 //! flight, no lease yet) is [`Answer::Retry`]. The gateway retries both —
@@ -10,15 +11,16 @@
 //! command is idempotent (sends carry a `client_msg_id`), so a retry never
 //! doubles a message.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use confab_api::ring::{Ring, ShardId};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::wire::{self, VERSION_HEADER, Version};
 use super::{Command, Reply, SendItem, Sent, Shard, ShardClient, batch, client};
 use crate::backoff;
 use crate::bus::Origin;
@@ -58,6 +60,10 @@ pub struct NatsShardClient {
     client: async_nats::Client,
     prefix: String,
     ring: RwLock<Ring>,
+    /// The highest wire version this gateway reads.
+    wire: Version,
+    /// The highest wire version each shard (by ordinal) said it reads.
+    learned: Vec<AtomicU8>,
 }
 
 impl NatsShardClient {
@@ -66,6 +72,32 @@ impl NatsShardClient {
             client,
             prefix: prefix.into(),
             ring: RwLock::new(ring),
+            wire: wire::LATEST,
+            learned: (0..=u8::MAX).map(|_| AtomicU8::new(1)).collect(),
+        }
+    }
+
+    /// Speaks at most wire version `max` (`--wire-max`).
+    pub fn with_wire_max(mut self, max: Version) -> Self {
+        self.wire = max;
+        self
+    }
+
+    /// The version to write to `shard` in: the highest both read, as far as
+    /// this gateway knows.
+    fn version_for(&self, shard: ShardId) -> Version {
+        let learned = self
+            .learned
+            .get(shard.0 as usize)
+            .map_or(1, |v| v.load(Ordering::Relaxed));
+        Version::new(learned)
+            .unwrap_or(Version::JSON)
+            .min(self.wire)
+    }
+
+    fn learn(&self, shard: ShardId, max: Version) {
+        if let Some(v) = self.learned.get(shard.0 as usize) {
+            v.store(max.number(), Ordering::Relaxed);
         }
     }
 
@@ -102,7 +134,6 @@ impl NatsShardClient {
 
     /// One command to one owner, retried until answered or out of time.
     async fn call_one(&self, command: &Command) -> Result<Reply, ApiError> {
-        let payload = Bytes::from(serde_json::to_vec(command).expect("commands serialize"));
         let started = Instant::now();
         let mut waits = backoff::waits(FIRST_BACKOFF, MAX_BACKOFF);
         // After a shard does not answer (dead, or removed from the ring we
@@ -112,15 +143,17 @@ impl NatsShardClient {
         let mut probe: Option<ShardId> = None;
         loop {
             let owner = probe.take().unwrap_or_else(|| self.owner(command));
+            let version = self.version_for(owner);
             let request = async_nats::Request::new()
-                .payload(payload.clone())
+                .payload(version.encode(command))
+                .headers(wire::headers(version, self.wire))
                 .timeout(Some(REQUEST_TIMEOUT));
             let why = match self
                 .client
                 .send_request(subject(&self.prefix, owner), request)
                 .await
             {
-                Ok(msg) => match serde_json::from_slice::<Answer>(&msg.payload) {
+                Ok(msg) => match self.read_answer(owner, &msg) {
                     Ok(Answer::Done(result)) => return result,
                     Ok(Answer::Moved { ring }) => {
                         if self.adopt(ring) {
@@ -129,7 +162,7 @@ impl NatsShardClient {
                         format!("{owner} does not own the chat at our ring's epoch")
                     }
                     Ok(Answer::Retry { reason }) => reason,
-                    Err(e) => format!("undecodable answer from {owner}: {e}"),
+                    Err(e) => format!("answer from {owner}: {e}"),
                 },
                 Err(e) => {
                     probe = self.next_after(owner);
@@ -146,6 +179,18 @@ impl NatsShardClient {
             tracing::debug!(%owner, reason = %why, "gateway: retrying a command");
             tokio::time::sleep(waits.next().unwrap_or(MAX_BACKOFF)).await;
         }
+    }
+
+    /// An answer of `shard`, read in the version it names; learns the
+    /// highest version the shard reads.
+    fn read_answer(
+        &self,
+        shard: ShardId,
+        msg: &async_nats::Message,
+    ) -> Result<Answer, wire::WireError> {
+        let headers = msg.headers.as_ref();
+        self.learn(shard, Version::peer_max(headers));
+        Version::from_headers(headers, VERSION_HEADER)?.decode(&msg.payload)
     }
 
     /// A batch of sends may span chats of several shards: one batch per
@@ -202,12 +247,13 @@ pub trait Gate: Send + Sync + 'static {
 }
 
 /// Shard side: answers the commands sent to shard `me`'s inbox until the
-/// subscription ends. Each command runs in its own task; the sequencer
-/// orders commands per chat.
+/// subscription ends, reading and writing wire versions up to `wire`. Each
+/// command runs in its own task; the sequencer orders commands per chat.
 pub async fn serve(
     client: async_nats::Client,
     prefix: &str,
     me: ShardId,
+    wire: Version,
     shard: Arc<Shard>,
     gate: Arc<dyn Gate>,
 ) -> Result<(), async_nats::SubscribeError> {
@@ -220,15 +266,34 @@ pub async fn serve(
         };
         let (client, shard, gate) = (client.clone(), shard.clone(), gate.clone());
         tokio::spawn(async move {
-            let answer = match serde_json::from_slice::<Command>(&msg.payload) {
-                Err(e) => Answer::Done(Err(ApiError::invalid(format!("bad command: {e}")))),
-                Ok(command) => match gate.admit(&command) {
-                    Ok(()) => Answer::Done(shard.handle(command).await),
-                    Err(answer) => answer,
-                },
+            let headers = msg.headers.as_ref();
+            let (answer, version) = match Version::from_headers(headers, VERSION_HEADER) {
+                // Asked in a version this build does not read: say which it
+                // does, in the one every build reads.
+                Err(e) => (
+                    Answer::Retry {
+                        reason: e.to_string(),
+                    },
+                    Version::JSON,
+                ),
+                Ok(asked) => {
+                    shard.metrics().wire_command(asked.number());
+                    let answer = match asked.decode::<Command>(&msg.payload) {
+                        Err(e) => Answer::Done(Err(ApiError::invalid(format!("bad command: {e}")))),
+                        Ok(command) => match gate.admit(&command) {
+                            Ok(()) => Answer::Done(shard.handle(command).await),
+                            Err(answer) => answer,
+                        },
+                    };
+                    (answer, Version::peer_max(headers).min(wire))
+                }
             };
-            let bytes = Bytes::from(serde_json::to_vec(&answer).expect("answers serialize"));
-            if let Err(e) = client.publish(reply_to, bytes).await {
+            let reply = client.publish_with_headers(
+                reply_to,
+                wire::headers(version, wire),
+                version.encode(&answer),
+            );
+            if let Err(e) = reply.await {
                 tracing::warn!(error = %e, "shard: could not answer a command");
             }
         });
@@ -242,7 +307,7 @@ mod tests {
     use crate::model::Content;
 
     #[test]
-    fn commands_and_answers_round_trip_as_json() {
+    fn commands_and_answers_round_trip_in_every_wire_version() {
         let user = uuid::Uuid::new_v4();
         let command = Command::Send {
             user,
@@ -253,8 +318,10 @@ mod tests {
             }],
             origin: Some(7),
         };
-        let json = serde_json::to_string(&command).unwrap();
-        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);
+        let versions = [Version::JSON, wire::LATEST];
+        for v in versions {
+            assert_eq!(v.decode::<Command>(&v.encode(&command)).unwrap(), command);
+        }
         let answers = [
             Answer::Done(Ok(Reply::Sent(vec![
                 Ok(Sent {
@@ -272,9 +339,11 @@ mod tests {
                 reason: "moving".into(),
             },
         ];
-        for a in answers {
-            let json = serde_json::to_string(&a).unwrap();
-            assert_eq!(serde_json::from_str::<Answer>(&json).unwrap(), a, "{json}");
+        for (a, v) in answers
+            .into_iter()
+            .flat_map(|a| versions.map(|v| (a.clone(), v)))
+        {
+            assert_eq!(v.decode::<Answer>(&v.encode(&a)).unwrap(), a, "{v:?}");
         }
     }
 }

@@ -64,6 +64,11 @@ fn envelope(chat: ChatId, frame: &ServerFrame) -> Envelope {
 }
 
 impl Shard {
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
         Self::with_minter(store, bus, metrics, Arc::new(Uuid::now_v7))
     }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use chat_runtime::bus::nats_queue::NatsQueue;
 use chat_runtime::bus::nats_sessions::{self, NatsSessions};
 use chat_runtime::bus::queue::PushQueue;
@@ -25,6 +25,7 @@ use chat_runtime::model::{Chat, ChatKind, Content, Member, Message, Role, Seq, n
 use chat_runtime::roles::lease::{self, LeaseTimes};
 use chat_runtime::roles::{connect, records};
 use chat_runtime::shard::remote::{self, Answer, Gate, NatsShardClient};
+use chat_runtime::shard::wire::{self, Version};
 use chat_runtime::shard::{self, Command, Shard};
 use chat_runtime::store::scylla::{
     self as cql_store, BUCKET, Replication, ScyllaConfig, ScyllaStore, latest_version,
@@ -119,20 +120,66 @@ impl Gate for Open {
 
 #[tokio::test]
 async fn nats_shard_client_passes_the_shard_client_conformance_suite() -> Result<()> {
+    conformance_over_nats(wire::LATEST, wire::LATEST).await
+}
+
+/// Every command and answer in JSON, the wire every build speaks.
+#[tokio::test]
+async fn nats_shard_client_passes_it_in_wire_version_1() -> Result<()> {
+    conformance_over_nats(Version::JSON, Version::JSON).await
+}
+
+/// A gateway and a shard of different builds (one knows only version 1)
+/// agree on version 1, whichever side is the older.
+#[tokio::test]
+async fn nats_shard_client_passes_it_across_wire_versions() -> Result<()> {
+    conformance_over_nats(wire::LATEST, Version::JSON).await?;
+    conformance_over_nats(Version::JSON, wire::LATEST).await
+}
+
+/// The shard client conformance suite through NATS, the gateway speaking
+/// at most `gateway` and the shard at most `shard`; then the shard's
+/// commands by wire version show which version they agreed on.
+async fn conformance_over_nats(gateway: Version, shard_max: Version) -> Result<()> {
     let nats = nats().await?;
     with_store(|store, _, _| async move {
         let bus = Arc::new(bus::local::LocalBus::new());
-        let shard = Arc::new(Shard::new(store.clone(), bus, Arc::new(Metrics::new())));
+        let metrics = Arc::new(Metrics::new());
+        let shard = Arc::new(Shard::new(store.clone(), bus, metrics.clone()));
         let (prefix, me) = (unique("confab_seams.shard"), ShardId(0));
         let inbox = tokio::spawn({
             let (nats, prefix) = (nats.clone(), prefix.clone());
-            async move { remote::serve(nats, &prefix, me, shard, Arc::new(Open)).await }
+            async move { remote::serve(nats, &prefix, me, shard_max, shard, Arc::new(Open)).await }
         });
-        let client = NatsShardClient::new(nats, prefix, Ring::new(1, &[me], 8)?);
+        let client =
+            NatsShardClient::new(nats, prefix, Ring::new(1, &[me], 8)?).with_wire_max(gateway);
         let suite = shard::conformance::run(&client, store.as_ref());
         let outcome = timeout(Duration::from_secs(120), suite).await;
         inbox.abort();
-        outcome.context("the shard client suite took over 120 s")
+        outcome.context("the shard client suite took over 120 s")?;
+        let agreed = gateway.min(shard_max).number();
+        let text = metrics.render();
+        let count = |v: u8| {
+            let series = format!("confab_shard_commands_total{{version=\"{v}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0, |n| n.trim().parse::<u64>().unwrap_or(0))
+        };
+        // The first command to a shard goes in version 1 (the gateway does
+        // not know the shard yet); every later one in the agreed version.
+        ensure!(count(1) >= 1, "{text}");
+        if agreed > 1 {
+            ensure!(
+                count(agreed) > count(1),
+                "version {agreed} not used:\n{text}"
+            );
+        } else {
+            ensure!(
+                count(2) == 0,
+                "version 2 used with a version-1 peer:\n{text}"
+            );
+        }
+        Ok(())
     })
     .await
 }
