@@ -8,12 +8,12 @@
 //! reconcile would loop). What the windows need is kept in memory: an
 //! operator that restarts waits one window before its first step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use confab_api::cluster::{AutoscaleStatus, ChatCluster, LoadStatus};
+use confab_api::cluster::{AutoscaleStatus, ChatCluster, LoadStatus, ScaleStatus};
 use confab_api::config::CONTROL_PORT;
 use futures::future::join_all;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -163,88 +163,86 @@ fn decide(
     match &cc.spec.shards.autoscale {
         Some(spec) => {
             let current = cc.spec.shards.count;
-            let wanted = shards_wanted(spec, current, load);
-            let why = shards_blocked.as_deref().or(unreachable.as_deref());
-            let policy = Policy::shards(spec);
-            let (scale, step) = role(&policy, current, &wanted, &mut memory.shards, why, now);
-            status.shards = Some(autoscale::scale_status(
-                old.shards.as_ref(),
-                &wanted,
-                &scale,
+            let role = Role {
+                policy: Policy::shards(spec),
                 current,
-                now,
-            ));
-            steps.extend(step.map(|to| {
-                ScaleStep {
-                    field: ["shards", "count"],
-                    to,
-                    reason: "AutoscaledShards",
-                    note: status
-                        .shards
-                        .as_ref()
-                        .and_then(|s| s.last_scale_reason.clone())
-                        .unwrap_or_default(),
-                }
-            }));
+                wanted: shards_wanted(spec, current, load),
+                blocked: shards_blocked.as_deref().or(unreachable.as_deref()),
+                field: ["shards", "count"],
+                reason: "AutoscaledShards",
+            };
+            let (s, step) = role.run(old.shards.as_ref(), &mut memory.shards, now);
+            status.shards = Some(s);
+            steps.extend(step);
         }
         None => memory.shards.clear(),
     }
     match &cc.spec.gateway.autoscale {
         Some(spec) => {
             let current = cc.spec.gateway.replicas;
-            let wanted = gateways_wanted(spec, current, load);
-            let why = gateways_blocked.as_deref().or(unreachable.as_deref());
-            let policy = Policy::gateways(spec);
-            let (scale, step) = role(&policy, current, &wanted, &mut memory.gateways, why, now);
-            status.gateway = Some(autoscale::scale_status(
-                old.gateway.as_ref(),
-                &wanted,
-                &scale,
+            let role = Role {
+                policy: Policy::gateways(spec),
                 current,
-                now,
-            ));
-            steps.extend(step.map(|to| {
-                ScaleStep {
-                    field: ["gateway", "replicas"],
-                    to,
-                    reason: "AutoscaledGateways",
-                    note: status
-                        .gateway
-                        .as_ref()
-                        .and_then(|s| s.last_scale_reason.clone())
-                        .unwrap_or_default(),
-                }
-            }));
+                wanted: gateways_wanted(spec, current, load),
+                blocked: gateways_blocked.as_deref().or(unreachable.as_deref()),
+                field: ["gateway", "replicas"],
+                reason: "AutoscaledGateways",
+            };
+            let (s, step) = role.run(old.gateway.as_ref(), &mut memory.gateways, now);
+            status.gateway = Some(s);
+            steps.extend(step);
         }
         None => memory.gateways.clear(),
     }
     (status, steps)
 }
 
-/// One role: remembers the recommendation and decides; a step starts the
-/// windows over.
-fn role(
-    policy: &Policy,
+/// One role's autoscaler at one reading.
+struct Role<'a> {
+    policy: Policy,
     current: i32,
-    wanted: &Wanted,
-    history: &mut std::collections::VecDeque<Recommendation>,
-    blocked: Option<&str>,
-    now: Timestamp,
-) -> (Verdict, Option<i32>) {
-    let rec = Recommendation {
-        at: now,
-        count: wanted.count,
-    };
-    remember(history, rec, policy);
-    let verdict = autoscale::decide(policy, current, history.make_contiguous(), now, blocked);
-    let step = match &verdict {
-        Verdict::Scale { to, .. } => {
-            history.clear();
-            Some(*to)
-        }
-        Verdict::Hold { .. } => None,
-    };
-    (verdict, step)
+    wanted: Wanted,
+    blocked: Option<&'a str>,
+    field: [&'static str; 2],
+    reason: &'static str,
+}
+
+impl Role<'_> {
+    /// Remembers the recommendation and decides; a step starts the windows
+    /// over. Answers the role's status and the step to take, if any.
+    fn run(
+        self,
+        old: Option<&ScaleStatus>,
+        history: &mut VecDeque<Recommendation>,
+        now: Timestamp,
+    ) -> (ScaleStatus, Option<ScaleStep>) {
+        let rec = Recommendation {
+            at: now,
+            count: self.wanted.count,
+        };
+        remember(history, rec, &self.policy);
+        let verdict = autoscale::decide(
+            &self.policy,
+            self.current,
+            history.make_contiguous(),
+            now,
+            self.blocked,
+        );
+        let status = autoscale::scale_status(old, &self.wanted, &verdict, self.current, now);
+        let step = match verdict {
+            Verdict::Scale { to, .. } => {
+                history.clear();
+                Some(ScaleStep {
+                    field: self.field,
+                    to,
+                    reason: self.reason,
+                    note: status.last_scale_reason.clone().unwrap_or_default(),
+                })
+            }
+            Verdict::Hold { .. } => None,
+        };
+        (status, step)
+    }
 }
 
 /// Sets the counts the autoscaler decided on, each with its event. Runs
