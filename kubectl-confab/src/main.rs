@@ -12,7 +12,7 @@ use kubectl_confab::{Error, bundle, request, ring, snapshot, status};
 /// Confab ChatClusters from the command line: status, ring placement,
 /// drains, forced failover and support bundles.
 #[derive(Parser, Debug)]
-#[command(name = "kubectl confab", version, about)]
+#[command(name = "kubectl confab", bin_name = "kubectl confab", version, about)]
 struct Cli {
     /// Namespace of the ChatCluster (default: the kubeconfig context's).
     #[arg(short, long, global = true)]
@@ -24,9 +24,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// The ring, every shard and gateway, the load and the autoscaler.
-    Status { cluster: String },
+    Status {
+        /// The ChatCluster's name.
+        cluster: String,
+    },
     /// The shard each chat is placed on (and after a change in flight).
     Ring {
+        /// The ChatCluster's name.
         cluster: String,
         /// Chat ids (UUIDs).
         #[arg(required = true)]
@@ -35,6 +39,7 @@ enum Command {
     /// Drains a gateway (its sessions move to the others) or a shard (it
     /// flushes and releases its chats), then deletes its pod.
     Drain {
+        /// The ChatCluster's name.
         cluster: String,
         #[command(subcommand)]
         pod: Target,
@@ -46,14 +51,17 @@ enum Command {
     /// neighbours without asking it), then deletes its pod; it rejoins
     /// when Ready.
     Failover {
+        /// The ChatCluster's name.
         cluster: String,
         #[command(subcommand)]
         pod: ShardOnly,
+        /// How long to wait for the operator to carry it out.
         #[arg(long, default_value = "120s", value_parser = seconds)]
         timeout: Duration,
     },
     /// Writes a support bundle (.tar.gz; no Secret is read).
     SupportBundle {
+        /// The ChatCluster's name.
         cluster: String,
         /// Where to write it (default: confab-<namespace>-<cluster>.tar.gz).
         #[arg(short, long)]
@@ -134,5 +142,35 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_reads_durations() {
+        Cli::command().debug_assert();
+        assert_eq!(seconds("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(seconds("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(seconds("15"), Ok(Duration::from_secs(15)));
+        assert!(seconds("soon").is_err());
+        let cli = Cli::try_parse_from([
+            "kubectl-confab",
+            "-n",
+            "prod",
+            "failover",
+            "chat",
+            "shard",
+            "2",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Failover { ref cluster, pod: ShardOnly::Shard { ordinal: 2 }, .. } if cluster == "chat"
+        ));
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
     }
 }
