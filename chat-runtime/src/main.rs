@@ -71,6 +71,9 @@ enum Role {
     Gateway {
         #[command(flatten)]
         pod: Pod,
+        /// Most open WebSocket sessions; newcomers above it are refused (4001).
+        #[arg(long, env = confab_api::config::MAX_CONNECTIONS_ENV, default_value_t = Limits::default().max_connections)]
+        max_connections: usize,
         #[command(flatten)]
         clients: Clients,
         /// Seconds between media retention sweeps.
@@ -254,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Role::Gateway {
             pod,
+            max_connections,
             clients,
             media_sweep_secs,
             tls,
@@ -264,7 +268,10 @@ async fn main() -> anyhow::Result<()> {
                 control_listen: pod.control_listen,
                 control_token_file: pod.control_token_file,
                 wire: pod.wire_max,
-                limits: clients.limits(Limits::default()),
+                limits: clients.limits(Limits {
+                    max_connections,
+                    ..Limits::default()
+                }),
                 sweep_every: std::time::Duration::from_secs(media_sweep_secs.max(1)),
                 tls: tls.files(),
             };

@@ -41,6 +41,10 @@ pub const TLS_KEY_ENV: &str = "CONFAB_TLS_KEY";
 /// Environment variable with the gateway's trusted proxies, comma-separated
 /// networks (`chat-runtime gateway --trusted-proxies`).
 pub const TRUSTED_PROXIES_ENV: &str = "CONFAB_TRUSTED_PROXIES";
+/// Environment variable: most open WebSocket sessions of one gateway.
+pub const MAX_CONNECTIONS_ENV: &str = "CONFAB_MAX_CONNECTIONS";
+/// Most open WebSocket sessions of one gateway unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: i32 = 19_000;
 /// Volume (under [`SECRETS_DIR`]) where the control token Secret is mounted.
 pub const CONTROL_TOKEN_VOLUME: &str = "control";
 /// Environment variable naming the file that holds the control token; when

@@ -86,7 +86,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_connections: 19_000,
+            max_connections: confab_api::config::DEFAULT_MAX_CONNECTIONS as usize,
             rate_per_sec: 100,
             burst: 200,
             session_queue: 4096,

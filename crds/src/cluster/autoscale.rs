@@ -60,8 +60,8 @@ pub struct GatewayAutoscale {
     #[schemars(range(min = 1, max = 1000))]
     pub max: i32,
     /// Open connections per gateway pod to aim for: the cluster wants
-    /// `ceil(connections ÷ target)` gateways. Keep it well below the 19,000
-    /// connections a gateway accepts before it refuses newcomers.
+    /// `ceil(connections ÷ target)` gateways. Below `gateway.maxConnections`
+    /// (well below: room for a drained gateway's clients).
     #[serde(default = "default_connections_target")]
     #[schemars(range(min = 1))]
     pub target_connections: i32,

@@ -73,16 +73,28 @@ fn default_failover_delay() -> i32 {
 fn default_one() -> i32 {
     1
 }
+fn default_max_connections() -> i32 {
+    crate::config::DEFAULT_MAX_CONNECTIONS
+}
 
 /// The gateways: the WebSocket/REST edge clients connect to.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "!has(self.autoscale) || self.autoscale.targetConnections < self.maxConnections", "message": "gateway.autoscale.targetConnections must be below gateway.maxConnections: a gateway refuses connections above its maximum before the autoscaler would add one", "fieldPath": ".autoscale.targetConnections" }
+]))]
 pub struct GatewaySpec {
     /// Gateway pods. With more than one, a PodDisruptionBudget keeps all but
     /// one available during voluntary disruptions.
     #[serde(default = "default_one")]
     #[schemars(range(min = 1, max = 1000))]
     pub replicas: i32,
+    /// Most open WebSocket sessions per gateway pod (100-1,000,000); a
+    /// gateway refuses newcomers above it (close 4001, try again later).
+    /// About 14 KiB of memory each: size `resources.gateway` to match.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 100, max = 1_000_000))]
+    pub max_connections: i32,
     /// The Service that is the cluster's WebSocket endpoint.
     #[serde(default)]
     pub service: GatewayServiceSpec,
@@ -127,6 +139,7 @@ impl Default for GatewaySpec {
     fn default() -> Self {
         Self {
             replicas: 1,
+            max_connections: default_max_connections(),
             service: GatewayServiceSpec::default(),
             failover_delay_seconds: default_failover_delay(),
             topology_spread: TopologySpreadSpec::default(),

@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 
 use confab_api::cluster::ChatCluster;
 use confab_api::config::{
-    CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_VOLUME, HTTP_PORT,
-    POD_NAME_ENV, TLS_CERT_ENV, TLS_CERT_KEY, TLS_KEY_ENV, TLS_KEY_KEY, TOKEN_KEY,
-    TRUSTED_PROXIES_ENV,
+    CONFIG_ENV, CONFIG_PATH, CONTROL_PORT, CONTROL_TOKEN_FILE_ENV, CONTROL_TOKEN_VOLUME,
+    DEFAULT_MAX_CONNECTIONS, HTTP_PORT, MAX_CONNECTIONS_ENV, POD_NAME_ENV, TLS_CERT_ENV,
+    TLS_CERT_KEY, TLS_KEY_ENV, TLS_KEY_KEY, TOKEN_KEY, TRUSTED_PROXIES_ENV,
 };
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -169,6 +169,12 @@ pub fn runtime_container(cc: &ChatCluster, role: Role, mounts: Vec<VolumeMount>)
     let proxies = &cc.spec.gateway.trusted_proxies;
     if role == Role::Gateway && !proxies.is_empty() {
         vars.push(env(TRUSTED_PROXIES_ENV, &proxies.join(",")));
+    }
+    // Only when not the default: a cluster that never set it keeps its pod
+    // template (an operator upgrade rolls no gateway for it).
+    let max = cc.spec.gateway.max_connections;
+    if role == Role::Gateway && max != DEFAULT_MAX_CONNECTIONS {
+        vars.push(env(MAX_CONNECTIONS_ENV, &max.to_string()));
     }
     let scheme = if serves_tls { "HTTPS" } else { "HTTP" };
     Container {
@@ -484,5 +490,28 @@ mod tests {
         assert_eq!(spec.service_account_name.as_deref(), Some("chat-runtime"));
         assert_eq!(spec.node_selector.unwrap()["type"], "kwok");
         assert_eq!(spec.security_context.unwrap().run_as_user, Some(RUN_AS));
+    }
+
+    #[test]
+    fn a_gateway_takes_its_connection_maximum_only_when_not_the_default() {
+        let mut cc = cluster();
+        let max = |cc: &ChatCluster| {
+            let c = runtime_container(cc, Role::Gateway, vec![]);
+            let vars = c.env.unwrap_or_default();
+            vars.into_iter()
+                .find(|v| v.name == MAX_CONNECTIONS_ENV)
+                .and_then(|v| v.value)
+        };
+        assert_eq!(max(&cc), None, "the default changes no template");
+        cc.spec.gateway.max_connections = 60_000;
+        assert_eq!(max(&cc).as_deref(), Some("60000"));
+        let shard = runtime_container(&cc, Role::Shard, vec![]);
+        assert!(
+            !shard
+                .env
+                .unwrap()
+                .iter()
+                .any(|v| v.name == MAX_CONNECTIONS_ENV)
+        );
     }
 }

@@ -72,6 +72,24 @@ fn bad_specs() -> Vec<(String, Value, Vec<&'static str>)> {
     };
     let tolerations = |t: Value| json!({ "image": "x", "scheduling": { "tolerations": [t] } });
     let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        // autoscaling
+        (
+            "bounds",
+            json!({ "image": "x", "shards": { "autoscale": { "min": 4, "max": 2 } } }),
+            vec!["shards.autoscale.min must not exceed shards.autoscale.max"],
+        ),
+        (
+            "target",
+            json!({ "image": "x", "gateway": { "maxConnections": 5000,
+                    "autoscale": { "min": 1, "max": 3, "targetConnections": 5000 } } }),
+            vec!["gateway.autoscale.targetConnections must be below gateway.maxConnections"],
+        ),
+        (
+            "default-target",
+            json!({ "image": "x", "gateway": { "maxConnections": 10000,
+                    "autoscale": { "min": 1, "max": 3 } } }),
+            vec!["gateway.autoscale.targetConnections must be below gateway.maxConnections"],
+        ),
         // metadata.name
         (
             "a234567890123456789012345678901234567890123456",
