@@ -68,7 +68,7 @@ fn measure<T: Serialize + DeserializeOwned>(v: Version, value: &T, n: u32) -> (u
 }
 
 pub fn run(n: u32) -> Result<()> {
-    println!("wire version  message          bytes  encode ns  decode ns");
+    println!("wire version     message          bytes  encode ns  decode ns");
     for v in [Version::JSON, LATEST] {
         let name = if v == Version::JSON {
             "1 (JSON)"
@@ -76,9 +76,9 @@ pub fn run(n: u32) -> Result<()> {
             "2 (MessagePack)"
         };
         let (b, e, d) = measure(v, &command(), n);
-        println!("{name:<13} send ×8 command {b:>6} {e:>10.0} {d:>10.0}");
+        println!("{name:<16} send ×8 command {b:>6} {e:>10.0} {d:>10.0}");
         let (b, e, d) = measure(v, &answer(), n);
-        println!("{name:<13} its answer      {b:>6} {e:>10.0} {d:>10.0}");
+        println!("{name:<16} its answer      {b:>6} {e:>10.0} {d:>10.0}");
     }
     Ok(())
 }
