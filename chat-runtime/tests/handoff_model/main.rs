@@ -87,6 +87,17 @@ fn crashes_and_restarts_during_a_change() {
 }
 
 #[test]
+fn graceful_stops_and_catching_up_from_the_records() {
+    holds(Scenario::Rejoin);
+}
+
+#[test]
+fn catching_up_to_a_ring_only_prepared_makes_two_sequencers() {
+    let model = Handoff::new(Scenario::Rejoin, &[Bug::CatchUpFromPrepared]);
+    caught(model, ONE_SEQUENCER);
+}
+
+#[test]
 fn without_the_lease_check_two_shards_sequence_yet_the_conditional_insert_keeps_the_log() {
     // Both the lease check and the store's fence are off: only the
     // conditional insert on (chat, seq) stands between a paused shard and

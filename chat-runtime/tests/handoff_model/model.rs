@@ -12,7 +12,7 @@
 
 use chat_runtime::cluster::{Millis, Ownership};
 use chat_runtime::model::ChatId;
-use confab_api::ring::{ShardId, sample_chats};
+use confab_api::ring::{Ring, ShardId, sample_chats};
 use stateright::{Model, Property};
 
 use crate::world::{
@@ -37,6 +37,9 @@ pub enum Bug {
     BlindStore,
     /// The store keeps its conditional insert but checks no fence.
     NoStoreFence,
+    /// A shard following the others' records adopts a ring one of them
+    /// has only prepared, as if it were committed.
+    CatchUpFromPrepared,
 }
 
 /// Bounds and faults of one check.
@@ -53,6 +56,11 @@ pub struct Handoff {
     /// Lease time to live, in ticks.
     pub ttl: u64,
     pub max_crashes: u8,
+    /// Most graceful stops (drain, release the lease, go down).
+    pub max_stops: u8,
+    /// Whether shards follow each other's records (`Ownership::catch_up`),
+    /// also before they take a lease on restart.
+    pub follow: bool,
     /// Most lease grants and renewals (each takes a revision).
     pub max_revision: u64,
     /// Ring changes the operator starts (aborted ones included).
@@ -80,6 +88,10 @@ pub enum Scenario {
     /// One ring change while a shard may crash, losing its memory, and
     /// restart from its persisted record.
     Crashes,
+    /// One ring change while shards follow each other's records and one may
+    /// stop gracefully (drained, its lease released) and come back, catching
+    /// up before it takes a lease.
+    Rejoin,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +115,11 @@ pub enum Action {
     Start(Mask),
     /// Remove a member that did not acknowledge, once its lease expired.
     Force(u32),
+    /// A graceful stop: the shard, with no write in flight, releases its
+    /// lease (deletes its key at its revision) and goes down.
+    Stop(u32),
+    /// The shard adopts a newer ring another shard's record shows.
+    CatchUp(u32),
     Commit,
     Abort,
 }
@@ -123,6 +140,8 @@ impl Handoff {
             max_time: 0,
             ttl: 2,
             max_crashes: 0,
+            max_stops: 0,
+            follow: false,
             max_revision: SHARDS.into(),
             changes: 1,
             duplicates: false,
@@ -149,11 +168,56 @@ impl Handoff {
                 max_revision: base.max_revision + 2,
                 ..base
             },
+            Scenario::Rejoin => Self {
+                max_time: 2,
+                max_stops: 1,
+                follow: true,
+                max_revision: base.max_revision + 2,
+                ..base
+            },
         }
     }
 
     pub fn has(&self, bug: Bug) -> bool {
         self.bugs.contains(&bug)
+    }
+
+    /// A ring newer than shard `s`'s committed one that another shard's
+    /// record shows committed (or, with the bug, only prepared).
+    fn newer_ring(&self, state: &State, s: u32) -> Option<Ring> {
+        let Node::Up(shard) = &state.nodes[s as usize] else {
+            return None;
+        };
+        let mine = shard.own.committed().epoch();
+        let others = state.store.records.iter().filter(|r| r.shard.0 != s);
+        let shown = others.flat_map(|r| {
+            let prepared = r
+                .prepared
+                .clone()
+                .filter(|_| self.has(Bug::CatchUpFromPrepared));
+            [Some(r.committed.clone()), prepared]
+        });
+        shown
+            .flatten()
+            .filter(|r| r.epoch() > mine)
+            .max_by_key(Ring::epoch)
+    }
+
+    /// Shard `s` adopts the newest ring another's record shows; the chat's
+    /// cached head is dropped (reloaded on the next write) and the record
+    /// persisted.
+    fn catch_up(&self, state: &mut State, s: u32) {
+        let Some(ring) = self.newer_ring(state, s) else {
+            return;
+        };
+        let Some(shard) = state.shard_mut(s) else {
+            return;
+        };
+        if shard.own.catch_up(ring).is_some() {
+            shard.head = None;
+            state.caught_up = true;
+            state.persist(s);
+        }
     }
 
     fn members(from: Mask, to: Mask) -> impl Iterator<Item = u32> {
@@ -275,6 +339,12 @@ impl Handoff {
                 if state.crashes < self.max_crashes {
                     actions.push(Action::Crash(s));
                 }
+                if state.stops < self.max_stops && shard.inflight.is_none() {
+                    actions.push(Action::Stop(s));
+                }
+                if self.follow && self.newer_ring(state, s).is_some() {
+                    actions.push(Action::CatchUp(s));
+                }
                 // Clients send one request at a time, any message not yet
                 // acked (a client may give up and another send), to any
                 // shard (their ring may be stale).
@@ -375,7 +445,28 @@ impl Model for Handoff {
                     inflight: None,
                     ack_after_flush: None,
                 });
+                // The records are read before a lease is taken.
+                if self.follow {
+                    self.catch_up(&mut state, s);
+                }
             }
+            Action::Stop(s) => {
+                let Node::Up(shard) = &state.nodes[s as usize] else {
+                    return None;
+                };
+                let held = shard.own.lease().map(|l| l.revision);
+                if let (LeaseKey::Held { revision, .. }, Some(mine)) =
+                    (state.leases[s as usize], held)
+                    && revision == mine
+                {
+                    state.leases[s as usize] = LeaseKey::Absent;
+                }
+                state.nodes[s as usize] = Node::Down {
+                    life: shard.life + 1,
+                };
+                state.stops += 1;
+            }
+            Action::CatchUp(s) => self.catch_up(&mut state, s),
             Action::Start(_) | Action::Force(_) | Action::Commit | Action::Abort => {
                 self.operator_step(&mut state, &action);
             }

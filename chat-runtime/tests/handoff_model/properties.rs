@@ -50,6 +50,10 @@ pub fn of(scenario: Scenario) -> Vec<Property<Handoff>> {
         Scenario::Crashes => Property::sometimes("a write acked after a crash", |_, s: &State| {
             s.crashes > 0 && s.acked.len() == s.store.messages.len() && !s.acked.is_empty()
         }),
+        Scenario::Rejoin => Property::sometimes(
+            "a stopped shard came back by the records and a write was acked",
+            |_, s: &State| s.stops > 0 && s.caught_up && !s.acked.is_empty(),
+        ),
     });
     if scenario == Scenario::Failover {
         properties.push(Property::sometimes(

@@ -219,6 +219,10 @@ pub struct State {
     /// A message was acked with two different seqs.
     pub ack_conflict: bool,
     pub crashes: u8,
+    /// Graceful stops so far (a shard drained, its lease released).
+    pub stops: u8,
+    /// A shard adopted a ring from another's record (coverage only).
+    pub caught_up: bool,
 }
 
 impl State {
@@ -265,6 +269,8 @@ impl State {
             acked: BTreeMap::new(),
             ack_conflict: false,
             crashes: 0,
+            stops: 0,
+            caught_up: false,
         }
     }
 
