@@ -1,12 +1,16 @@
 //! The reconcile loop's body: the finalizer's Apply and Cleanup branches,
 //! the error policy, and the events that explain every decision.
 //!
-//! Apply = observe → `core::desired` → execute the plan step → apply objects
-//! (server-side apply) → patch status only when it changed. A ring step that
-//! fails or a child the API server refuses never stops the rest: each is a
-//! Warning event and a condition, and the step is retried with backoff. Cleanup drains
-//! the shards and deletes the data volume claims (which owner references do
-//! not garbage-collect); everything else goes with the owner references.
+//! Apply = observe (a forced failover fences its shard) → `core::desired` →
+//! execute the plan step → apply objects (server-side apply) → the shard
+//! roll's next restart → read the load when due → patch status only when it
+//! changed → the autoscaler's count and the annotation requests (both change
+//! the object, so after the status). A ring step that fails or a child the
+//! API server refuses never stops the rest: each is a Warning event and a
+//! condition, and the step is retried with backoff. Every cluster comes back
+//! at least once per load interval. Cleanup drains the shards and deletes
+//! the data volume claims (which owner references do not garbage-collect);
+//! everything else goes with the owner references.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -185,7 +189,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let autoscaled = autoscale::run(ctx, cc, &names, &observed, &desired.plan, &key).await;
     status.load = autoscaled.load;
     status.autoscale = autoscaled.status;
-    ctx.metrics.ring(&cluster_key(cc), &status);
+    ctx.metrics.ring(&key, &status);
     let settled = matches!(step, Step::Stable | Step::Paused)
         && faults.is_empty()
         && status
