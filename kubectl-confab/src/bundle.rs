@@ -11,13 +11,12 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, LogParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{CLUSTER_LABEL, Error, Snapshot, snapshot, status};
+use crate::{CLUSTER_LABEL, Error, snapshot, status};
 
 /// Log lines kept per container.
 const LOG_LINES: i64 = 2000;
@@ -54,10 +53,7 @@ pub async fn write(
         "configmaps.json",
         &list::<ConfigMap>(client, namespace, &selector).await?,
     ));
-    files.push(json(
-        "events.json",
-        &events(client, namespace, &snap).await?,
-    ));
+    files.push(json("events.json", &snap.events));
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     for pod in &snap.pods {
         files.extend(logs(&pods, pod, "logs").await);
@@ -111,28 +107,6 @@ where
         .list(&ListParams::default().labels(selector))
         .await?
         .items)
-}
-
-/// Events about the ChatCluster and its pods, oldest first.
-async fn events(client: &Client, namespace: &str, snap: &Snapshot) -> Result<Vec<Event>, Error> {
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let name = snap.cluster.name_any();
-    let mut list: Vec<Event> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| {
-            let regarding = e
-                .regarding
-                .as_ref()
-                .and_then(|r| r.name.as_deref())
-                .unwrap_or_default();
-            regarding == name || regarding.starts_with(&format!("{name}-"))
-        })
-        .collect();
-    list.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-    Ok(list)
 }
 
 /// The last lines of each container of `pod` under `dir/`; a log that

@@ -20,6 +20,7 @@ pub mod status;
 
 use confab_api::cluster::ChatCluster;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
@@ -44,6 +45,16 @@ pub struct Snapshot {
     pub cluster: ChatCluster,
     /// Every pod labelled with the cluster's name, sorted by name.
     pub pods: Vec<Pod>,
+    /// Events about the ChatCluster and its children, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// When `event` last happened.
+pub fn event_time(event: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    let series = event.series.as_ref().map(|s| s.last_observed_time.0);
+    series
+        .or(event.event_time.as_ref().map(|t| t.0))
+        .or(event.deprecated_last_timestamp.as_ref().map(|t| t.0))
 }
 
 /// The label every pod of a ChatCluster carries.
@@ -65,5 +76,22 @@ pub async fn snapshot(client: &Client, namespace: &str, name: &str) -> Result<Sn
         .await?
         .items;
     pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    Ok(Snapshot { cluster, pods })
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let children = format!("{name}-");
+    let mut events: Vec<Event> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            let regarding = e.regarding.as_ref().and_then(|r| r.name.as_deref());
+            regarding.is_some_and(|r| r == name || r.starts_with(&children))
+        })
+        .collect();
+    events.sort_by_key(event_time);
+    Ok(Snapshot {
+        cluster,
+        pods,
+        events,
+    })
 }

@@ -1,7 +1,8 @@
 //! `kubectl confab status`: one ChatCluster at a glance — conditions, the
 //! ring, every shard (pod, readiness, ring membership, the epoch and lease
-//! it reported, its chats and sends/s), the gateways, the autoscaler — from
-//! the ChatCluster's status and its pods. Pure rendering.
+//! it reported, its chats and sends/s), the gateways, the autoscaler and
+//! the operator's last events — from the ChatCluster's status, its pods and
+//! events. Pure rendering.
 
 use std::fmt::Write;
 
@@ -9,7 +10,7 @@ use confab_api::cluster::{ChatClusterStatus, ScaleStatus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::{ROLE_LABEL, Snapshot};
+use crate::{ROLE_LABEL, Snapshot, event_time};
 
 /// Columns padded to their widest cell, two spaces apart, indented.
 fn table(rows: &[Vec<String>]) -> String {
@@ -83,6 +84,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     shards(&mut out, snapshot, &status);
     gateways(&mut out, snapshot, &status);
     autoscale(&mut out, &status);
+    events(&mut out, snapshot);
     if let Some(e) = &status.endpoints {
         let _ = writeln!(
             out,
@@ -213,6 +215,35 @@ fn gateways(out: &mut String, snapshot: &Snapshot, status: &ChatClusterStatus) {
     out.push_str(&table(&rows));
 }
 
+/// Events shown: the operator's last decisions about the ChatCluster.
+const RECENT_EVENTS: usize = 8;
+
+fn events(out: &mut String, snapshot: &Snapshot) {
+    let name = snapshot.cluster.name_any();
+    let about: Vec<_> = snapshot
+        .events
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&name))
+        .collect();
+    if about.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nRecent events");
+    let skip = about.len().saturating_sub(RECENT_EVENTS);
+    let rows: Vec<Vec<String>> = about[skip..]
+        .iter()
+        .map(|e| {
+            vec![
+                event_time(e).map_or("-".into(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&rows));
+}
+
 fn autoscale(out: &mut String, status: &ChatClusterStatus) {
     let Some(a) = &status.autoscale else { return };
     let _ = writeln!(out, "\nAutoscale");
@@ -278,6 +309,18 @@ mod tests {
                 pod("chat-shard-1", "shard", "True"),
                 pod("chat-shard-2", "shard", "False"),
             ],
+            events: vec![
+                serde_json::from_value(json!({
+                    "metadata": { "name": "chat.1" },
+                    "eventTime": "2026-12-08T01:00:01.000000Z",
+                    "regarding": { "kind": "ChatCluster", "name": "chat" },
+                    "type": "Normal", "reason": "AutoscaledShards",
+                    "note": "2 → 3: 3130 sends/s at a target of 1000 per shard",
+                    "reportingController": "confab-operator", "reportingInstance": "x",
+                    "action": "AutoscaledShards3"
+                }))
+                .unwrap(),
+            ],
         };
         let out = render(&snapshot);
         for line in [
@@ -290,6 +333,7 @@ mod tests {
             "Gateways: 1500 connections on 1 answering",
             "  chat-gateway-5d-x  True   10.0.0.7",
             "  shards: recommended 3; holding: the load must call for 3 for 60 s before scaling up",
+            "  2026-12-08T01:00:01Z  Normal  AutoscaledShards  2 → 3: 3130 sends/s at a target of 1000 per shard",
         ] {
             assert!(out.lines().any(|l| l == line), "no line {line:?} in\n{out}");
         }

@@ -62,6 +62,13 @@ async fn plugin(client: &Client, ns: &str, recording: &Recording) -> Result<()> 
     ] {
         assert!(shown.lines().any(|l| l == line), "no {line:?} in\n{shown}");
     }
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("  Normal  RingBootstrapped")
+                && l.ends_with("committed ring epoch 1 with shards [0, 1, 2]")),
+        "the operator's events are shown:\n{shown}"
+    );
     let shard_rows = shown
         .lines()
         .filter(|l| l.contains("chat-shard-") && l.contains("  yes  "))
