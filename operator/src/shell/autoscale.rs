@@ -263,6 +263,8 @@ pub async fn apply(ctx: &Context, cc: &ChatCluster, steps: &[ScaleStep]) -> Resu
             .await?;
         let action = format!("{}{}", step.reason, step.to);
         ctx.step(cc, step.reason, &action, step.note.clone()).await;
+        let key = format!("{ns}/{}", cc.name_any());
+        ctx.metrics.autoscaled(&key, part);
     }
     Ok(())
 }

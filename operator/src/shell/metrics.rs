@@ -6,8 +6,9 @@
 //! installation).
 //!
 //! Per ChatCluster: failed reconciles and ring steps, the ring (epoch, Ready
-//! members, shards failed over, since when a change is in flight) and how
-//! long each committed ring change took. The chart's dashboard and alerts
+//! members, shards failed over, since when a change is in flight), how
+//! long each committed ring change took, and the autoscaler's
+//! recommendation and steps per role. The chart's dashboard and alerts
 //! read these names; a test below keeps them in step.
 
 use std::time::Duration;
@@ -37,6 +38,12 @@ struct ClusterLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    cluster: String,
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabel {
     cluster: String,
     change: &'static str,
@@ -63,6 +70,10 @@ pub struct Metrics {
     changing_since: Family<ClusterLabel, Gauge>,
     /// Committed ring changes: how long each took, by kind.
     ring_changes: Family<ChangeLabel, Histogram>,
+    /// The count the autoscaler's last reading calls for, per role.
+    recommended: Family<RoleLabel, Gauge>,
+    /// Counts the autoscaler set, per role.
+    autoscaled: Family<RoleLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,6 +95,18 @@ impl Metrics {
         let changing_since = Family::<ClusterLabel, Gauge>::default();
         let ring_changes: Family<ChangeLabel, Histogram> =
             Family::new_with_constructor(ring_change_histogram);
+        let recommended = Family::<RoleLabel, Gauge>::default();
+        let autoscaled = Family::<RoleLabel, Counter>::default();
+        registry.register(
+            "autoscale_recommended",
+            "The count the autoscaler's last load reading calls for, per ChatCluster and role (shards, gateway)",
+            recommended.clone(),
+        );
+        registry.register(
+            "autoscale_steps",
+            "Counts the autoscaler set, per ChatCluster and role",
+            autoscaled.clone(),
+        );
         registry.register("reconciliations", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -136,6 +159,8 @@ impl Metrics {
             failed_over,
             changing_since,
             ring_changes,
+            recommended,
+            autoscaled,
         }
     }
 
@@ -181,6 +206,33 @@ impl Metrics {
         self.changing_since.get_or_create(&label).set(since);
     }
 
+    /// What the autoscaler of `cluster` recommends, as `status` reports it.
+    pub fn autoscale(&self, cluster: &str, status: &ChatClusterStatus) {
+        let Some(a) = &status.autoscale else {
+            return;
+        };
+        for (role, s) in [("shards", &a.shards), ("gateway", &a.gateway)] {
+            if let Some(s) = s {
+                let label = RoleLabel {
+                    cluster: cluster.to_string(),
+                    role,
+                };
+                self.recommended
+                    .get_or_create(&label)
+                    .set(i64::from(s.recommended));
+            }
+        }
+    }
+
+    /// The autoscaler of `cluster` set the count of `role`.
+    pub fn autoscaled(&self, cluster: &str, role: &'static str) {
+        let label = RoleLabel {
+            cluster: cluster.to_string(),
+            role,
+        };
+        self.autoscaled.get_or_create(&label).inc();
+    }
+
     /// A ring change of kind `change` was committed in `cluster`, `took`
     /// after it began.
     pub fn ring_changed(&self, cluster: &str, change: &'static str, took: Duration) {
@@ -204,7 +256,7 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use confab_api::cluster::{RingStatus, ShardsStatus};
+    use confab_api::cluster::{AutoscaleStatus, RingStatus, ScaleStatus, ShardsStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     use super::*;
@@ -278,6 +330,36 @@ mod tests {
         assert!(text.contains(bucket), "{text}");
     }
 
+    /// A status whose autoscaler recommends 3 shards and 2 gateways.
+    fn autoscaled() -> ChatClusterStatus {
+        let role = |n| ScaleStatus {
+            recommended: n,
+            ..ScaleStatus::default()
+        };
+        ChatClusterStatus {
+            autoscale: Some(AutoscaleStatus {
+                shards: Some(role(3)),
+                gateway: Some(role(2)),
+            }),
+            ..ChatClusterStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_autoscaler_shows_its_recommendation_and_counts_its_steps() {
+        let m = Metrics::new();
+        m.autoscale("prod/chat", &autoscaled());
+        m.autoscaled("prod/chat", "gateway");
+        let text = m.encode();
+        for series in [
+            r#"confab_operator_autoscale_recommended{cluster="prod/chat",role="shards"} 3"#,
+            r#"confab_operator_autoscale_recommended{cluster="prod/chat",role="gateway"} 2"#,
+            r#"confab_operator_autoscale_steps_total{cluster="prod/chat",role="gateway"} 1"#,
+        ] {
+            assert!(text.contains(series), "no {series} in {text}");
+        }
+    }
+
     /// Every `confab_operator_*` series the chart's dashboard and alert rules
     /// query is one this registry exposes.
     #[test]
@@ -288,6 +370,8 @@ mod tests {
         m.step("Commit");
         m.ring("prod/chat", &status("False"));
         m.ring_changed("prod/chat", "ScaleUp", Duration::from_secs(3));
+        m.autoscale("prod/chat", &autoscaled());
+        m.autoscaled("prod/chat", "shards");
         let exposed = series_names(&m.encode());
         let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/confab-operator");
         for file in ["dashboards/confab.json", "templates/prometheusrule.yaml"] {

@@ -190,6 +190,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     status.load = autoscaled.load;
     status.autoscale = autoscaled.status;
     ctx.metrics.ring(&key, &status);
+    ctx.metrics.autoscale(&key, &status);
     let settled = matches!(step, Step::Stable | Step::Paused)
         && faults.is_empty()
         && status
