@@ -37,6 +37,18 @@ pub struct ShardArgs {
     pub lease_ttl: Duration,
 }
 
+/// Asks the ownership core again right before each write (after the
+/// command's admission, a ring change may have stopped the chat or the
+/// lease lapsed).
+fn claim(ownership: Arc<Mutex<Ownership>>) -> crate::shard::Claim {
+    Arc::new(move |chat| {
+        let own = ownership.lock().expect("ownership lock");
+        own.may_sequence(chat, monotonic_now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// Admits commands by the ownership core.
 struct OwnershipGate(Arc<Mutex<Ownership>>);
 
@@ -144,7 +156,8 @@ pub async fn run(
     let queue = connect::push_queue(&nats, &config).await?;
     let shard = Arc::new(
         Shard::with_minter(store, bus, metrics.clone(), minter(ownership.clone()))
-            .with_push(queue, sessions),
+            .with_push(queue, sessions)
+            .with_claim(claim(ownership.clone())),
     );
     // A ring committed while this shard was down comes first: no lease is
     // taken under a ring the cluster has left behind.

@@ -33,7 +33,7 @@ pub mod wire;
 use serde::{Deserialize, Serialize};
 
 pub use client::{LocalShardClient, ShardClient};
-pub use sequencer::{Minter, Shard};
+pub use sequencer::{Claim, Minter, Shard};
 
 use crate::bus::Origin;
 use crate::error::ApiError;

@@ -38,6 +38,10 @@ type Locked = OwnedMappedMutexGuard<Option<ChatState>, ChatState>;
 /// to itself, so the chat it creates is one it sequences.
 pub type Minter = Arc<dyn Fn() -> ChatId + Send + Sync>;
 
+/// Whether this shard may write `chat` now (in a cluster: its ownership
+/// core's `may_sequence`); the reason when not.
+pub type Claim = Arc<dyn Fn(ChatId) -> Result<(), String> + Send + Sync>;
+
 /// The sequencer for the chats it owns.
 pub struct Shard {
     store: Arc<dyn Store>,
@@ -46,6 +50,7 @@ pub struct Shard {
     chats: Slots<ChatState>,
     mint: Minter,
     push: Option<Pushes>,
+    claim: Option<Claim>,
 }
 
 /// The bus event for `frame` in `chat`; a message event carries its seq
@@ -87,7 +92,16 @@ impl Shard {
             chats: Slots::new(MAX_CACHED_CHATS),
             mint,
             push: None,
+            claim: None,
         }
+    }
+
+    /// `self`, asking `claim` right before each write whether it still may
+    /// write the chat: a command admitted just before a ring change stopped
+    /// the chat, or before the lease lapsed, writes nothing.
+    pub fn with_claim(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
+        self
     }
 
     /// `self`, caching at most `capacity` chats.
@@ -191,6 +205,14 @@ impl Shard {
         change: Option<MemberChange>,
         origin: Option<Origin>,
     ) -> Result<Vec<String>, ApiError> {
+        if let Some(claim) = &self.claim
+            && let Err(why) = claim(st.id())
+        {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("this shard may not write the chat now ({why}); retry the request"),
+            ));
+        }
         match self.store.append_all(&msgs, change.clone()).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {

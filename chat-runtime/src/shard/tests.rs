@@ -184,3 +184,46 @@ async fn a_media_send_records_its_share_once_with_its_seq() {
     let shared = store.media(&late.id).await.unwrap().unwrap().shares;
     assert_eq!(shared.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![head]);
 }
+
+#[tokio::test]
+async fn a_write_the_claim_refuses_stores_nothing_and_asks_for_a_retry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (shard, store) = shard(dir.path()).await;
+    let allowed = Arc::new(AtomicBool::new(true));
+    let shard = shard.with_claim({
+        let allowed = allowed.clone();
+        Arc::new(move |_| match allowed.load(Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err("the chat is moving".into()),
+        })
+    });
+    let alice = user("+15550000009");
+    store.create_user(&alice).await.unwrap();
+    let create = Command::CreateGroup {
+        user: alice.id,
+        title: "g".into(),
+        members: vec![],
+    };
+    let Reply::Chat(chat) = shard.handle(create).await.unwrap() else {
+        panic!("a chat");
+    };
+    let head = store.head(chat).await.unwrap();
+    allowed.store(false, Ordering::SeqCst);
+    let Reply::Sent(answers) = shard.handle(send(alice.id, chat, "m1")).await.unwrap() else {
+        panic!("answers to sends");
+    };
+    let e = answers[0].as_ref().unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    assert!(e.message.contains("the chat is moving"), "{}", e.message);
+    assert_eq!(store.head(chat).await.unwrap(), head, "nothing written");
+    allowed.store(true, Ordering::SeqCst);
+    let Reply::Sent(answers) = shard.handle(send(alice.id, chat, "m1")).await.unwrap() else {
+        panic!("answers to sends");
+    };
+    assert_eq!(
+        answers[0].as_ref().unwrap().seq,
+        head + 1,
+        "the retry writes it"
+    );
+}
