@@ -15,6 +15,7 @@ use confab_e2e::load::{Load, Pairs};
 use confab_e2e::media::unique_png;
 use confab_e2e::service_env;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -327,6 +328,12 @@ async fn config_change_rolls_pods(p: &Product) -> Result<()> {
     available(p).await?;
     ring_settled(p, 3).await?;
     took("config change → every runtime pod replaced, Available", t);
+    let rolled = rolled_shards(p).await?;
+    eprintln!("[real node]   shards the operator drained and restarted, in order: {rolled:?}");
+    ensure!(
+        rolled == [2, 1, 0],
+        "the operator rolls the shards one at a time, highest first: {rolled:?}"
+    );
     let timings = settle(p, pairs, load).await?;
     let drained = &timings.drained;
     ensure!(
@@ -342,6 +349,29 @@ async fn config_change_rolls_pods(p: &Product) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The shards the operator's roll restarted (its `RollingShard` events),
+/// in the order it did.
+async fn rolled_shards(p: &Product) -> Result<Vec<u32>> {
+    let events: kube::Api<Event> = kube::Api::namespaced(p.client.clone(), &p.ns);
+    let mut list: Vec<Event> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RollingShard"))
+        .collect();
+    list.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    list.iter()
+        .map(|e| {
+            let note = e.note.as_deref().unwrap_or_default();
+            note.strip_prefix("drained shard ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("an unexpected RollingShard note: {note}"))
+        })
+        .collect()
 }
 
 /// UIDs of the shard, gateway and notifier pods that are not terminating
