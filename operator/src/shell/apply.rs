@@ -91,7 +91,8 @@ pub async fn apply_all(
     Ok(refusals)
 }
 
-async fn delete_one<K>(client: &Client, ns: &str, name: &str) -> Result<bool, kube::Error>
+/// Deletes `K` `name` in `ns`; answers whether it existed.
+pub async fn delete_one<K>(client: &Client, ns: &str, name: &str) -> Result<bool, kube::Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,

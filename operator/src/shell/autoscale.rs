@@ -9,12 +9,10 @@
 //! operator that restarts waits one window before its first step.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use confab_api::cluster::{AutoscaleStatus, ChatCluster, LoadStatus, ScaleStatus};
-use confab_api::config::CONTROL_PORT;
 use futures::future::join_all;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
@@ -22,6 +20,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::control::Target;
+use super::driver::{gateway_target, shard_target};
 use super::reconcile::Context;
 use crate::core::autoscale::{
     self, Memory, Policy, Reading, Recommendation, Verdict, Wanted, gateways_wanted, remember,
@@ -84,13 +83,13 @@ pub async fn run(
     let now = observed.now;
     let interval = SignedDuration::try_from(ctx.load_interval).unwrap_or(SignedDuration::MAX);
     let old = cc.status.clone().unwrap_or_default();
-    if !ctx.memories.with(key, |m| m.due(now, interval)) {
-        let kept = ctx
-            .memories
-            .with(key, |m| (m.load.clone(), m.status.clone()));
+    let kept = ctx.memories.with(key, |m| {
+        (!m.due(now, interval)).then(|| (m.load.clone(), m.status.clone()))
+    });
+    if let Some((load, status)) = kept {
         return Autoscaled {
-            load: kept.0.or(old.load),
-            status: kept.1.or(old.autoscale),
+            load: load.or(old.load),
+            status: status.or(old.autoscale),
             steps: Vec::new(),
         };
     }
@@ -271,25 +270,18 @@ pub async fn apply(ctx: &Context, cc: &ChatCluster, steps: &[ScaleStep]) -> Resu
 
 /// Asks every Ready shard and gateway pod for its status, concurrently.
 async fn read(ctx: &Context, names: &Names, observed: &Observed) -> Reading {
-    let token = observed.control_token.value().to_string();
-    let target = |shard: u32, ip| Target {
-        namespace: names.namespace.clone(),
-        cluster: names.cluster.clone(),
-        shard,
-        address: SocketAddr::new(ip, CONTROL_PORT).to_string(),
-        token: token.clone(),
-    };
-    let shards: Vec<(u32, Target)> = observed
-        .shard_pods
+    let token = observed.control_token.value();
+    let pods = &observed.shard_pods;
+    let shards: Vec<(u32, Target)> = pods
         .iter()
         .filter(|p| p.ready)
-        .filter_map(|p| Some((p.ordinal, target(p.ordinal, p.ip?))))
+        .map(|p| (p.ordinal, shard_target(names, p.ordinal, pods, token)))
         .collect();
     let gateways: Vec<(String, Target)> = observed
         .gateway_pods
         .iter()
         .filter(|p| p.ready)
-        .filter_map(|p| Some((p.name.clone(), target(0, p.ip?))))
+        .filter_map(|p| Some((p.name.clone(), gateway_target(names, p.ip?, token))))
         .collect();
     let ask = |t: Target| async move {
         match tokio::time::timeout(READ_TIMEOUT, ctx.control.status(&t)).await {

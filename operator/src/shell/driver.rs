@@ -10,7 +10,7 @@
 //! that does not answer is reported and the step completes anyway — a later
 //! prepare replaces a lost abort, and a drained pod's chats already moved.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use confab_api::cluster::{ChatCluster, RingStatus};
 use confab_api::config::CONTROL_PORT;
@@ -24,26 +24,40 @@ use crate::core::status::Faults;
 use crate::core::{self, Desired, Observed, ShardPod, Step};
 use crate::error::Error;
 
-/// The control endpoint of each of `shards`: the pod's IP as observed (as
-/// CloudNativePG reaches its instances — no wait for DNS after a pod comes
-/// back, no cluster DNS needed), else its name under the headless Service.
+/// The control endpoint of each of `shards` (see [`shard_target`]).
 pub fn targets(names: &Names, shards: &[u32], pods: &[ShardPod], token: &str) -> Vec<Target> {
     shards
         .iter()
-        .map(|&shard| {
-            let ip = pods.iter().find(|p| p.ordinal == shard).and_then(|p| p.ip);
-            Target {
-                namespace: names.namespace.clone(),
-                cluster: names.cluster.clone(),
-                shard,
-                address: ip.map_or_else(
-                    || names.shard_control_address(shard),
-                    |ip| SocketAddr::new(ip, CONTROL_PORT).to_string(),
-                ),
-                token: token.to_string(),
-            }
-        })
+        .map(|&shard| shard_target(names, shard, pods, token))
         .collect()
+}
+
+/// The control endpoint of `shard`: its pod's IP as observed (as
+/// CloudNativePG reaches its instances — no wait for DNS after a pod comes
+/// back, no cluster DNS needed), else its name under the headless Service.
+pub fn shard_target(names: &Names, shard: u32, pods: &[ShardPod], token: &str) -> Target {
+    let ip = pods.iter().find(|p| p.ordinal == shard).and_then(|p| p.ip);
+    Target {
+        namespace: names.namespace.clone(),
+        cluster: names.cluster.clone(),
+        shard,
+        address: ip.map_or_else(
+            || names.shard_control_address(shard),
+            |ip| SocketAddr::new(ip, CONTROL_PORT).to_string(),
+        ),
+        token: token.to_string(),
+    }
+}
+
+/// The control endpoint of the gateway pod at `ip`.
+pub fn gateway_target(names: &Names, ip: IpAddr, token: &str) -> Target {
+    Target {
+        namespace: names.namespace.clone(),
+        cluster: names.cluster.clone(),
+        shard: 0,
+        address: SocketAddr::new(ip, CONTROL_PORT).to_string(),
+        token: token.to_string(),
+    }
 }
 
 /// What executing a step did.

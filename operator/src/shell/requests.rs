@@ -7,17 +7,15 @@
 //! committed ring no longer holds the shard: it deletes the pod, which
 //! rejoins when Ready. A drain calls the pod's `Drain`, then deletes it.
 
-use std::net::SocketAddr;
-
 use confab_api::cluster::requests::{PodRef, Request, requests};
 use confab_api::cluster::{ChatCluster, RingStatus};
-use confab_api::config::CONTROL_PORT;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::control::Target;
+use super::apply::delete_one;
+use super::driver::{gateway_target, shard_target};
 use super::reconcile::Context;
 use crate::core::Observed;
 use crate::core::names::{Names, Role};
@@ -90,7 +88,7 @@ async fn fail_over(
         return Ok(None);
     }
     let pod = format!("{}-{n}", names.workload(Role::Shard));
-    delete_pod(ctx, names, &pod).await?;
+    delete_one::<Pod>(&ctx.client, &names.namespace, &pod).await?;
     let note = format!(
         "shard {n} is out of the ring (epoch {}, shards {:?}); deleted {pod}, which rejoins once Ready",
         ring.epoch, ring.members
@@ -105,27 +103,24 @@ async fn drain(
     observed: &Observed,
     pod: &PodRef,
 ) -> Result<Outcome, Error> {
+    let token = observed.control_token.value();
     let found = match pod {
         PodRef::Shard(n) => observed
             .shard_pods
             .iter()
-            .find(|p| p.ordinal == *n)
-            .map(|p| (format!("{}-{n}", names.workload(Role::Shard)), *n, p.ip)),
+            .find(|p| p.ordinal == *n && p.ip.is_some())
+            .map(|_| {
+                let name = format!("{}-{n}", names.workload(Role::Shard));
+                (name, shard_target(names, *n, &observed.shard_pods, token))
+            }),
         PodRef::Gateway(name) => observed
             .gateway_pods
             .iter()
             .find(|p| &p.name == name)
-            .map(|p| (p.name.clone(), 0, p.ip)),
+            .and_then(|p| Some((p.name.clone(), gateway_target(names, p.ip?, token)))),
     };
-    let Some((name, shard, Some(ip))) = found else {
+    let Some((name, target)) = found else {
         return Ok(Err(format!("cannot drain {pod}: no such pod with an IP")));
-    };
-    let target = Target {
-        namespace: names.namespace.clone(),
-        cluster: names.cluster.clone(),
-        shard,
-        address: SocketAddr::new(ip, CONTROL_PORT).to_string(),
-        token: observed.control_token.value().to_string(),
     };
     let remaining = match ctx.control.drain(&target, ctx.drain_deadline).await {
         Ok(remaining) => remaining,
@@ -135,20 +130,11 @@ async fn drain(
             )));
         }
     };
-    delete_pod(ctx, names, &name).await?;
+    delete_one::<Pod>(&ctx.client, &names.namespace, &name).await?;
     let held = match pod {
         PodRef::Gateway(_) => "sessions",
         PodRef::Shard(_) => "chats",
     };
     let note = format!("drained {pod} ({remaining} {held} left) and deleted its pod");
     Ok(Ok(("Drained", note)))
-}
-
-async fn delete_pod(ctx: &Context, names: &Names, name: &str) -> Result<(), Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    match pods.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
